@@ -1,0 +1,79 @@
+//! The composition root: builds the store, the sites and their origins, and the router from a
+//! validated [`Config`], and runs the server.
+
+use crate::{
+    cache::{
+        Store, StoreConfig,
+        fill::{Fills, InflightBudget},
+    },
+    config::Config,
+    proxy::{
+        self, Edge, Settings,
+        site::{Site, Sites},
+    },
+    server,
+};
+use axum::Router;
+use std::{future::Future, sync::Arc};
+use tokio::net::TcpListener;
+
+/// A config that validated but cannot be brought up (an origin client, a directory).
+#[derive(Debug, thiserror::Error)]
+#[error("site `{site}`: {reason}")]
+pub struct BuildError {
+    pub site: String,
+    pub reason: String,
+}
+
+/// The running parts of an edge.
+pub struct App {
+    pub edge: Arc<Edge>,
+    pub router: Router,
+}
+
+impl App {
+    pub fn build(cfg: &Config) -> Result<Self, BuildError> {
+        let sites = cfg
+            .sites
+            .iter()
+            .map(|s| {
+                Site::build(s, cfg).map_err(|reason| BuildError {
+                    site: s.name.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let store = Store::new(StoreConfig {
+            max_memory: cfg.cache.max_memory.0,
+            max_object_size: cfg.cache.max_object_size.0,
+            max_variants: cfg.cache.max_variants,
+            keep: cfg.cache.keep.0,
+        });
+        let budget = Arc::new(InflightBudget::new(cfg.cache.max_inflight.0));
+        let edge = Arc::new(Edge {
+            sites: Sites::new(sites),
+            store,
+            fills: Arc::new(Fills::new(budget)),
+            settings: Settings {
+                fill_wait_timeout: cfg.cache.fill_wait_timeout.0,
+                body_idle_timeout: cfg.origin.first_byte_timeout.0,
+                hit_for_miss: cfg.cache.hit_for_miss.0,
+                max_request_body: cfg.server.max_request_body.0,
+                health_path: cfg.server.health_path.clone(),
+                access_log: cfg.log.access_log,
+            },
+        });
+        let router = proxy::router(edge.clone());
+        Ok(Self { edge, router })
+    }
+
+    /// Serves until `shutdown` completes, then drains.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        cfg: &Config,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        server::serve(listener, self.router, &cfg.server, shutdown).await;
+    }
+}

@@ -1,0 +1,622 @@
+//! Request coalescing with a streaming fill.
+//!
+//! The first request for a missing key becomes the *leader*: it starts one origin fetch (run by
+//! a task of its own, so the fill outlives the client that started it) and the body is appended
+//! here chunk by chunk. Every request for the same key that arrives meanwhile joins as a
+//! *follower* and reads the same chunks as they arrive: nobody waits for the whole body, and
+//! the origin sees one request.
+//!
+//! Memory is bounded twice over. Bytes retained for storing count against a shared in-flight
+//! budget; when it is full, or the body outgrows `max_object_size`, the fill stops retaining
+//! (it will not be stored), closes its door to new followers and keeps only a window of chunks
+//! that the slowest current reader has not yet read, slowing the origin read to that reader's
+//! pace. A fill that ends in an error ends every reader's body in that error, so nobody takes a
+//! truncated body for a complete one. Dropping the writer without finishing counts as an error,
+//! so no outcome leaves a key locked.
+
+use super::key::{CacheKey, VaryValues};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+use tokio::sync::{Notify, watch};
+
+/// Chunks kept for the slowest reader once a fill no longer retains its body.
+const WINDOW_BYTES: usize = 1 << 20;
+
+/// Why a fill produced no (complete) body.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FillError {
+    /// The origin failed; `status` is what a client without a response should get.
+    #[error("{message}")]
+    Upstream { status: u16, message: Arc<str> },
+    #[error("timed out waiting for the fill")]
+    Timeout,
+    #[error("fill abandoned")]
+    Abandoned,
+}
+
+impl FillError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            FillError::Upstream { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            FillError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            FillError::Abandoned => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// Bytes of bodies being filled, across all fills.
+#[derive(Debug)]
+pub struct InflightBudget {
+    used: AtomicU64,
+    max: u64,
+}
+
+impl InflightBudget {
+    pub fn new(max: u64) -> Self {
+        Self {
+            used: AtomicU64::new(0),
+            max,
+        }
+    }
+
+    fn try_reserve(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u + n <= self.max).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: u64) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.used() >= self.max
+    }
+}
+
+/// The response head every reader of a fill sends, plus what the leader learned about it.
+#[derive(Debug)]
+pub struct FillHead<M> {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// May requests other than the leader use this response? (It is storable for all.)
+    pub shareable: bool,
+    /// Caller-defined facts (cache status, freshness) passed through to followers.
+    pub meta: M,
+}
+
+struct State<M> {
+    head: Option<Arc<FillHead<M>>>,
+    chunks: VecDeque<Bytes>,
+    /// Absolute index of `chunks[0]`.
+    first: usize,
+    end: Option<Result<(), FillError>>,
+    /// Next absolute chunk index of each registered reader; `None` once it left.
+    readers: Vec<Option<usize>>,
+    /// Still keeping every chunk (the body may be stored).
+    retain: bool,
+    /// Bytes reserved from the in-flight budget.
+    reserved: u64,
+    /// Bytes currently in `chunks`.
+    held: usize,
+}
+
+/// One fill in progress, shared by its writer and readers.
+pub struct Fill<M> {
+    state: Mutex<State<M>>,
+    /// Bumped on every change readers care about.
+    changed: watch::Sender<u64>,
+    /// Signalled when a reader moves on (wakes a writer held back by the window).
+    progress: Notify,
+    budget: Arc<InflightBudget>,
+}
+
+impl<M> Fill<M> {
+    fn new(budget: Arc<InflightBudget>) -> Self {
+        Self {
+            state: Mutex::new(State {
+                head: None,
+                chunks: VecDeque::new(),
+                first: 0,
+                end: None,
+                readers: Vec::new(),
+                retain: true,
+                reserved: 0,
+                held: 0,
+            }),
+            changed: watch::channel(0).0,
+            progress: Notify::new(),
+            budget,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<M>> {
+        // A panic while holding the lock cannot leave the state half-updated in a way readers
+        // could misread (every update is a single assignment), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Registers a reader, or `None` if the fill already dropped chunks it would need.
+    pub fn reader(self: &Arc<Self>, idle_timeout: Duration) -> Option<FillReader<M>> {
+        let mut st = self.lock();
+        if st.first > 0 {
+            return None;
+        }
+        st.readers.push(Some(0));
+        let slot = st.readers.len() - 1;
+        drop(st);
+        Some(FillReader {
+            fill: self.clone(),
+            slot,
+            next: 0,
+            rx: self.changed.subscribe(),
+            idle_timeout,
+        })
+    }
+}
+
+impl<M> Drop for Fill<M> {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        self.budget.release(st.reserved);
+    }
+}
+
+/// A reader of one fill: the head, then the body chunk by chunk.
+pub struct FillReader<M> {
+    fill: Arc<Fill<M>>,
+    slot: usize,
+    next: usize,
+    rx: watch::Receiver<u64>,
+    idle_timeout: Duration,
+}
+
+impl<M> FillReader<M> {
+    /// Waits (at most `timeout`) for the response head.
+    pub async fn head(&mut self, timeout: Duration) -> Result<Arc<FillHead<M>>, FillError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let st = self.fill.lock();
+                if let Some(h) = &st.head {
+                    return Ok(h.clone());
+                }
+                if let Some(Err(e)) = &st.end {
+                    return Err(e.clone());
+                }
+                if let Some(Ok(())) = &st.end {
+                    return Err(FillError::Abandoned);
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.rx.changed()).await {
+                Err(_) => return Err(FillError::Timeout),
+                Ok(Err(_)) => return Err(FillError::Abandoned),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    /// The next body chunk; `None` at a clean end, `Some(Err)` if the body is cut short.
+    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, FillError>> {
+        loop {
+            {
+                let mut st = self.fill.lock();
+                if self.next >= st.first && self.next - st.first < st.chunks.len() {
+                    let c = st.chunks[self.next - st.first].clone();
+                    self.next += 1;
+                    st.readers[self.slot] = Some(self.next);
+                    let windowed = !st.retain;
+                    drop(st);
+                    if windowed {
+                        self.fill.progress.notify_one();
+                    }
+                    return Some(Ok(c));
+                }
+                match &st.end {
+                    Some(Ok(())) => return None,
+                    Some(Err(e)) => return Some(Err(e.clone())),
+                    None => {}
+                }
+            }
+            match tokio::time::timeout(self.idle_timeout, self.rx.changed()).await {
+                Err(_) => return Some(Err(FillError::Timeout)),
+                Ok(Err(_)) => return Some(Err(FillError::Abandoned)),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    /// The body as a stream for an HTTP response; an error cuts the client connection.
+    pub fn into_stream(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, FillError>> + Send + 'static
+    where
+        M: Send + Sync + 'static,
+    {
+        futures_util::stream::unfold(
+            self,
+            |mut r| async move { r.next_chunk().await.map(|c| (c, r)) },
+        )
+    }
+}
+
+impl<M> Drop for FillReader<M> {
+    fn drop(&mut self) {
+        let mut st = self.fill.lock();
+        if let Some(s) = st.readers.get_mut(self.slot) {
+            *s = None;
+        }
+        drop(st);
+        self.fill.progress.notify_one();
+    }
+}
+
+/// The fills in progress, by key. Joining is how coalescing happens.
+pub struct Fills<M> {
+    map: Mutex<HashMap<FillKey, Arc<Fill<M>>>>,
+    budget: Arc<InflightBudget>,
+}
+
+/// A fill is shared by requests for the same URL and, once the URL's Vary names are known, the
+/// same normalised values for them.
+pub type FillKey = (CacheKey, VaryValues);
+
+/// The result of [`Fills::join`].
+pub enum Joined<M> {
+    /// This request fetches; it must drive the writer to the end.
+    Leader(FillWriter<M>),
+    /// Another request is fetching; read its fill.
+    Follower(Arc<Fill<M>>),
+}
+
+impl<M> Fills<M> {
+    pub fn new(budget: Arc<InflightBudget>) -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            budget,
+        }
+    }
+
+    pub fn budget(&self) -> &Arc<InflightBudget> {
+        &self.budget
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FillKey, Arc<Fill<M>>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Joins the fill for `key`, or starts one.
+    pub fn join(self: &Arc<Self>, key: FillKey) -> Joined<M> {
+        let mut map = self.lock();
+        if let Some(f) = map.get(&key) {
+            return Joined::Follower(f.clone());
+        }
+        let fill = Arc::new(Fill::new(self.budget.clone()));
+        map.insert(key.clone(), fill.clone());
+        Joined::Leader(FillWriter {
+            fill,
+            table: Some((self.clone(), key)),
+            max_object_size: usize::MAX,
+            finished: false,
+        })
+    }
+
+    /// A fill nobody can join: for requests that must not wait on others but may still store.
+    pub fn solo(&self) -> FillWriter<M> {
+        FillWriter {
+            fill: Arc::new(Fill::new(self.budget.clone())),
+            table: None,
+            max_object_size: usize::MAX,
+            finished: false,
+        }
+    }
+
+    /// Number of fills in progress (for tests and stats).
+    pub fn in_progress(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// The writing side of a fill. Dropping it unfinished ends the fill with an error.
+pub struct FillWriter<M> {
+    fill: Arc<Fill<M>>,
+    table: Option<(Arc<Fills<M>>, FillKey)>,
+    max_object_size: usize,
+    finished: bool,
+}
+
+impl<M> FillWriter<M> {
+    pub fn fill(&self) -> &Arc<Fill<M>> {
+        &self.fill
+    }
+
+    /// Bodies beyond this are not retained (and so not stored).
+    pub fn set_max_object_size(&mut self, n: usize) {
+        self.max_object_size = n;
+    }
+
+    /// Takes the fill out of the table: later requests start their own.
+    fn close_door(&mut self) {
+        if let Some((table, key)) = self.table.take() {
+            let mut map = table.lock();
+            if map.get(&key).is_some_and(|f| Arc::ptr_eq(f, &self.fill)) {
+                map.remove(&key);
+            }
+        }
+    }
+
+    /// Publishes the head. An unshareable head closes the door at once: followers already
+    /// waiting see `shareable == false` and fetch for themselves. A body announced larger than
+    /// `max_object_size` is never retained.
+    pub fn set_head(&mut self, head: FillHead<M>, content_length: Option<u64>) -> Arc<FillHead<M>> {
+        let shareable = head.shareable;
+        let head = Arc::new(head);
+        {
+            let mut st = self.fill.lock();
+            st.head = Some(head.clone());
+            if !shareable || content_length.is_some_and(|n| n > self.max_object_size as u64) {
+                st.retain = false;
+            }
+        }
+        if !shareable {
+            self.close_door();
+        }
+        self.fill.bump();
+        head
+    }
+
+    /// Is the body still being retained for storing?
+    pub fn retaining(&self) -> bool {
+        self.fill.lock().retain
+    }
+
+    /// Appends a chunk. Waits while a non-retaining fill is a window ahead of its slowest
+    /// reader; fails with `Abandoned` when no reader is left and nothing will be stored.
+    pub async fn push(&mut self, chunk: Bytes, idle_timeout: Duration) -> Result<(), FillError> {
+        let n = chunk.len();
+        let mut drop_retention = false;
+        {
+            let mut st = self.fill.lock();
+            if st.retain {
+                if st.held + n > self.max_object_size || !self.fill.budget.try_reserve(n as u64) {
+                    drop_retention = true;
+                } else {
+                    st.reserved += n as u64;
+                }
+            }
+            if drop_retention {
+                st.retain = false;
+                self.fill.budget.release(st.reserved);
+                st.reserved = 0;
+            }
+            st.held += n;
+            st.chunks.push_back(chunk);
+        }
+        if drop_retention {
+            self.close_door();
+        }
+        self.fill.bump();
+        loop {
+            let notified = self.fill.progress.notified();
+            {
+                let mut st = self.fill.lock();
+                if st.retain {
+                    return Ok(());
+                }
+                trim(&mut st);
+                if !st.readers.iter().any(Option::is_some) {
+                    return Err(FillError::Abandoned);
+                }
+                if st.held <= WINDOW_BYTES {
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout(idle_timeout, notified).await.is_err() {
+                return Err(FillError::Timeout);
+            }
+        }
+    }
+
+    /// Ends the fill. On success, returns the whole body if it was retained (to be stored by
+    /// the caller *before* [`FillWriter::done`] takes the fill out of the table, so a request
+    /// arriving in between finds either the fill or the stored object).
+    pub fn finish(&mut self, result: Result<(), FillError>) -> Option<Bytes> {
+        let body = {
+            let mut st = self.fill.lock();
+            let body = (result.is_ok() && st.retain).then(|| concat(&st.chunks, st.held));
+            st.end = Some(result);
+            // The body now counts against the store (if kept) or is on its way out to readers.
+            self.fill.budget.release(st.reserved);
+            st.reserved = 0;
+            body
+        };
+        self.finished = true;
+        self.fill.bump();
+        body
+    }
+
+    /// Takes the fill out of the table; late joiners now go to the store.
+    pub fn done(mut self) {
+        self.close_door();
+    }
+}
+
+impl<M> Drop for FillWriter<M> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut st = self.fill.lock();
+            st.end.get_or_insert(Err(FillError::Abandoned));
+            drop(st);
+            self.fill.bump();
+        }
+        self.close_door();
+    }
+}
+
+/// Drops chunks every live reader has read (window mode only).
+fn trim<M>(st: &mut State<M>) {
+    let min = st
+        .readers
+        .iter()
+        .flatten()
+        .copied()
+        .min()
+        .unwrap_or(usize::MAX);
+    while st.first < min && !st.chunks.is_empty() {
+        if let Some(c) = st.chunks.pop_front() {
+            st.held -= c.len();
+        }
+        st.first += 1;
+    }
+}
+
+/// One contiguous buffer of exactly the body's size (a single chunk is shared, not copied).
+fn concat(chunks: &VecDeque<Bytes>, len: usize) -> Bytes {
+    if chunks.len() == 1 {
+        return Bytes::copy_from_slice(&chunks[0]);
+    }
+    let mut b = BytesMut::with_capacity(len);
+    for c in chunks {
+        b.extend_from_slice(c);
+    }
+    b.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fills(budget: u64) -> Arc<Fills<()>> {
+        Arc::new(Fills::new(Arc::new(InflightBudget::new(budget))))
+    }
+
+    fn key(p: &str) -> FillKey {
+        (CacheKey::new("s", "h", p), VaryValues::default())
+    }
+
+    fn head(shareable: bool) -> FillHead<()> {
+        FillHead {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            shareable,
+            meta: (),
+        }
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn followers_stream_the_leaders_body() {
+        let f = fills(1 << 20);
+        let Joined::Leader(mut w) = f.join(key("/a")) else {
+            panic!()
+        };
+        let Joined::Follower(fill) = f.join(key("/a")) else {
+            panic!()
+        };
+        let mut r = fill.reader(T).unwrap();
+        w.set_head(head(true), None);
+        assert_eq!(r.head(T).await.unwrap().status, 200);
+        w.push(Bytes::from_static(b"hel"), T).await.unwrap();
+        assert_eq!(r.next_chunk().await.unwrap().unwrap(), "hel");
+        w.push(Bytes::from_static(b"lo"), T).await.unwrap();
+        let body = w.finish(Ok(())).unwrap();
+        assert_eq!(body, "hello");
+        w.done();
+        assert_eq!(r.next_chunk().await.unwrap().unwrap(), "lo");
+        assert!(r.next_chunk().await.is_none());
+        assert_eq!(f.in_progress(), 0);
+        assert_eq!(f.budget().used(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_writer_fails_readers_and_frees_the_key() {
+        let f = fills(1 << 20);
+        let Joined::Leader(mut w) = f.join(key("/a")) else {
+            panic!()
+        };
+        let mut r = w.fill().reader(T).unwrap();
+        w.set_head(head(true), None);
+        w.push(Bytes::from_static(b"par"), T).await.unwrap();
+        drop(w);
+        r.head(T).await.unwrap();
+        assert_eq!(r.next_chunk().await.unwrap().unwrap(), "par");
+        assert!(matches!(
+            r.next_chunk().await,
+            Some(Err(FillError::Abandoned))
+        ));
+        assert!(matches!(f.join(key("/a")), Joined::Leader(_)));
+    }
+
+    #[tokio::test]
+    async fn a_full_budget_stops_retention_and_closes_the_door() {
+        let f = fills(4);
+        let Joined::Leader(mut w) = f.join(key("/a")) else {
+            panic!()
+        };
+        let mut r = w.fill().reader(T).unwrap();
+        w.set_head(head(true), None);
+        w.push(Bytes::from_static(b"abc"), T).await.unwrap();
+        assert!(w.retaining());
+        w.push(Bytes::from_static(b"def"), T).await.unwrap();
+        assert!(!w.retaining());
+        assert_eq!(f.budget().used(), 0);
+        assert!(
+            matches!(f.join(key("/a")), Joined::Leader(_)),
+            "door closed"
+        );
+        assert!(w.finish(Ok(())).is_none(), "not retained, not stored");
+        r.head(T).await.unwrap();
+        assert_eq!(r.next_chunk().await.unwrap().unwrap(), "abc");
+        assert_eq!(r.next_chunk().await.unwrap().unwrap(), "def");
+        assert!(r.next_chunk().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn window_mode_trims_and_gives_up_without_readers() {
+        let f = fills(1 << 30);
+        let Joined::Leader(mut w) = f.join(key("/big")) else {
+            panic!()
+        };
+        w.set_max_object_size(10);
+        let r = w.fill().reader(T).unwrap();
+        w.set_head(head(true), Some(100));
+        assert!(!w.retaining());
+        w.push(Bytes::from_static(b"0123456789"), T).await.unwrap();
+        drop(r);
+        assert!(matches!(
+            w.push(Bytes::from_static(b"x"), T).await,
+            Err(FillError::Abandoned)
+        ));
+    }
+
+    #[tokio::test]
+    async fn unshareable_heads_close_the_door() {
+        let f = fills(1 << 20);
+        let Joined::Leader(mut w) = f.join(key("/p")) else {
+            panic!()
+        };
+        w.set_head(head(false), None);
+        assert!(matches!(f.join(key("/p")), Joined::Leader(_)));
+    }
+}

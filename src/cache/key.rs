@@ -1,0 +1,242 @@
+//! Cache keys. The primary key names a URL as the site sees it: site, normalised host and the
+//! request target. Nothing else from the request goes in, so no header the edge ignores can
+//! split or poison an entry; headers matter only through `Vary`, where the stored response
+//! names them, and their values are normalised first (see [`normalize_vary_value`]).
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use std::{fmt, sync::Arc};
+
+/// The primary key: one per URL, shared by all its variants. Cheap to clone.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(Arc<str>);
+
+impl CacheKey {
+    /// `site` is the config's site name, `host` the request's Host, `target` the path and query.
+    pub fn new(site: &str, host: &str, target: &str) -> Self {
+        let host = normalize_host(host);
+        let mut s = String::with_capacity(site.len() + host.len() + target.len() + 2);
+        s.push_str(site);
+        s.push(' ');
+        s.push_str(&host);
+        s.push_str(target);
+        CacheKey(s.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({})", self.0)
+    }
+}
+
+/// Lower-cases, drops a trailing dot and the default port, so `Example.COM.:80` and
+/// `example.com` are one host.
+pub fn normalize_host(host: &str) -> String {
+    let mut h = host.trim().to_ascii_lowercase();
+    if let Some(stripped) = h.strip_suffix(":80") {
+        h.truncate(stripped.len());
+    }
+    if h.ends_with('.') {
+        h.pop();
+    }
+    h
+}
+
+/// The request's values for the header names a response varies on, normalised. Two requests
+/// with equal `VaryValues` for a response's `Vary` list get the same variant.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct VaryValues(Vec<(HeaderName, Option<HeaderValue>)>);
+
+impl VaryValues {
+    /// `names` come from a response's Vary; `*` is handled by the caller (never stored).
+    pub fn from_request(names: &[HeaderName], req: &HeaderMap) -> Self {
+        VaryValues(
+            names
+                .iter()
+                .map(|n| (n.clone(), normalize_vary_value(n, req)))
+                .collect(),
+        )
+    }
+
+    /// Does this request select the variant these values were recorded for?
+    pub fn matches(&self, req: &HeaderMap) -> bool {
+        self.0
+            .iter()
+            .all(|(n, v)| normalize_vary_value(n, req).as_ref() == v.as_ref())
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.0.iter().map(|(n, _)| n)
+    }
+
+    pub fn weight(&self) -> usize {
+        self.0
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, |v| v.len()) + 16)
+            .sum()
+    }
+}
+
+/// Parses a `Vary` header list: lower-cased names, `None` if it contains `*` (never matches).
+pub fn vary_names(h: &HeaderMap) -> Option<Vec<HeaderName>> {
+    let mut names = Vec::new();
+    for v in h.get_all(header::VARY) {
+        for part in v.to_str().unwrap_or("*").split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            if part == "*" {
+                return None;
+            }
+            let name = HeaderName::from_bytes(part.to_ascii_lowercase().as_bytes()).ok()?;
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    Some(names)
+}
+
+/// The value of header `name` as a variant sees it. Accept-Encoding collapses to the one coding
+/// the edge will ask the origin for (`br`, `gzip` or `identity`), so the hundreds of spellings
+/// browsers send make three variants, not hundreds. Other headers: values joined by ", ".
+pub fn normalize_vary_value(name: &HeaderName, req: &HeaderMap) -> Option<HeaderValue> {
+    if name == header::ACCEPT_ENCODING {
+        return Some(HeaderValue::from_static(preferred_encoding(req)));
+    }
+    let mut it = req.get_all(name).iter();
+    let first = it.next()?;
+    let rest: Vec<&HeaderValue> = it.collect();
+    if rest.is_empty() {
+        return Some(first.clone());
+    }
+    let mut joined = first.as_bytes().to_vec();
+    for v in rest {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    HeaderValue::from_bytes(&joined).ok()
+}
+
+/// The best of br, gzip, identity that the client accepts (q > 0), preferring br.
+pub fn preferred_encoding(req: &HeaderMap) -> &'static str {
+    let mut br = false;
+    let mut gzip = false;
+    for v in req.get_all(header::ACCEPT_ENCODING) {
+        let Ok(v) = v.to_str() else { continue };
+        for item in v.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=")
+                    .or_else(|| p.strip_prefix("Q="))
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            if refused {
+                continue;
+            }
+            if coding.eq_ignore_ascii_case("br") {
+                br = true;
+            } else if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                gzip = true;
+            } else if coding == "*" {
+                br = true;
+            }
+        }
+    }
+    if br {
+        "br"
+    } else if gzip {
+        "gzip"
+    } else {
+        "identity"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn host_normalisation_merges_spellings() {
+        assert_eq!(
+            CacheKey::new("s", "Example.COM.:80", "/a?b"),
+            CacheKey::new("s", "example.com", "/a?b")
+        );
+        assert_ne!(
+            CacheKey::new("s", "a.com", "/x"),
+            CacheKey::new("s", "b.com", "/x")
+        );
+        assert_ne!(
+            CacheKey::new("s", "a.com", "/x?1"),
+            CacheKey::new("s", "a.com", "/x?2")
+        );
+    }
+
+    #[test]
+    fn accept_encoding_collapses_to_three_values() {
+        assert_eq!(
+            preferred_encoding(&hm(&[("accept-encoding", "gzip, deflate, br")])),
+            "br"
+        );
+        assert_eq!(
+            preferred_encoding(&hm(&[("accept-encoding", "gzip;q=0.8, deflate")])),
+            "gzip"
+        );
+        assert_eq!(
+            preferred_encoding(&hm(&[("accept-encoding", "br;q=0, gzip")])),
+            "gzip"
+        );
+        assert_eq!(
+            preferred_encoding(&hm(&[("accept-encoding", "identity")])),
+            "identity"
+        );
+        assert_eq!(preferred_encoding(&HeaderMap::new()), "identity");
+    }
+
+    #[test]
+    fn vary_names_parse_and_star() {
+        let names = vary_names(&hm(&[
+            ("vary", "Accept-Encoding, X-Foo"),
+            ("vary", "accept-encoding"),
+        ]))
+        .unwrap();
+        assert_eq!(names.len(), 2);
+        assert!(vary_names(&hm(&[("vary", "*")])).is_none());
+        assert_eq!(vary_names(&HeaderMap::new()).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn variants_match_on_normalised_values() {
+        let names = vec![header::ACCEPT_ENCODING, HeaderName::from_static("x-lang")];
+        let v = VaryValues::from_request(
+            &names,
+            &hm(&[("accept-encoding", "gzip, deflate"), ("x-lang", "de")]),
+        );
+        assert!(v.matches(&hm(&[
+            ("accept-encoding", "deflate, gzip"),
+            ("x-lang", "de")
+        ])));
+        assert!(!v.matches(&hm(&[("accept-encoding", "br"), ("x-lang", "de")])));
+        assert!(!v.matches(&hm(&[("accept-encoding", "gzip")])));
+    }
+}

@@ -1,0 +1,570 @@
+//! HTTP caching rules as pure functions of (request, response, `now`). The RFC 9111 verdicts
+//! (storable? how fresh?) come from `http-cache-semantics` in shared-cache mode; this module
+//! adds what that crate leaves out (stale-while-revalidate, stale-if-error, Set-Cookie policy,
+//! reasons for `Cache-Status`) and turns its answer into a small [`Freshness`] record, so the
+//! hit path does arithmetic instead of re-parsing headers.
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use http_cache_semantics::{CacheOptions, CachePolicy, RequestLike, ResponseLike};
+use std::time::{Duration, SystemTime};
+
+/// How long a stored response may be used, fixed when it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// When the edge received the response.
+    pub response_time: SystemTime,
+    /// Its age at that moment (the origin's or upstream caches' `Age`).
+    pub initial_age: Duration,
+    /// Freshness left at `response_time`.
+    pub fresh_for: Duration,
+    /// RFC 5861 windows after expiry.
+    pub stale_while_revalidate: Duration,
+    pub stale_if_error: Duration,
+    /// `must-revalidate`, `proxy-revalidate` or `no-cache`: never served stale.
+    pub must_revalidate: bool,
+    /// Has an ETag or Last-Modified, so an expired copy can be revalidated cheaply.
+    pub has_validator: bool,
+}
+
+impl Freshness {
+    fn resident(&self, now: SystemTime) -> Duration {
+        now.duration_since(self.response_time).unwrap_or_default()
+    }
+
+    /// The `Age` to send.
+    pub fn age(&self, now: SystemTime) -> Duration {
+        self.initial_age + self.resident(now)
+    }
+
+    /// Seconds of freshness left; negative once stale (the `ttl` of `Cache-Status`).
+    pub fn ttl_secs(&self, now: SystemTime) -> i64 {
+        let r = self.resident(now);
+        if r < self.fresh_for {
+            (self.fresh_for - r).as_secs() as i64
+        } else {
+            -(((r - self.fresh_for).as_secs_f64()).ceil() as i64)
+        }
+    }
+
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.resident(now) < self.fresh_for
+    }
+
+    fn stale_for(&self, now: SystemTime) -> Duration {
+        self.resident(now).saturating_sub(self.fresh_for)
+    }
+
+    /// May be served while a background revalidation runs.
+    pub fn within_stale_while_revalidate(&self, now: SystemTime) -> bool {
+        !self.must_revalidate
+            && self.stale_for(now) <= self.stale_while_revalidate
+            && !self.is_fresh(now)
+    }
+
+    /// May be served when the origin fails.
+    pub fn within_stale_if_error(&self, now: SystemTime) -> bool {
+        !self.must_revalidate && self.stale_for(now) <= self.stale_if_error
+    }
+
+    /// How long after `response_time` the store should keep the object: its freshness plus the
+    /// longest window in which a stale copy is still useful.
+    pub fn keep_for(&self, keep_for_revalidation: Duration) -> Duration {
+        let mut grace = if self.must_revalidate {
+            Duration::ZERO
+        } else {
+            self.stale_while_revalidate.max(self.stale_if_error)
+        };
+        if self.has_validator {
+            grace = grace.max(keep_for_revalidation);
+        }
+        self.fresh_for + grace
+    }
+}
+
+/// Why a response was not stored; shown as `Cache-Status: ...; detail=` and in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStorable {
+    Method,
+    Status,
+    NoStore,
+    Private,
+    Authorization,
+    /// The request carried a Cookie and the response did not say it may be shared.
+    Cookie,
+    SetCookie,
+    VaryStar,
+    NoFreshness,
+    TooLarge,
+    Uncacheable,
+}
+
+impl NotStorable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotStorable::Method => "method",
+            NotStorable::Status => "status",
+            NotStorable::NoStore => "no-store",
+            NotStorable::Private => "private",
+            NotStorable::Authorization => "authorization",
+            NotStorable::Cookie => "cookie",
+            NotStorable::SetCookie => "set-cookie",
+            NotStorable::VaryStar => "vary-star",
+            NotStorable::NoFreshness => "no-freshness",
+            NotStorable::TooLarge => "too-large",
+            NotStorable::Uncacheable => "uncacheable",
+        }
+    }
+}
+
+/// The request as the policy sees it.
+pub struct PolicyRequest<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+}
+
+impl RequestLike for PolicyRequest<'_> {
+    fn uri(&self) -> Uri {
+        self.uri.clone()
+    }
+    fn is_same_uri(&self, other: &Uri) -> bool {
+        self.uri == other
+    }
+    fn method(&self) -> &Method {
+        self.method
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.headers
+    }
+}
+
+struct PolicyResponse<'a>(StatusCode, &'a HeaderMap);
+
+impl ResponseLike for PolicyResponse<'_> {
+    fn status(&self) -> StatusCode {
+        self.0
+    }
+    fn headers(&self) -> &HeaderMap {
+        self.1
+    }
+}
+
+/// Site settings that change the verdict.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SiteRules {
+    /// Store responses that set cookies (the cookie is stripped from the stored copy).
+    pub cache_set_cookie: bool,
+}
+
+/// May this response be stored, and for how long? `res_headers` must already be stripped of
+/// Set-Cookie when the site allows storing such responses (see [`storable_headers`]).
+pub fn evaluate(
+    req: &PolicyRequest<'_>,
+    status: StatusCode,
+    res_headers: &HeaderMap,
+    had_set_cookie: bool,
+    rules: SiteRules,
+    now: SystemTime,
+) -> Result<Freshness, NotStorable> {
+    if *req.method != Method::GET && *req.method != Method::HEAD {
+        return Err(NotStorable::Method);
+    }
+    if status == StatusCode::PARTIAL_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Err(NotStorable::Status);
+    }
+    if had_set_cookie && !rules.cache_set_cookie {
+        return Err(NotStorable::SetCookie);
+    }
+    let res_cc = res_headers.get_all(header::CACHE_CONTROL);
+    let has = |name: &str| directive(res_cc.iter(), name).is_some();
+    let policy = CachePolicy::new_options(
+        req,
+        &PolicyResponse(status, res_headers),
+        now,
+        CacheOptions {
+            shared: true,
+            ..Default::default()
+        },
+    );
+    if !policy.is_storable() {
+        let req_cc = req.headers.get_all(header::CACHE_CONTROL);
+        return Err(
+            if has("no-store") || directive(req_cc.iter(), "no-store").is_some() {
+                NotStorable::NoStore
+            } else if has("private") {
+                NotStorable::Private
+            } else if req.headers.contains_key(header::AUTHORIZATION) {
+                NotStorable::Authorization
+            } else if !is_understood(status) {
+                NotStorable::Status
+            } else {
+                NotStorable::Uncacheable
+            },
+        );
+    }
+    // Like Authorization (RFC 9111 section 3.5): a response to a request with a Cookie may be
+    // personal even when the origin forgot to say `private`; share it only when told to.
+    if req.headers.contains_key(header::COOKIE) && !has("public") && !has("s-maxage") {
+        return Err(NotStorable::Cookie);
+    }
+    if res_headers.get_all(header::VARY).iter().any(|v| {
+        v.to_str()
+            .map_or(true, |v| v.split(',').any(|p| p.trim() == "*"))
+    }) {
+        return Err(NotStorable::VaryStar);
+    }
+    let secs = |name: &str| {
+        directive(res_cc.iter(), name)
+            .flatten()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(Duration::ZERO, Duration::from_secs)
+    };
+    let f = Freshness {
+        response_time: now,
+        initial_age: policy.age(now),
+        fresh_for: policy.time_to_live(now),
+        stale_while_revalidate: secs("stale-while-revalidate"),
+        stale_if_error: secs("stale-if-error"),
+        must_revalidate: has("must-revalidate") || has("proxy-revalidate") || has("no-cache"),
+        has_validator: res_headers.contains_key(header::ETAG)
+            || res_headers.contains_key(header::LAST_MODIFIED),
+    };
+    if f.fresh_for.is_zero() && !f.has_validator {
+        return Err(NotStorable::NoFreshness);
+    }
+    Ok(f)
+}
+
+fn is_understood(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 203 | 204 | 300 | 301 | 302 | 303 | 307 | 308 | 404 | 405 | 410 | 414 | 501
+    )
+}
+
+/// Finds a Cache-Control directive: `None` if absent, `Some(None)` without a value,
+/// `Some(Some(v))` with one (quotes removed).
+pub fn directive<'a>(
+    values: impl Iterator<Item = &'a HeaderValue>,
+    name: &str,
+) -> Option<Option<&'a str>> {
+    for v in values {
+        let Ok(v) = v.to_str() else { continue };
+        for part in v.split(',') {
+            let (k, val) = match part.split_once('=') {
+                Some((k, val)) => (k.trim(), Some(val.trim().trim_matches('"'))),
+                None => (part.trim(), None),
+            };
+            if k.eq_ignore_ascii_case(name) {
+                return Some(val);
+            }
+        }
+    }
+    None
+}
+
+/// With `honor_client_no_cache`, does the client's request forbid using this stored copy
+/// without revalidation? (`no-cache`, `Pragma: no-cache`, or `max-age` below the object's age.)
+pub fn client_requires_revalidation(req: &HeaderMap, f: &Freshness, now: SystemTime) -> bool {
+    let cc = req.get_all(header::CACHE_CONTROL);
+    if directive(cc.iter(), "no-cache").is_some() {
+        return true;
+    }
+    if !req.contains_key(header::CACHE_CONTROL)
+        && req
+            .get_all(header::PRAGMA)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("no-cache")))
+    {
+        return true;
+    }
+    if let Some(max_age) = directive(cc.iter(), "max-age")
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return f.age(now) > Duration::from_secs(max_age);
+    }
+    false
+}
+
+/// The headers kept with a stored object: every value copied into its own allocation (values
+/// parsed by hyper share the connection's read buffer, which would stay pinned otherwise and
+/// break the memory budget); no Set-Cookie, no Age (recomputed on every hit).
+pub fn storable_headers(h: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(h.len());
+    for (k, v) in h {
+        if k == header::SET_COOKIE || k == header::AGE {
+            continue;
+        }
+        if let Ok(v) = HeaderValue::from_bytes(v.as_bytes()) {
+            out.append(k.clone(), v);
+        }
+    }
+    out
+}
+
+/// Adds the validators of a stored response to a revalidation request.
+pub fn add_validators(stored: &HeaderMap, req: &mut HeaderMap) {
+    if let Some(etag) = stored.get(header::ETAG) {
+        req.insert(header::IF_NONE_MATCH, etag.clone());
+    }
+    if let Some(lm) = stored.get(header::LAST_MODIFIED) {
+        req.insert(header::IF_MODIFIED_SINCE, lm.clone());
+    }
+}
+
+/// Fields a 304 may not change: they describe the stored body.
+const KEEP_ON_304: [HeaderName; 4] = [
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::TRANSFER_ENCODING,
+    header::CONTENT_RANGE,
+];
+
+/// RFC 9111 section 4.3.4: the stored headers, updated with those a 304 carries.
+pub fn merge_not_modified(stored: &HeaderMap, not_modified: &HeaderMap) -> HeaderMap {
+    let mut out = stored.clone();
+    for name in not_modified.keys() {
+        if KEEP_ON_304.contains(name) || name == header::SET_COOKIE || name == header::AGE {
+            continue;
+        }
+        out.remove(name);
+        for v in not_modified.get_all(name) {
+            if let Ok(v) = HeaderValue::from_bytes(v.as_bytes()) {
+                out.append(name.clone(), v);
+            }
+        }
+    }
+    out
+}
+
+/// Does a 304 from the origin describe the stored response? A strong ETag in the 304 must equal
+/// the stored one; otherwise the 304 is trusted (weak or no validators).
+pub fn not_modified_matches(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
+    match (not_modified.get(header::ETAG), stored.get(header::ETAG)) {
+        (Some(new), Some(old)) => {
+            let strip = |v: &HeaderValue| {
+                v.as_bytes()
+                    .strip_prefix(b"W/")
+                    .unwrap_or(v.as_bytes())
+                    .to_vec()
+            };
+            strip(new) == strip(old)
+        }
+        (Some(_), None) => false,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    fn eval(req: &[(&str, &str)], res: &[(&str, &str)]) -> Result<Freshness, NotStorable> {
+        let (m, u, rh) = (Method::GET, Uri::from_static("/x"), hm(req));
+        let r = PolicyRequest {
+            method: &m,
+            uri: &u,
+            headers: &rh,
+        };
+        let h = hm(res);
+        let sc = h.contains_key(header::SET_COOKIE);
+        evaluate(
+            &r,
+            StatusCode::OK,
+            &h,
+            sc,
+            SiteRules::default(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+        )
+    }
+
+    #[test]
+    fn max_age_and_s_maxage() {
+        assert_eq!(
+            eval(&[], &[("cache-control", "max-age=60")])
+                .unwrap()
+                .fresh_for
+                .as_secs(),
+            60
+        );
+        assert_eq!(
+            eval(&[], &[("cache-control", "max-age=60, s-maxage=5")])
+                .unwrap()
+                .fresh_for
+                .as_secs(),
+            5
+        );
+        assert_eq!(
+            eval(&[], &[("cache-control", "max-age=60"), ("age", "20")])
+                .unwrap()
+                .fresh_for
+                .as_secs(),
+            40
+        );
+    }
+
+    #[test]
+    fn forbidden_responses_are_refused_with_a_reason() {
+        assert_eq!(
+            eval(&[], &[("cache-control", "no-store")]),
+            Err(NotStorable::NoStore)
+        );
+        assert_eq!(
+            eval(&[], &[("cache-control", "private, max-age=60")]),
+            Err(NotStorable::Private)
+        );
+        assert_eq!(
+            eval(
+                &[("authorization", "Bearer x")],
+                &[("cache-control", "max-age=60")]
+            ),
+            Err(NotStorable::Authorization)
+        );
+        assert!(
+            eval(
+                &[("authorization", "Bearer x")],
+                &[("cache-control", "public, max-age=60")]
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            eval(
+                &[],
+                &[("cache-control", "max-age=60"), ("set-cookie", "a=b")]
+            ),
+            Err(NotStorable::SetCookie)
+        );
+        assert_eq!(
+            eval(&[("cookie", "s=1")], &[("cache-control", "max-age=60")]),
+            Err(NotStorable::Cookie)
+        );
+        assert!(
+            eval(
+                &[("cookie", "s=1")],
+                &[("cache-control", "public, max-age=60")]
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            eval(&[], &[("cache-control", "max-age=60"), ("vary", "*")]),
+            Err(NotStorable::VaryStar)
+        );
+        assert_eq!(eval(&[], &[]), Err(NotStorable::NoFreshness));
+    }
+
+    #[test]
+    fn no_cache_with_validator_is_stored_for_revalidation_only() {
+        let f = eval(&[], &[("cache-control", "no-cache"), ("etag", "\"a\"")]).unwrap();
+        assert!(f.fresh_for.is_zero() && f.must_revalidate && f.has_validator);
+    }
+
+    #[test]
+    fn stale_windows() {
+        let f = eval(
+            &[],
+            &[(
+                "cache-control",
+                "max-age=10, stale-while-revalidate=30, stale-if-error=300",
+            )],
+        )
+        .unwrap();
+        let t = |s| f.response_time + Duration::from_secs(s);
+        assert!(f.is_fresh(t(9)) && !f.is_fresh(t(10)));
+        assert_eq!(f.ttl_secs(t(4)), 6);
+        assert_eq!(f.ttl_secs(t(15)), -5);
+        assert!(f.within_stale_while_revalidate(t(35)) && !f.within_stale_while_revalidate(t(45)));
+        assert!(f.within_stale_if_error(t(300)) && !f.within_stale_if_error(t(320)));
+        assert_eq!(f.keep_for(Duration::from_secs(5)), Duration::from_secs(310));
+        let m = eval(
+            &[],
+            &[(
+                "cache-control",
+                "max-age=10, must-revalidate, stale-if-error=300",
+            )],
+        )
+        .unwrap();
+        assert!(!m.within_stale_if_error(t(11)));
+    }
+
+    #[test]
+    fn expires_and_heuristics() {
+        let f = eval(
+            &[],
+            &[
+                ("date", "Mon, 12 Jan 1970 13:46:40 GMT"),
+                ("expires", "Mon, 12 Jan 1970 13:47:40 GMT"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(f.fresh_for.as_secs(), 60);
+        // 10% of the time since Last-Modified (1000 s) = 100 s.
+        let f = eval(
+            &[],
+            &[
+                ("date", "Mon, 12 Jan 1970 13:46:40 GMT"),
+                ("last-modified", "Mon, 12 Jan 1970 13:30:00 GMT"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(f.fresh_for.as_secs(), 100);
+    }
+
+    #[test]
+    fn client_directives() {
+        let f = eval(&[], &[("cache-control", "max-age=60")]).unwrap();
+        let now = f.response_time + Duration::from_secs(5);
+        assert!(client_requires_revalidation(
+            &hm(&[("cache-control", "no-cache")]),
+            &f,
+            now
+        ));
+        assert!(client_requires_revalidation(
+            &hm(&[("cache-control", "max-age=0")]),
+            &f,
+            now
+        ));
+        assert!(!client_requires_revalidation(
+            &hm(&[("cache-control", "max-age=10")]),
+            &f,
+            now
+        ));
+        assert!(client_requires_revalidation(
+            &hm(&[("pragma", "no-cache")]),
+            &f,
+            now
+        ));
+    }
+
+    #[test]
+    fn not_modified_merge_keeps_body_fields() {
+        let stored = hm(&[
+            ("etag", "\"a\""),
+            ("content-length", "5"),
+            ("cache-control", "max-age=1"),
+            ("x-a", "1"),
+        ]);
+        let nm = hm(&[
+            ("etag", "\"a\""),
+            ("content-length", "0"),
+            ("cache-control", "max-age=9"),
+        ]);
+        let m = merge_not_modified(&stored, &nm);
+        assert_eq!(m["content-length"], "5");
+        assert_eq!(m["cache-control"], "max-age=9");
+        assert_eq!(m["x-a"], "1");
+        assert!(not_modified_matches(&stored, &nm));
+        assert!(!not_modified_matches(&stored, &hm(&[("etag", "\"b\"")])));
+    }
+}

@@ -1,0 +1,190 @@
+//! What the cache did for one request, rendered as RFC 9211 `Cache-Status` and a plain
+//! `X-Cache` for people reading curl output.
+
+use http::HeaderValue;
+use std::fmt::Write as _;
+
+/// The outcome of one request, from the cache's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served fresh from the store.
+    Hit,
+    /// Served stale from the store: within stale-while-revalidate (a refresh runs in the
+    /// background) or stale-if-error (the origin failed).
+    Stale(StaleReason),
+    /// Fetched from the origin because nothing stored matched.
+    Miss(MissReason),
+    /// A stored copy had expired; the origin sent a new one.
+    Expired,
+    /// A stored copy had expired; the origin confirmed it (304).
+    Revalidated,
+    /// Not looked up at all (method, or the client asked not to).
+    Bypass(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleReason {
+    WhileRevalidate,
+    IfError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissReason {
+    /// No entry for the URL.
+    Uri,
+    /// Entries for the URL, none for this request's Vary values.
+    Vary,
+    /// The URL recently answered with something unstorable; coalescing skipped.
+    HitForMiss,
+    /// The in-flight budget was full: passed through without storing.
+    Busy,
+}
+
+impl Outcome {
+    /// The `X-Cache` value.
+    pub fn x_cache(self) -> &'static str {
+        match self {
+            Outcome::Hit => "HIT",
+            Outcome::Stale(_) => "STALE",
+            Outcome::Miss(_) => "MISS",
+            Outcome::Expired => "EXPIRED",
+            Outcome::Revalidated => "REVALIDATED",
+            Outcome::Bypass(_) => "BYPASS",
+        }
+    }
+
+    pub fn is_hit(self) -> bool {
+        matches!(self, Outcome::Hit | Outcome::Stale(_))
+    }
+}
+
+/// Everything `Cache-Status` reports for one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStatus {
+    pub outcome: Outcome,
+    /// Status the origin answered with, when it was asked.
+    pub fwd_status: Option<u16>,
+    /// The response was stored (or a stored one updated).
+    pub stored: bool,
+    /// Served from another request's fill of the same key.
+    pub collapsed: bool,
+    /// Freshness left, in seconds (negative when stale).
+    pub ttl: Option<i64>,
+    /// Free-form reason: why not stored, why stale.
+    pub detail: Option<&'static str>,
+}
+
+impl CacheStatus {
+    pub fn new(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            fwd_status: None,
+            stored: false,
+            collapsed: false,
+            ttl: None,
+            detail: None,
+        }
+    }
+
+    /// The RFC 9211 member for this cache, e.g. `edgecache; fwd=uri-miss; fwd-status=200; stored; ttl=60`.
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(64);
+        s.push_str("edgecache");
+        let fwd = match self.outcome {
+            Outcome::Hit => {
+                s.push_str("; hit");
+                None
+            }
+            Outcome::Stale(_) => {
+                s.push_str("; hit");
+                None
+            }
+            Outcome::Miss(MissReason::Uri) => Some("uri-miss"),
+            Outcome::Miss(MissReason::Vary) => Some("vary-miss"),
+            Outcome::Miss(_) => Some("miss"),
+            Outcome::Expired | Outcome::Revalidated => Some("stale"),
+            Outcome::Bypass("method") => Some("method"),
+            Outcome::Bypass(_) => Some("bypass"),
+        };
+        if let Some(f) = fwd {
+            let _ = write!(s, "; fwd={f}");
+        }
+        if let Some(st) = self.fwd_status {
+            let _ = write!(s, "; fwd-status={st}");
+        }
+        if self.stored {
+            s.push_str("; stored");
+        }
+        if self.collapsed {
+            s.push_str("; collapsed");
+        }
+        if let Some(t) = self.ttl {
+            let _ = write!(s, "; ttl={t}");
+        }
+        let detail = self.detail.or(match self.outcome {
+            Outcome::Stale(StaleReason::WhileRevalidate) => Some("stale-while-revalidate"),
+            Outcome::Stale(StaleReason::IfError) => Some("stale-if-error"),
+            Outcome::Miss(MissReason::HitForMiss) => Some("hit-for-miss"),
+            Outcome::Miss(MissReason::Busy) => Some("inflight-budget"),
+            Outcome::Bypass(r) if r != "method" => Some(r),
+            _ => None,
+        });
+        if let Some(d) = detail {
+            let _ = write!(s, "; detail={d}");
+        }
+        s
+    }
+
+    /// `render()` appended to an upstream `Cache-Status`, so the list reads origin-side first.
+    pub fn header_value(&self, upstream: Option<&HeaderValue>) -> HeaderValue {
+        let own = self.render();
+        let joined = match upstream
+            .and_then(|u| u.to_str().ok())
+            .filter(|u| !u.trim().is_empty())
+        {
+            Some(u) => format!("{u}, {own}"),
+            None => own,
+        };
+        HeaderValue::try_from(joined).unwrap_or_else(|_| HeaderValue::from_static("edgecache"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_rfc9211_members() {
+        let mut s = CacheStatus::new(Outcome::Hit);
+        s.ttl = Some(42);
+        assert_eq!(s.render(), "edgecache; hit; ttl=42");
+        let mut m = CacheStatus::new(Outcome::Miss(MissReason::Uri));
+        m.fwd_status = Some(200);
+        m.stored = true;
+        m.ttl = Some(60);
+        assert_eq!(
+            m.render(),
+            "edgecache; fwd=uri-miss; fwd-status=200; stored; ttl=60"
+        );
+        let mut r = CacheStatus::new(Outcome::Revalidated);
+        r.fwd_status = Some(304);
+        assert_eq!(r.render(), "edgecache; fwd=stale; fwd-status=304");
+        let st = CacheStatus::new(Outcome::Stale(StaleReason::IfError));
+        assert_eq!(st.render(), "edgecache; hit; detail=stale-if-error");
+        assert_eq!(
+            CacheStatus::new(Outcome::Bypass("method")).render(),
+            "edgecache; fwd=method"
+        );
+        assert_eq!(
+            s.header_value(Some(&HeaderValue::from_static("origin-cache; hit"))),
+            "origin-cache; hit, edgecache; hit; ttl=42"
+        );
+    }
+
+    #[test]
+    fn x_cache_words() {
+        assert_eq!(Outcome::Hit.x_cache(), "HIT");
+        assert_eq!(Outcome::Expired.x_cache(), "EXPIRED");
+        assert_eq!(Outcome::Bypass("method").x_cache(), "BYPASS");
+    }
+}

@@ -1,0 +1,371 @@
+//! The store: a moka cache of URL entries, weighted by the bytes they hold, within a hard
+//! `max_memory` budget. An entry holds the URL's variants (one per distinct set of `Vary`
+//! values, capped) and an optional hit-for-miss mark. Entries live as long as their longest
+//! useful life (freshness + stale windows + the revalidation keep); moka evicts by TinyLFU when
+//! the budget is full.
+
+use super::{
+    key::{CacheKey, VaryValues},
+    policy::Freshness,
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, StatusCode};
+use moka::{Expiry, sync::Cache};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+/// Fixed cost charged per object for the structs around it.
+const OBJECT_OVERHEAD: usize = 256;
+/// Fixed cost charged per entry.
+const ENTRY_OVERHEAD: usize = 128;
+
+/// One stored response.
+#[derive(Debug)]
+pub struct Object {
+    pub status: StatusCode,
+    /// As sent to clients, minus per-response fields (Age, X-Cache, Cache-Status of ours).
+    pub headers: HeaderMap,
+    /// Held once; every hit shares it.
+    pub body: Bytes,
+    /// The request values this variant answers.
+    pub vary: VaryValues,
+    pub freshness: Freshness,
+}
+
+impl Object {
+    /// Bytes this object pins: body, headers, vary values, and bookkeeping.
+    pub fn weight(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
+        self.body.len() + headers + self.vary.weight() + OBJECT_OVERHEAD
+    }
+}
+
+/// Everything stored under one URL.
+#[derive(Debug, Default)]
+pub struct Entry {
+    /// Newest first; at most `max_variants`.
+    pub variants: Vec<Arc<Object>>,
+    /// Until then, requests for the URL go to the origin without waiting on each other: its last
+    /// answer could not be stored, so coalescing would only serialise them.
+    pub hit_for_miss_until: Option<SystemTime>,
+    /// When the whole entry may go.
+    keep_until: Option<SystemTime>,
+}
+
+impl Entry {
+    fn weight(&self) -> u32 {
+        let w: usize = ENTRY_OVERHEAD + self.variants.iter().map(|o| o.weight()).sum::<usize>();
+        u32::try_from(w).unwrap_or(u32::MAX)
+    }
+
+    /// The Vary names of the newest variant: what a new request is keyed on while coalescing.
+    pub fn vary_names(&self) -> Vec<HeaderName> {
+        self.variants
+            .first()
+            .map(|o| o.vary.names().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn hit_for_miss(&self, now: SystemTime) -> bool {
+        self.hit_for_miss_until.is_some_and(|t| now < t)
+    }
+}
+
+/// What a lookup found.
+pub enum Lookup {
+    /// No entry for the URL.
+    UriMiss,
+    /// An entry, but no variant for this request.
+    VaryMiss(Arc<Entry>),
+    Found(Arc<Object>, Arc<Entry>),
+}
+
+struct EntryExpiry;
+
+impl EntryExpiry {
+    fn left(e: &Arc<Entry>) -> Option<Duration> {
+        let until = e.keep_until?;
+        Some(until.duration_since(SystemTime::now()).unwrap_or_default())
+    }
+}
+
+impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
+    fn expire_after_create(&self, _: &CacheKey, e: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        Self::left(e)
+    }
+    fn expire_after_update(
+        &self,
+        _: &CacheKey,
+        e: &Arc<Entry>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Self::left(e)
+    }
+}
+
+/// Settings the store needs.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreConfig {
+    pub max_memory: u64,
+    pub max_object_size: u64,
+    pub max_variants: usize,
+    /// How long an expired object with a validator stays for revalidation.
+    pub keep: Duration,
+}
+
+/// The shared store. Cheap to clone (an `Arc` inside moka).
+#[derive(Clone)]
+pub struct Store {
+    cache: Cache<CacheKey, Arc<Entry>>,
+    cfg: StoreConfig,
+    /// Bumped by every removal. A fill notes it when it starts and stores only if its key was not
+    /// removed since: a write that invalidates a URL while an older read of it is still in flight
+    /// must not see that older body stored after it.
+    epoch: Arc<AtomicU64>,
+    /// The epoch at which each recently removed key was removed (bounded; a fill running longer
+    /// than `REMOVAL_MEMORY` is rare and then only risks a stale store, as without this).
+    removed_at: Cache<CacheKey, u64>,
+}
+
+/// How long removals are remembered for the check above.
+const REMOVAL_MEMORY: Duration = Duration::from_secs(600);
+
+/// Proof that a fill started at some point; see [`Store::insert_if_current`].
+#[derive(Debug, Clone, Copy)]
+pub struct FillStart(u64);
+
+impl Store {
+    pub fn new(cfg: StoreConfig) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(cfg.max_memory)
+            .weigher(|_: &CacheKey, e: &Arc<Entry>| e.weight())
+            .expire_after(EntryExpiry)
+            .build();
+        let removed_at = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(REMOVAL_MEMORY)
+            .build();
+        Self {
+            cache,
+            cfg,
+            epoch: Arc::new(AtomicU64::new(0)),
+            removed_at,
+        }
+    }
+
+    /// Call before asking the origin; pass the result to [`Store::insert_if_current`].
+    pub fn fill_start(&self) -> FillStart {
+        FillStart(self.epoch.load(Ordering::Acquire))
+    }
+
+    /// Stores `obj` unless `key` was removed after `start` (then the body may predate a write).
+    pub fn insert_if_current(
+        &self,
+        key: CacheKey,
+        obj: impl Into<Arc<Object>>,
+        start: FillStart,
+    ) -> bool {
+        if self.removed_at.get(&key).is_some_and(|at| at > start.0) {
+            return false;
+        }
+        self.insert(key, obj)
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.cfg
+    }
+
+    /// Finds the variant for this request, if any. Expiry of freshness is the caller's business:
+    /// a stale object is still returned.
+    pub fn lookup(&self, key: &CacheKey, req: &HeaderMap) -> Lookup {
+        let Some(entry) = self.cache.get(key) else {
+            return Lookup::UriMiss;
+        };
+        match entry.variants.iter().find(|o| o.vary.matches(req)) {
+            Some(o) => Lookup::Found(o.clone(), entry),
+            None if entry.variants.is_empty() => Lookup::UriMiss,
+            None => Lookup::VaryMiss(entry),
+        }
+    }
+
+    /// Stores an object as the variant for its Vary values, replacing an equal one and dropping
+    /// the oldest beyond `max_variants`. Clears a hit-for-miss mark. Objects over
+    /// `max_object_size` are refused (returns false).
+    pub fn insert(&self, key: CacheKey, obj: impl Into<Arc<Object>>) -> bool {
+        let obj: Arc<Object> = obj.into();
+        if obj.body.len() as u64 > self.cfg.max_object_size {
+            return false;
+        }
+        let max = self.cfg.max_variants;
+        let keep = self.cfg.keep;
+        self.cache.entry(key).and_upsert_with(|old| {
+            let mut variants = Vec::with_capacity(max.min(4));
+            variants.push(obj.clone());
+            if let Some(old) = old {
+                variants.extend(
+                    old.value()
+                        .variants
+                        .iter()
+                        .filter(|o| o.vary != obj.vary)
+                        .take(max - 1)
+                        .cloned(),
+                );
+            }
+            let keep_until = variants
+                .iter()
+                .map(|o| o.freshness.response_time + o.freshness.keep_for(keep))
+                .max();
+            Arc::new(Entry {
+                variants,
+                hit_for_miss_until: None,
+                keep_until,
+            })
+        });
+        true
+    }
+
+    /// Marks the URL as recently unstorable until `until` (stored variants stay).
+    pub fn mark_hit_for_miss(&self, key: CacheKey, until: SystemTime) {
+        self.cache.entry(key).and_upsert_with(|old| {
+            let variants = old.map(|o| o.value().variants.clone()).unwrap_or_default();
+            let keep_until = variants
+                .iter()
+                .map(|o| o.freshness.response_time + o.freshness.keep_for(self.cfg.keep))
+                .chain(Some(until))
+                .max();
+            Arc::new(Entry {
+                variants,
+                hit_for_miss_until: Some(until),
+                keep_until,
+            })
+        });
+    }
+
+    /// Removes every variant of a URL, and keeps fills that started earlier from storing it
+    /// again. Returns whether anything was there.
+    pub fn remove(&self, key: &CacheKey) -> bool {
+        let at = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+        self.removed_at.insert(key.clone(), at);
+        self.cache.remove(key).is_some()
+    }
+
+    /// Bytes currently charged against the budget (after pending maintenance).
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.weighted_size()
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::key::vary_names;
+    use http::header;
+
+    fn obj(body: &'static [u8], vary: VaryValues, fresh: u64) -> Object {
+        Object {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(body),
+            vary,
+            freshness: Freshness {
+                response_time: SystemTime::now(),
+                initial_age: Duration::ZERO,
+                fresh_for: Duration::from_secs(fresh),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                must_revalidate: false,
+                has_validator: false,
+            },
+        }
+    }
+
+    fn store(max_variants: usize) -> Store {
+        Store::new(StoreConfig {
+            max_memory: 1 << 20,
+            max_object_size: 1 << 16,
+            max_variants,
+            keep: Duration::from_secs(60),
+        })
+    }
+
+    fn ae(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn variants_are_kept_apart_and_capped() {
+        let s = store(2);
+        let k = CacheKey::new("s", "h", "/v");
+        let mut vh = HeaderMap::new();
+        vh.insert(header::VARY, "accept-encoding".parse().unwrap());
+        let names = vary_names(&vh).unwrap();
+        for enc in ["gzip", "br", "identity"] {
+            assert!(s.insert(
+                k.clone(),
+                obj(b"x", VaryValues::from_request(&names, &ae(enc)), 60)
+            ));
+        }
+        assert!(matches!(s.lookup(&k, &ae("br")), Lookup::Found(..)));
+        assert!(matches!(s.lookup(&k, &ae("identity")), Lookup::Found(..)));
+        // The oldest (gzip) was dropped by the cap of 2.
+        assert!(matches!(s.lookup(&k, &ae("gzip")), Lookup::VaryMiss(_)));
+        assert!(matches!(
+            s.lookup(&CacheKey::new("s", "h", "/other"), &ae("br")),
+            Lookup::UriMiss
+        ));
+    }
+
+    #[test]
+    fn oversized_objects_are_refused_and_remove_works() {
+        let s = store(4);
+        let k = CacheKey::new("s", "h", "/big");
+        let big: &'static [u8] = Box::leak(vec![0u8; 1 << 17].into_boxed_slice());
+        assert!(!s.insert(k.clone(), obj(big, VaryValues::default(), 60)));
+        assert!(s.insert(k.clone(), obj(b"small", VaryValues::default(), 60)));
+        assert!(s.remove(&k));
+        assert!(matches!(s.lookup(&k, &HeaderMap::new()), Lookup::UriMiss));
+    }
+
+    #[test]
+    fn a_fill_older_than_a_removal_is_not_stored() {
+        let s = store(4);
+        let k = CacheKey::new("s", "h", "/r");
+        let before = s.fill_start();
+        s.remove(&k);
+        assert!(!s.insert_if_current(k.clone(), obj(b"old", VaryValues::default(), 60), before));
+        let after = s.fill_start();
+        assert!(s.insert_if_current(k.clone(), obj(b"new", VaryValues::default(), 60), after));
+        let other = CacheKey::new("s", "h", "/unrelated");
+        assert!(s.insert_if_current(other, obj(b"x", VaryValues::default(), 60), before));
+    }
+
+    #[test]
+    fn budget_holds_under_many_inserts() {
+        let s = store(4);
+        let body: &'static [u8] = Box::leak(vec![7u8; 10_000].into_boxed_slice());
+        for i in 0..1000 {
+            s.insert(
+                CacheKey::new("s", "h", &format!("/{i}")),
+                obj(body, VaryValues::default(), 60),
+            );
+        }
+        assert!(s.weighted_size() <= 1 << 20, "{}", s.weighted_size());
+    }
+}

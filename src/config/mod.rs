@@ -1,0 +1,449 @@
+//! Typed configuration: one struct per subsystem, read from TOML, validated with errors that
+//! name the offending field. Nothing here reads the process environment: `main` folds CLI flags
+//! and `EDGECACHE_*` variables in through [`Overrides`], so tests build configs from strings.
+
+mod units;
+
+pub use units::{ByteSize, Secs};
+
+use serde::Deserialize;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Everything the edge needs to start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub cache: CacheConfig,
+    /// Defaults for every upstream origin; a site may not override them (yet).
+    pub origin: OriginConfig,
+    pub log: LogConfig,
+    /// Sites in match order: the first whose host and path prefix fit the request serves it.
+    #[serde(rename = "site")]
+    pub sites: Vec<SiteConfig>,
+}
+
+/// The client-facing listener and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Answered by the edge itself, never forwarded; empty string turns it off.
+    pub health_path: String,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Largest request head (request line + headers) a client may send.
+    pub max_header_bytes: ByteSize,
+    /// Most header fields in one request.
+    pub max_headers: usize,
+    /// A client must send its whole request head within this time (slowloris guard).
+    pub header_read_timeout: Secs,
+    /// Largest request body forwarded to an origin (POST/PUT/...); 413 beyond.
+    pub max_request_body: ByteSize,
+    /// On SIGTERM / Ctrl-C, in-flight requests get this long to finish.
+    pub drain_timeout: Secs,
+}
+
+/// The shared store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Budget for stored objects (bodies + headers + bookkeeping).
+    pub max_memory: ByteSize,
+    /// Larger responses stream through without being stored.
+    pub max_object_size: ByteSize,
+    /// Budget for bodies being filled from origins; when full, new misses pass through.
+    pub max_inflight: ByteSize,
+    /// Cap on variants (Vary) kept per URL; the oldest goes first.
+    pub max_variants: usize,
+    /// How long an expired object with a validator (ETag / Last-Modified) is kept for revalidation.
+    pub keep: Secs,
+    /// How long a request waits for another request's fill of the same key before giving up (504).
+    pub fill_wait_timeout: Secs,
+    /// After a response that may not be stored, requests for that URL skip coalescing this long.
+    pub hit_for_miss: Secs,
+}
+
+/// Timeouts and pooling for upstream origins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OriginConfig {
+    pub connect_timeout: Secs,
+    /// From sending the request to receiving the response head.
+    pub first_byte_timeout: Secs,
+    /// For the whole exchange, body included.
+    pub total_timeout: Secs,
+    /// Idle keep-alive connections kept per origin host.
+    pub max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// One line per request; off with `false`.
+    pub access_log: bool,
+    /// Where log lines go: a file path, or none for standard output.
+    pub file: Option<PathBuf>,
+}
+
+/// One site: which requests it takes and where it gets its content.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub name: String,
+    /// Host names (`example.com`, `*.example.com`, or `*` for any). Matched without port, case-insensitively.
+    pub hosts: Vec<String>,
+    /// Only paths under this prefix belong to the site.
+    #[serde(default = "default_prefix")]
+    pub path_prefix: String,
+    /// Upstream origin URL (`http://host:port`, optionally with a base path).
+    pub origin: Option<String>,
+    /// Or: a local directory served as the origin.
+    pub root: Option<PathBuf>,
+    /// Host header sent upstream; by default the client's own.
+    pub origin_host: Option<String>,
+    /// Honour `Cache-Control: no-cache` / `max-age=0` from clients (most CDNs ignore them).
+    #[serde(default)]
+    pub honor_client_no_cache: bool,
+    /// Store responses that carry Set-Cookie (the cookie itself is never stored).
+    #[serde(default)]
+    pub cache_set_cookie: bool,
+    /// Request headers forwarded on cacheable requests beyond the built-in safe set; nothing else
+    /// reaches the origin there, so an unkeyed header cannot poison the cache.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// For `root` sites: Cache-Control by path pattern, first match wins.
+    #[serde(default, rename = "cache_rule")]
+    pub cache_rules: Vec<CacheRule>,
+}
+
+/// `pattern` is a glob over the URL path: `*` within a segment, `**` across segments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRule {
+    pub pattern: String,
+    pub cache_control: String,
+}
+
+fn default_prefix() -> String {
+    "/".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            health_path: "/healthz".into(),
+            max_connections: 10_000,
+            max_header_bytes: ByteSize(64 << 10),
+            max_headers: 100,
+            header_read_timeout: Secs(Duration::from_secs(10)),
+            max_request_body: ByteSize(16 << 20),
+            drain_timeout: Secs(Duration::from_secs(10)),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_memory: ByteSize(256 << 20),
+            max_object_size: ByteSize(32 << 20),
+            max_inflight: ByteSize(64 << 20),
+            max_variants: 16,
+            keep: Secs(Duration::from_secs(3600)),
+            fill_wait_timeout: Secs(Duration::from_secs(30)),
+            hit_for_miss: Secs(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Secs(Duration::from_secs(3)),
+            first_byte_timeout: Secs(Duration::from_secs(30)),
+            total_timeout: Secs(Duration::from_secs(300)),
+            max_idle_per_host: 64,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            access_log: true,
+            file: None,
+        }
+    }
+}
+
+impl SiteConfig {
+    /// A catch-all site in front of one upstream: the `--origin` quick mode.
+    pub fn any_host_upstream(url: &str) -> Self {
+        Self::any_host("origin", Some(url.to_string()), None)
+    }
+
+    /// The out-of-the-box demo: the bundled `static/` directory, fingerprinted assets immutable.
+    pub fn demo(root: PathBuf) -> Self {
+        let mut site = Self::any_host("demo", None, Some(root));
+        site.cache_rules = [
+            ("/assets/**", "public, max-age=31536000, immutable"),
+            ("**.html", "public, max-age=60"),
+            ("/", "public, max-age=60"),
+            ("**/", "public, max-age=60"),
+            ("**", "public, max-age=3600"),
+        ]
+        .into_iter()
+        .map(|(p, cc)| CacheRule {
+            pattern: p.into(),
+            cache_control: cc.into(),
+        })
+        .collect();
+        site
+    }
+
+    fn any_host(name: &str, origin: Option<String>, root: Option<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            hosts: vec!["*".into()],
+            path_prefix: default_prefix(),
+            origin,
+            root,
+            origin_host: None,
+            honor_client_no_cache: false,
+            cache_set_cookie: false,
+            forward_headers: Vec::new(),
+            cache_rules: Vec::new(),
+        }
+    }
+}
+
+/// A config that cannot be used, naming the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Parse(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What the command line (or its `EDGECACHE_*` variables) says on top of the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub origin: Option<String>,
+    pub max_memory: Option<ByteSize>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads, parses and validates a file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse(m) => ConfigError::Parse(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Folds CLI flags in; with no site at all, serves the demo directory.
+    pub fn apply(
+        mut self,
+        o: &Overrides,
+        demo_root: impl FnOnce() -> PathBuf,
+    ) -> Result<Self, ConfigError> {
+        if let Some(l) = o.listen {
+            self.server.listen = l;
+        }
+        if let Some(m) = o.max_memory {
+            self.cache.max_memory = m;
+        }
+        if let Some(f) = o.log_format {
+            self.log.format = f;
+        }
+        if let Some(url) = &o.origin {
+            self.sites = vec![SiteConfig::any_host_upstream(url)];
+        }
+        if self.sites.is_empty() {
+            self.sites = vec![SiteConfig::demo(demo_root())];
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks what serde cannot: ranges, URLs, exclusive choices.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.cache;
+        if c.max_memory.0 < 1 << 20 {
+            return Err(invalid("cache.max_memory", "must be at least 1MiB"));
+        }
+        if c.max_object_size.0 == 0 || c.max_object_size > c.max_memory {
+            return Err(invalid(
+                "cache.max_object_size",
+                format!(
+                    "must be between 1 byte and cache.max_memory ({})",
+                    c.max_memory
+                ),
+            ));
+        }
+        if c.max_object_size.0 > u32::MAX as u64 / 2 {
+            return Err(invalid("cache.max_object_size", "must be below 2GiB"));
+        }
+        if c.max_variants == 0 {
+            return Err(invalid("cache.max_variants", "must be at least 1"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.server.max_header_bytes.0 < 1024 {
+            return Err(invalid("server.max_header_bytes", "must be at least 1KiB"));
+        }
+        if !self.server.health_path.is_empty() && !self.server.health_path.starts_with('/') {
+            return Err(invalid("server.health_path", "must start with /"));
+        }
+        for (i, s) in self.sites.iter().enumerate() {
+            let f = |k: &str| format!("site[{i}].{k}");
+            if s.name.is_empty() {
+                return Err(invalid(f("name"), "must not be empty"));
+            }
+            if s.hosts.is_empty() {
+                return Err(invalid(f("hosts"), "needs at least one host (or \"*\")"));
+            }
+            if !s.path_prefix.starts_with('/') {
+                return Err(invalid(f("path_prefix"), "must start with /"));
+            }
+            match (&s.origin, &s.root) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid(f("origin"), "set either origin or root, not both"));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        f("origin"),
+                        "set origin (a URL) or root (a directory)",
+                    ));
+                }
+                (Some(url), None) => {
+                    validate_origin_url(url).map_err(|r| invalid(f("origin"), r))?
+                }
+                (None, Some(root)) => {
+                    if !root.is_dir() {
+                        return Err(invalid(
+                            f("root"),
+                            format!("{} is not a directory", root.display()),
+                        ));
+                    }
+                }
+            }
+            for (j, h) in s.forward_headers.iter().enumerate() {
+                if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                    return Err(invalid(
+                        format!("site[{i}].forward_headers[{j}]"),
+                        format!("`{h}` is not a header name"),
+                    ));
+                }
+            }
+            for (j, r) in s.cache_rules.iter().enumerate() {
+                if http::HeaderValue::from_str(&r.cache_control).is_err() {
+                    return Err(invalid(
+                        format!("site[{i}].cache_rule[{j}].cache_control"),
+                        "not a valid header value",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_origin_url(url: &str) -> Result<(), String> {
+    let u: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    match u.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{url}` must start with http:// or https://")),
+    }
+    if u.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    if u.query().is_some() {
+        return Err(format!("`{url}` must not have a query string"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.cache.max_memory, ByteSize(256 << 20));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::from_toml("[cache]\nmax_memory = \"lots\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_memory") && e.contains("lots"), "{e}");
+        let e = Config::from_toml("[cache]\nmax_memroy = 5")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_memroy"), "{e}");
+        let e = Config::from_toml("[[site]]\nname='a'\nhosts=['*']\norigin='ftp://x'")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("site[0].origin"), "{e}");
+        let e = Config::from_toml("[[site]]\nname='a'\nhosts=['*']")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("site[0].origin"), "{e}");
+    }
+
+    #[test]
+    fn overrides_win() {
+        let o = Overrides {
+            origin: Some("http://127.0.0.1:9".into()),
+            max_memory: Some(ByteSize(32 << 20)),
+            ..Default::default()
+        };
+        let c = Config::default().apply(&o, || unreachable!()).unwrap();
+        assert_eq!(c.sites.len(), 1);
+        assert_eq!(c.sites[0].origin.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(c.cache.max_memory, ByteSize(32 << 20));
+    }
+}

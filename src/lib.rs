@@ -1,0 +1,21 @@
+//! edgecache: a caching CDN edge server.
+//!
+//! # Layout
+//! Data flows one way, top to bottom; nothing imports upward.
+//! - [`app`]: composition root; builds everything from a [`config::Config`] and serves it.
+//! - [`server`]: the accept loop (hyper), connection limits, graceful drain.
+//! - [`proxy`]: the request path: site selection, cache lookup, fills, pass-through, responses.
+//! - [`cache`]: keys, HTTP caching policy, the byte-weighted store, request coalescing, status
+//!   headers. Knows nothing of axum or reqwest.
+//! - [`origin`]: where content comes from: upstream HTTP servers (reqwest) and local directories.
+//! - [`config`]: the typed, validated configuration.
+//! - [`telemetry`]: logging and the access log.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod origin;
+pub mod proxy;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,83 @@
+//! Where content comes from: an upstream HTTP server or a local directory. Both answer an
+//! [`OriginRequest`] with an [`OriginResponse`] whose body is a stream, so the proxy treats them
+//! alike. Origin selection (pools, health) will slot in behind [`Origin`].
+
+pub(crate) mod headers;
+mod static_dir;
+mod upstream;
+
+pub use static_dir::StaticDir;
+pub use upstream::Upstream;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use http::{HeaderMap, Method, StatusCode};
+
+/// A body as a stream of chunks; an `Err` item means the body is cut short.
+pub type BodyStream = BoxStream<'static, Result<Bytes, OriginError>>;
+
+/// What the edge asks of an origin. `path_and_query` always starts with `/`.
+pub struct OriginRequest {
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    /// Request body for methods that carry one (streamed, never buffered whole).
+    pub body: Option<BodyStream>,
+}
+
+/// An origin's answer; hop-by-hop headers are already removed.
+pub struct OriginResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: BodyStream,
+}
+
+/// Why an origin gave no (complete) answer. Decides the status the client sees.
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum OriginError {
+    #[error("origin unreachable: {0}")]
+    Connect(String),
+    #[error("origin timed out ({0})")]
+    Timeout(&'static str),
+    #[error("origin response broken: {0}")]
+    Protocol(String),
+    #[error("request body too large")]
+    RequestTooLarge,
+    #[error("request body unreadable: {0}")]
+    Downstream(String),
+}
+
+impl OriginError {
+    /// The status a client gets when this error leaves it without a response.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OriginError::Connect(_) | OriginError::Protocol(_) => StatusCode::BAD_GATEWAY,
+            OriginError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            OriginError::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            OriginError::Downstream(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// A configured origin. An enum, not a trait object: the set is closed and dispatch stays cheap.
+pub enum Origin {
+    Upstream(Upstream),
+    Static(StaticDir),
+}
+
+impl Origin {
+    pub async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
+        match self {
+            Origin::Upstream(u) => u.fetch(req).await,
+            Origin::Static(s) => s.fetch(req).await,
+        }
+    }
+
+    /// A short name for logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Upstream(u) => u.base().to_string(),
+            Origin::Static(s) => format!("dir:{}", s.root().display()),
+        }
+    }
+}

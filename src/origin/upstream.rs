@@ -1,0 +1,104 @@
+//! An upstream HTTP origin reached with reqwest. Redirects are passed to the client, bodies are
+//! never decompressed, and no proxy from the environment is used: the edge talks only to the
+//! origin named in its config.
+
+use super::{BodyStream, OriginError, OriginRequest, OriginResponse, headers::strip_hop_by_hop};
+use crate::config::OriginConfig;
+use futures_util::{StreamExt, TryStreamExt};
+use std::{error::Error as _, time::Duration};
+
+pub struct Upstream {
+    client: reqwest::Client,
+    /// Scheme, authority and optional base path, without a trailing slash.
+    base: String,
+    /// Overrides the Host header sent upstream.
+    host: Option<http::HeaderValue>,
+    first_byte_timeout: Duration,
+    total_timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(base: &str, host: Option<&str>, cfg: &OriginConfig) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout.0)
+            .pool_max_idle_per_host(cfg.max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let host = host
+            .map(|h| h.parse().map_err(|_| format!("`{h}` is not a valid Host")))
+            .transpose()?;
+        Ok(Self {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            host,
+            first_byte_timeout: cfg.first_byte_timeout.0,
+            total_timeout: cfg.total_timeout.0,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
+        let url = format!("{}{}", self.base, req.path_and_query);
+        let mut headers = req.headers;
+        if let Some(h) = &self.host {
+            headers.insert(http::header::HOST, h.clone());
+        }
+        let mut rb = self
+            .client
+            .request(req.method, url)
+            .headers(headers)
+            .timeout(self.total_timeout);
+        if let Some(body) = req.body {
+            rb = rb.body(reqwest::Body::wrap_stream(body));
+        }
+        let res = match tokio::time::timeout(self.first_byte_timeout, rb.send()).await {
+            Err(_) => return Err(OriginError::Timeout("first byte")),
+            Ok(Err(e)) => return Err(classify(e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = res.status();
+        let mut headers = res.headers().clone();
+        strip_hop_by_hop(&mut headers);
+        let body: BodyStream = res.bytes_stream().map_err(classify).boxed();
+        Ok(OriginResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Maps reqwest's error to who is at fault and which status the client should see.
+fn classify(e: reqwest::Error) -> OriginError {
+    if e.is_timeout() {
+        return OriginError::Timeout("total");
+    }
+    // A request body that failed came from the client, not the origin.
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(oe) = s.downcast_ref::<OriginError>() {
+            return oe.clone();
+        }
+        src = s.source();
+    }
+    if e.is_connect() {
+        OriginError::Connect(root_cause(&e))
+    } else {
+        OriginError::Protocol(root_cause(&e))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,229 @@
+//! GET and HEAD: look up, serve fresh, serve stale while refreshing, or fill from the origin.
+
+use super::{Edge, FillMeta, RequestCtx, fill_task::FillJob, forward, respond, site::Site};
+use crate::cache::{
+    CacheKey, Lookup, Object,
+    fill::{FillReader, FillWriter, Joined},
+    key::VaryValues,
+    policy::{self},
+    status::{CacheStatus, MissReason, Outcome, StaleReason},
+};
+use axum::body::Body;
+use futures_util::TryStreamExt;
+use http::{HeaderName, Method, Response, header, request::Parts};
+use std::{sync::Arc, time::SystemTime};
+
+/// Serves a cacheable request.
+pub async fn serve(
+    edge: &Arc<Edge>,
+    site: &Arc<Site>,
+    req: &Parts,
+    ctx: &mut RequestCtx,
+) -> Response<Body> {
+    let now = SystemTime::now();
+    let key = CacheKey::new(&site.name, &ctx.host, &ctx.target);
+    let honor = site.honor_client_no_cache;
+    if honor
+        && policy::directive(
+            req.headers.get_all(header::CACHE_CONTROL).iter(),
+            "no-store",
+        )
+        .is_some()
+    {
+        return super::pass::serve(edge, site, req, None, ctx, Outcome::Bypass("request")).await;
+    }
+    let (stale, names, miss, solo) = match edge.store.lookup(&key, &req.headers) {
+        Lookup::Found(obj, entry) => {
+            let client_wants_fresh =
+                honor && policy::client_requires_revalidation(&req.headers, &obj.freshness, now);
+            if !client_wants_fresh && obj.freshness.is_fresh(now) {
+                return hit(&obj, req, ctx, Outcome::Hit, now);
+            }
+            if !client_wants_fresh && obj.freshness.within_stale_while_revalidate(now) {
+                refresh_in_background(edge, site, req, ctx, key, obj.clone(), entry.vary_names());
+                return hit(
+                    &obj,
+                    req,
+                    ctx,
+                    Outcome::Stale(StaleReason::WhileRevalidate),
+                    now,
+                );
+            }
+            (
+                Some(obj),
+                entry.vary_names(),
+                MissReason::Uri,
+                entry.hit_for_miss(now),
+            )
+        }
+        Lookup::VaryMiss(entry) => (
+            None,
+            entry.vary_names(),
+            MissReason::Vary,
+            entry.hit_for_miss(now),
+        ),
+        Lookup::UriMiss => (None, Vec::new(), MissReason::Uri, false),
+    };
+    let miss = if solo { MissReason::HitForMiss } else { miss };
+    fetch(edge, site, req, ctx, key, stale, names, miss, solo).await
+}
+
+fn hit(
+    obj: &Object,
+    req: &Parts,
+    ctx: &mut RequestCtx,
+    outcome: Outcome,
+    now: SystemTime,
+) -> Response<Body> {
+    let mut cs = CacheStatus::new(outcome);
+    cs.ttl = Some(obj.freshness.ttl_secs(now));
+    ctx.cache = Some(cs);
+    respond::from_object(obj, &req.method, &req.headers, &cs, now)
+}
+
+fn job(
+    edge: &Arc<Edge>,
+    site: &Arc<Site>,
+    req: &Parts,
+    ctx: &RequestCtx,
+    key: CacheKey,
+    stale: Option<Arc<Object>>,
+    miss: MissReason,
+) -> FillJob {
+    let mut origin_headers = forward::fill_headers(site, &req.headers, &ctx.host_value, ctx.peer);
+    if let Some(s) = &stale {
+        policy::add_validators(&s.headers, &mut origin_headers);
+    }
+    FillJob {
+        edge: edge.clone(),
+        site: site.clone(),
+        key,
+        uri: req.uri.clone(),
+        target: ctx.target.clone(),
+        client_headers: req.headers.clone(),
+        origin_headers,
+        stale,
+        miss,
+        start: edge.store.fill_start(),
+    }
+}
+
+/// Starts a revalidation nobody waits for, unless one is already running for this key.
+fn refresh_in_background(
+    edge: &Arc<Edge>,
+    site: &Arc<Site>,
+    req: &Parts,
+    ctx: &RequestCtx,
+    key: CacheKey,
+    stale: Arc<Object>,
+    names: Vec<HeaderName>,
+) {
+    let fill_key = (key.clone(), VaryValues::from_request(&names, &req.headers));
+    if let Joined::Leader(w) = edge.fills.join(fill_key) {
+        let j = job(edge, site, req, ctx, key, Some(stale), MissReason::Uri);
+        tokio::spawn(j.run(w));
+    }
+}
+
+fn start(j: FillJob, w: FillWriter<FillMeta>, idle: std::time::Duration) -> FillReader<FillMeta> {
+    let r = w
+        .fill()
+        .reader(idle)
+        .expect("a new fill has dropped nothing");
+    tokio::spawn(j.run(w));
+    r
+}
+
+/// Goes to the origin through a fill: leads one, follows one already running, or (`solo`) runs
+/// one nobody else joins.
+#[allow(clippy::too_many_arguments)]
+async fn fetch(
+    edge: &Arc<Edge>,
+    site: &Arc<Site>,
+    req: &Parts,
+    ctx: &mut RequestCtx,
+    key: CacheKey,
+    stale: Option<Arc<Object>>,
+    names: Vec<HeaderName>,
+    miss: MissReason,
+    mut solo: bool,
+) -> Response<Body> {
+    let idle = edge.settings.body_idle_timeout;
+    let mut miss = miss;
+    if stale.is_none() && edge.fills.budget().is_full() {
+        solo = true;
+        miss = MissReason::Busy;
+    }
+    loop {
+        let (mut reader, leader) = if solo {
+            let j = job(edge, site, req, ctx, key.clone(), stale.clone(), miss);
+            (start(j, edge.fills.solo(), idle), true)
+        } else {
+            let fill_key = (key.clone(), VaryValues::from_request(&names, &req.headers));
+            match edge.fills.join(fill_key) {
+                Joined::Leader(w) => {
+                    let j = job(edge, site, req, ctx, key.clone(), stale.clone(), miss);
+                    (start(j, w, idle), true)
+                }
+                Joined::Follower(fill) => match fill.reader(idle) {
+                    Some(r) => (r, false),
+                    None => {
+                        solo = true;
+                        continue;
+                    }
+                },
+            }
+        };
+        let head = match reader.head(edge.settings.fill_wait_timeout).await {
+            Ok(h) => h,
+            Err(e) => {
+                let mut cs = CacheStatus::new(Outcome::Miss(miss));
+                cs.collapsed = !leader;
+                cs.detail = Some("origin-error");
+                ctx.cache = Some(cs);
+                return respond::error(e.status(), &e.to_string(), Some(&cs));
+            }
+        };
+        let fits = head.shareable
+            && head
+                .meta
+                .vary
+                .as_ref()
+                .is_some_and(|v| v.matches(&req.headers));
+        if !leader && !fits {
+            // Not for us to share (private, other variant): fetch our own, without waiting on others.
+            solo = true;
+            continue;
+        }
+        let m = &head.meta;
+        let mut cs = CacheStatus::new(m.outcome);
+        cs.fwd_status = m.fwd_status;
+        cs.stored = m.stored;
+        cs.collapsed = !leader;
+        cs.ttl = m.ttl;
+        cs.detail = m.detail;
+        ctx.origin_ms = if leader { m.origin_ms } else { None };
+        let now = SystemTime::now();
+        if let Some(obj) = &m.object {
+            cs.ttl = Some(obj.freshness.ttl_secs(now));
+            ctx.cache = Some(cs);
+            return respond::from_object(obj, &req.method, &req.headers, &cs, now);
+        }
+        ctx.cache = Some(cs);
+        let mut headers = head.headers.clone();
+        if !leader {
+            headers.remove(header::SET_COOKIE);
+        }
+        respond::stamp(&mut headers, &cs);
+        let body = if req.method == Method::HEAD {
+            drop(reader);
+            Body::empty()
+        } else {
+            Body::from_stream(reader.into_stream().map_err(std::io::Error::other))
+        };
+        let mut res = Response::new(body);
+        *res.status_mut() = head.status;
+        *res.headers_mut() = headers;
+        return res;
+    }
+}

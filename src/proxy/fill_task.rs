@@ -1,0 +1,310 @@
+//! The task behind a fill: one origin request, its answer published to every reader, the body
+//! stored when it may be. It runs detached from the client that started it, so a client that
+//! goes away does not cancel the fill for the others.
+
+use super::{Edge, FillMeta, forward::VIA, site::Site};
+use crate::{
+    cache::{
+        CacheKey, FillStart, Object,
+        fill::{FillError, FillHead, FillWriter},
+        key::{VaryValues, vary_names},
+        policy::{self, NotStorable, PolicyRequest, SiteRules},
+        status::{MissReason, Outcome, StaleReason},
+    },
+    origin::{OriginRequest, OriginResponse},
+};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use std::{
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
+
+/// Everything a fill needs from the request that started it.
+pub struct FillJob {
+    pub edge: Arc<Edge>,
+    pub site: Arc<Site>,
+    pub key: CacheKey,
+    pub uri: Uri,
+    pub target: String,
+    /// The client's headers: storability is judged against them.
+    pub client_headers: HeaderMap,
+    /// What the origin is sent (safe subset + validators).
+    pub origin_headers: HeaderMap,
+    /// The expired copy being revalidated, if any.
+    pub stale: Option<Arc<Object>>,
+    pub miss: MissReason,
+    pub start: FillStart,
+}
+
+impl FillJob {
+    pub async fn run(self, mut w: FillWriter<FillMeta>) {
+        let started = Instant::now();
+        let res = self
+            .site
+            .origin
+            .fetch(OriginRequest {
+                method: Method::GET,
+                path_and_query: self.target.clone(),
+                headers: self.origin_headers.clone(),
+                body: None,
+            })
+            .await;
+        let origin_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let now = SystemTime::now();
+        let stale_ok = self
+            .stale
+            .clone()
+            .filter(|s| s.freshness.within_stale_if_error(now));
+        match res {
+            Err(e) => match stale_ok {
+                Some(s) => self.publish_object(
+                    &mut w,
+                    s,
+                    Outcome::Stale(StaleReason::IfError),
+                    None,
+                    false,
+                    origin_ms,
+                ),
+                None => {
+                    tracing::debug!(key = self.key.as_str(), error = %e, "fill failed");
+                    w.finish(Err(FillError::Upstream {
+                        status: e.status().as_u16(),
+                        message: e.to_string().into(),
+                    }));
+                }
+            },
+            Ok(r) if r.status == StatusCode::NOT_MODIFIED && self.stale.is_some() => {
+                self.revalidated(&mut w, r, now, origin_ms);
+            }
+            Ok(r) if r.status.is_server_error() && stale_ok.is_some() => {
+                let s = stale_ok.expect("checked");
+                let st = Some(r.status.as_u16());
+                self.publish_object(
+                    &mut w,
+                    s,
+                    Outcome::Stale(StaleReason::IfError),
+                    st,
+                    false,
+                    origin_ms,
+                );
+            }
+            Ok(r) => self.stream(&mut w, r, now, origin_ms).await,
+        }
+        w.done();
+    }
+
+    fn policy_request(&self) -> PolicyRequest<'_> {
+        PolicyRequest {
+            method: &Method::GET,
+            uri: &self.uri,
+            headers: &self.client_headers,
+        }
+    }
+
+    fn rules(&self) -> SiteRules {
+        SiteRules {
+            cache_set_cookie: self.site.cache_set_cookie,
+        }
+    }
+
+    /// A whole object is the answer (revalidated or stale): readers serve it with `from_object`.
+    fn publish_object(
+        &self,
+        w: &mut FillWriter<FillMeta>,
+        obj: Arc<Object>,
+        outcome: Outcome,
+        fwd_status: Option<u16>,
+        stored: bool,
+        origin_ms: f64,
+    ) {
+        let meta = FillMeta {
+            outcome,
+            fwd_status,
+            stored,
+            ttl: None,
+            detail: None,
+            vary: Some(obj.vary.clone()),
+            object: Some(obj.clone()),
+            origin_ms: Some(origin_ms),
+        };
+        w.set_head(
+            FillHead {
+                status: obj.status,
+                headers: HeaderMap::new(),
+                shareable: true,
+                meta,
+            },
+            None,
+        );
+        w.finish(Ok(()));
+    }
+
+    /// A 304: the stored body stays, its headers and freshness are renewed.
+    fn revalidated(
+        &self,
+        w: &mut FillWriter<FillMeta>,
+        r: OriginResponse,
+        now: SystemTime,
+        origin_ms: f64,
+    ) {
+        let old = self.stale.clone().expect("revalidation has a stale copy");
+        if !policy::not_modified_matches(&old.headers, &r.headers) {
+            w.finish(Err(FillError::Upstream {
+                status: 502,
+                message: "origin answered 304 for another representation".into(),
+            }));
+            return;
+        }
+        let merged = policy::merge_not_modified(&old.headers, &r.headers);
+        let mut eval = merged.clone();
+        if let Some(age) = r.headers.get(header::AGE) {
+            eval.insert(header::AGE, age.clone());
+        }
+        let obj = match policy::evaluate(
+            &self.policy_request(),
+            old.status,
+            &eval,
+            false,
+            self.rules(),
+            now,
+        ) {
+            Ok(freshness) => Arc::new(Object {
+                status: old.status,
+                headers: merged,
+                body: old.body.clone(),
+                vary: old.vary.clone(),
+                freshness,
+            }),
+            Err(_) => {
+                // Now unstorable: serve this once, drop what was stored.
+                self.edge.store.remove(&self.key);
+                self.publish_object(w, old, Outcome::Revalidated, Some(304), false, origin_ms);
+                return;
+            }
+        };
+        let stored = self
+            .edge
+            .store
+            .insert_if_current(self.key.clone(), obj.clone(), self.start);
+        self.publish_object(w, obj, Outcome::Revalidated, Some(304), stored, origin_ms);
+    }
+
+    /// A full response: publish the head, stream the body to readers, store it if allowed.
+    async fn stream(
+        &self,
+        w: &mut FillWriter<FillMeta>,
+        r: OriginResponse,
+        now: SystemTime,
+        origin_ms: f64,
+    ) {
+        let OriginResponse {
+            status,
+            headers,
+            mut body,
+        } = r;
+        let mut eval = headers.clone();
+        let had_cookie = eval.remove(header::SET_COOKIE).is_some();
+        let verdict = policy::evaluate(
+            &self.policy_request(),
+            status,
+            &eval,
+            had_cookie,
+            self.rules(),
+            now,
+        );
+        let max_object = self.edge.store.config().max_object_size;
+        let content_length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let vary = vary_names(&headers)
+            .map(|names| VaryValues::from_request(&names, &self.client_headers));
+        let (freshness, detail) = match (&verdict, &vary) {
+            (Ok(_), None) => (None, Some(NotStorable::VaryStar)),
+            (Ok(_), _) if content_length.is_some_and(|n| n > max_object) => {
+                (None, Some(NotStorable::TooLarge))
+            }
+            (Ok(f), _) => (Some(*f), None),
+            (Err(e), _) => (None, Some(*e)),
+        };
+        let shareable = verdict.is_ok() && vary.is_some();
+        if freshness.is_none() && detail != Some(NotStorable::TooLarge) {
+            let until = now + self.edge.settings.hit_for_miss;
+            self.edge.store.mark_hit_for_miss(self.key.clone(), until);
+        }
+        let outcome = if self.stale.is_some() {
+            Outcome::Expired
+        } else {
+            Outcome::Miss(self.miss)
+        };
+        let mut out_headers = headers;
+        out_headers.append(header::VIA, VIA);
+        let meta = FillMeta {
+            outcome,
+            fwd_status: Some(status.as_u16()),
+            stored: freshness.is_some(),
+            ttl: freshness.map(|f| f.ttl_secs(now)),
+            detail: detail.map(NotStorable::as_str),
+            vary: vary.clone(),
+            object: None,
+            origin_ms: Some(origin_ms),
+        };
+        w.set_max_object_size(usize::try_from(max_object).unwrap_or(usize::MAX));
+        let head = w.set_head(
+            FillHead {
+                status,
+                headers: out_headers,
+                shareable,
+                meta,
+            },
+            content_length,
+        );
+        let idle = self.edge.settings.body_idle_timeout;
+        loop {
+            match tokio::time::timeout(idle, body.next()).await {
+                Err(_) => {
+                    w.finish(Err(FillError::Timeout));
+                    return;
+                }
+                Ok(Some(Ok(chunk))) => {
+                    if w.push(chunk, idle).await.is_err() {
+                        return; // no reader left and nothing to store; dropping ends the fill
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    w.finish(Err(FillError::Upstream {
+                        status: 502,
+                        message: e.to_string().into(),
+                    }));
+                    return;
+                }
+                Ok(None) => break,
+            }
+        }
+        let Some(full) = w.finish(Ok(())) else { return };
+        let (Some(freshness), Some(vary)) = (freshness, vary) else {
+            return;
+        };
+        if content_length.is_some_and(|n| n != full.len() as u64) {
+            return;
+        }
+        let obj = Object {
+            status,
+            headers: stored_headers(&head.headers, full.len()),
+            body: full,
+            vary,
+            freshness,
+        };
+        self.edge
+            .store
+            .insert_if_current(self.key.clone(), obj, self.start);
+    }
+}
+
+/// The headers kept with an object: compact copies, exact Content-Length, Via already added.
+fn stored_headers(h: &HeaderMap, len: usize) -> HeaderMap {
+    let mut out = policy::storable_headers(h);
+    out.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    out
+}

@@ -1,0 +1,170 @@
+//! The HTTP front: picks the site, sends cacheable requests through the cache and the rest
+//! straight to the origin, and logs one line per request when its body is done.
+
+mod cached;
+mod fill_task;
+mod forward;
+mod pass;
+pub mod respond;
+pub mod site;
+
+use crate::{
+    cache::{
+        Object, Store,
+        fill::Fills,
+        key::VaryValues,
+        status::{CacheStatus, Outcome},
+    },
+    telemetry::access::{AccessRecord, LoggedBody},
+};
+use axum::{Router, body::Body, extract::State};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use site::{Sites, host_without_port};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+/// Timeouts and limits the request path needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub fill_wait_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    pub hit_for_miss: Duration,
+    pub max_request_body: u64,
+    pub health_path: String,
+    pub access_log: bool,
+}
+
+/// Shared state of the edge: sites, the store, the fills in progress.
+pub struct Edge {
+    pub sites: Sites,
+    pub store: Store,
+    pub fills: Arc<Fills<FillMeta>>,
+    pub settings: Settings,
+}
+
+/// What a fill's leader learned, handed to every reader with the head.
+#[derive(Debug)]
+pub struct FillMeta {
+    pub outcome: Outcome,
+    pub fwd_status: Option<u16>,
+    pub stored: bool,
+    pub ttl: Option<i64>,
+    pub detail: Option<&'static str>,
+    /// The variant this response answers; `None` when it varies on `*`.
+    pub vary: Option<VaryValues>,
+    /// Set when the answer is a whole stored object (revalidated, or stale on error).
+    pub object: Option<Arc<Object>>,
+    pub origin_ms: Option<f64>,
+}
+
+/// The client's address, put on each request by the server loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Per-request facts gathered for the response and the access log.
+pub struct RequestCtx {
+    pub peer: Option<SocketAddr>,
+    /// Lower-case host without port.
+    pub host: String,
+    /// The Host value forwarded upstream.
+    pub host_value: HeaderValue,
+    /// Path and query as received.
+    pub target: String,
+    pub cache: Option<CacheStatus>,
+    pub origin_ms: Option<f64>,
+}
+
+/// The router: every path goes to [`handle`].
+pub fn router(edge: Arc<Edge>) -> Router {
+    Router::new().fallback(handle).with_state(edge)
+}
+
+async fn handle(State(edge): State<Arc<Edge>>, req: Request<Body>) -> Response<Body> {
+    let started = tokio::time::Instant::now();
+    let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    let (parts, body) = req.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let mut ctx = RequestCtx {
+        peer,
+        host: String::new(),
+        host_value: HeaderValue::from_static(""),
+        target,
+        cache: None,
+        origin_ms: None,
+    };
+    let res = route(&edge, &parts, body, &mut ctx).await;
+    if !edge.settings.access_log {
+        return res;
+    }
+    let record = AccessRecord {
+        started,
+        client: peer,
+        method: parts.method,
+        target: ctx.target,
+        host: ctx.host,
+        status: res.status().as_u16(),
+        cache: ctx.cache.map(|c| c.outcome.x_cache()),
+        origin_ms: ctx.origin_ms,
+    };
+    res.map(|b| Body::new(LoggedBody::new(b, record)))
+}
+
+async fn route(
+    edge: &Arc<Edge>,
+    parts: &http::request::Parts,
+    body: Body,
+    ctx: &mut RequestCtx,
+) -> Response<Body> {
+    let path = parts.uri.path();
+    if !edge.settings.health_path.is_empty() && path == edge.settings.health_path {
+        let mut r = Response::new(Body::from("ok\n"));
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
+    if !path.starts_with('/') {
+        return respond::error(
+            StatusCode::BAD_REQUEST,
+            "request target must be a path",
+            None,
+        );
+    }
+    // The authority of an absolute-form target wins over Host (RFC 9112 section 3.2.2); either
+    // only selects among configured sites, never where the request goes.
+    let host_value = match parts.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => parts.headers.get(header::HOST).cloned(),
+    };
+    let Some(host_value) = host_value.filter(|h| !h.is_empty()) else {
+        return respond::error(StatusCode::BAD_REQUEST, "missing Host header", None);
+    };
+    let Ok(host_str) = host_value.to_str() else {
+        return respond::error(StatusCode::BAD_REQUEST, "Host header is not valid", None);
+    };
+    ctx.host = host_without_port(host_str);
+    let Some(site) = edge.sites.find(&ctx.host, path).cloned() else {
+        return respond::error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this edge serves no site for that host",
+            None,
+        );
+    };
+    ctx.host_value = host_value;
+    match parts.method {
+        Method::GET | Method::HEAD => cached::serve(edge, &site, parts, ctx).await,
+        _ => {
+            pass::serve(
+                edge,
+                &site,
+                parts,
+                Some(body),
+                ctx,
+                Outcome::Bypass("method"),
+            )
+            .await
+        }
+    }
+}

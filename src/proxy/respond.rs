@@ -1,0 +1,302 @@
+//! Responses served from a stored object: full, HEAD, 304 to a client's conditional request,
+//! 206 / 416 for ranges; and the short error responses the edge makes itself.
+
+use crate::cache::{Object, status::CacheStatus};
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use std::time::SystemTime;
+
+pub static X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
+pub static CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
+
+/// Marks a response with what the cache did.
+pub fn stamp(h: &mut HeaderMap, status: &CacheStatus) {
+    let upstream = h.get(&CACHE_STATUS).cloned();
+    h.insert(&CACHE_STATUS, status.header_value(upstream.as_ref()));
+    h.insert(&X_CACHE, HeaderValue::from_static(status.outcome.x_cache()));
+}
+
+/// Serves a stored object to this request: 200, 206, 304 or 416, with `Age` and status headers.
+pub fn from_object(
+    obj: &Object,
+    method: &Method,
+    req: &HeaderMap,
+    status: &CacheStatus,
+    now: SystemTime,
+) -> Response<Body> {
+    let mut headers = obj.headers.clone();
+    headers.insert(
+        header::AGE,
+        HeaderValue::from(obj.freshness.age(now).as_secs()),
+    );
+    stamp(&mut headers, status);
+    let head_only = method == Method::HEAD;
+
+    if obj.status == StatusCode::OK && not_modified(&obj.headers, req) {
+        return not_modified_response(&headers);
+    }
+    let range = req
+        .get(header::RANGE)
+        .filter(|_| obj.status == StatusCode::OK && method == Method::GET);
+    if let Some(range) = range.filter(|_| if_range_holds(&obj.headers, req)) {
+        match parse_range(range, obj.body.len() as u64) {
+            RangeSpec::Satisfiable(start, end) => {
+                let part = obj.body.slice(start as usize..=end as usize);
+                return partial(headers, part, start, end, obj.body.len());
+            }
+            RangeSpec::Unsatisfiable => return unsatisfiable(headers, obj.body.len()),
+            RangeSpec::Ignore => {}
+        }
+    }
+    let body = if head_only {
+        Body::empty()
+    } else {
+        Body::from(obj.body.clone())
+    };
+    let mut res = Response::new(body);
+    *res.status_mut() = obj.status;
+    *res.headers_mut() = headers;
+    res
+}
+
+/// Would the client's own validators make this a 304? (RFC 9110 section 13.2.2 order.)
+fn not_modified(stored: &HeaderMap, req: &HeaderMap) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH) {
+        let Some(etag) = stored.get(header::ETAG).and_then(|e| e.to_str().ok()) else {
+            return false;
+        };
+        let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
+        return inm
+            .to_str()
+            .map(|v| {
+                v.split(',')
+                    .any(|t| t.trim() == "*" || weak(t) == weak(etag))
+            })
+            .unwrap_or(false);
+    }
+    if let (Some(ims), Some(lm)) = (
+        req.get(header::IF_MODIFIED_SINCE),
+        stored.get(header::LAST_MODIFIED),
+    ) {
+        let parse = |v: &HeaderValue| {
+            v.to_str()
+                .ok()
+                .and_then(|s| httpdate::parse_http_date(s).ok())
+        };
+        if let (Some(ims), Some(lm)) = (parse(ims), parse(lm)) {
+            return lm <= ims;
+        }
+    }
+    false
+}
+
+fn not_modified_response(full: &HeaderMap) -> Response<Body> {
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::NOT_MODIFIED;
+    let keep = [
+        header::CACHE_CONTROL,
+        header::CONTENT_LOCATION,
+        header::DATE,
+        header::ETAG,
+        header::EXPIRES,
+        header::LAST_MODIFIED,
+        header::VARY,
+        header::AGE,
+        header::VIA,
+    ];
+    let h = res.headers_mut();
+    for name in keep.iter().chain([&X_CACHE, &CACHE_STATUS]) {
+        for v in full.get_all(name) {
+            h.append(name.clone(), v.clone());
+        }
+    }
+    res
+}
+
+/// `If-Range` must name the stored representation exactly (strong ETag or Last-Modified).
+fn if_range_holds(stored: &HeaderMap, req: &HeaderMap) -> bool {
+    let Some(ir) = req.get(header::IF_RANGE) else {
+        return true;
+    };
+    let ir = ir.as_bytes();
+    if ir.starts_with(b"\"") {
+        stored.get(header::ETAG).is_some_and(|e| e.as_bytes() == ir)
+    } else {
+        stored
+            .get(header::LAST_MODIFIED)
+            .is_some_and(|lm| lm.as_bytes() == ir)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// Inclusive byte positions.
+    Satisfiable(u64, u64),
+    Unsatisfiable,
+    /// Not a single byte range we serve partially (multiple ranges, other units, garbage):
+    /// the full representation is sent, which RFC 9110 allows.
+    Ignore,
+}
+
+/// Parses a `Range` header against a representation of `len` bytes.
+pub fn parse_range(v: &HeaderValue, len: u64) -> RangeSpec {
+    let Some(spec) = v
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().strip_prefix("bytes="))
+    else {
+        return RangeSpec::Ignore;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Ignore;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Ignore;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| s.parse::<u64>().ok();
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => RangeSpec::Ignore,
+        (true, false) => match num(b) {
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(_) if len == 0 => RangeSpec::Unsatisfiable,
+            Some(n) => RangeSpec::Satisfiable(len.saturating_sub(n), len - 1),
+            None => RangeSpec::Ignore,
+        },
+        (false, _) => {
+            let Some(start) = num(a) else {
+                return RangeSpec::Ignore;
+            };
+            let end = if b.is_empty() { Some(u64::MAX) } else { num(b) };
+            match end {
+                None => RangeSpec::Ignore,
+                Some(end) if end < start => RangeSpec::Ignore,
+                Some(_) if start >= len => RangeSpec::Unsatisfiable,
+                Some(end) => RangeSpec::Satisfiable(start, end.min(len - 1)),
+            }
+        }
+    }
+}
+
+fn partial(
+    mut headers: HeaderMap,
+    body: Bytes,
+    start: u64,
+    end: u64,
+    total: usize,
+) -> Response<Body> {
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if let Ok(v) = HeaderValue::try_from(format!("bytes {start}-{end}/{total}")) {
+        headers.insert(header::CONTENT_RANGE, v);
+    }
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+    *res.headers_mut() = headers;
+    res
+}
+
+fn unsatisfiable(mut headers: HeaderMap, total: usize) -> Response<Body> {
+    let msg = "range not satisfiable\n";
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(msg.len()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.remove(header::CONTENT_ENCODING);
+    if let Ok(v) = HeaderValue::try_from(format!("bytes */{total}")) {
+        headers.insert(header::CONTENT_RANGE, v);
+    }
+    let mut res = Response::new(Body::from(msg));
+    *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+    *res.headers_mut() = headers;
+    res
+}
+
+/// A response the edge makes itself: a status and a one-line reason.
+pub fn error(status: StatusCode, reason: &str, cache: Option<&CacheStatus>) -> Response<Body> {
+    let body = format!(
+        "{} {}: {reason}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(c) = cache {
+        stamp(h, c);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &'static str, len: u64) -> RangeSpec {
+        parse_range(&HeaderValue::from_static(s), len)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(r("bytes=10-19", 1000), RangeSpec::Satisfiable(10, 19));
+        assert_eq!(r("bytes=990-", 1000), RangeSpec::Satisfiable(990, 999));
+        assert_eq!(r("bytes=-10", 1000), RangeSpec::Satisfiable(990, 999));
+        assert_eq!(r("bytes=-5000", 1000), RangeSpec::Satisfiable(0, 999));
+        assert_eq!(r("bytes=900-5000", 1000), RangeSpec::Satisfiable(900, 999));
+        assert_eq!(r("bytes=5000-6000", 1000), RangeSpec::Unsatisfiable);
+        assert_eq!(r("bytes=-0", 1000), RangeSpec::Unsatisfiable);
+        assert_eq!(r("bytes=0-1,5-6", 1000), RangeSpec::Ignore);
+        assert_eq!(r("items=0-1", 1000), RangeSpec::Ignore);
+        assert_eq!(r("bytes=9-3", 1000), RangeSpec::Ignore);
+        assert_eq!(r("bytes=x-3", 1000), RangeSpec::Ignore);
+        assert_eq!(r("bytes=0-0", 0), RangeSpec::Unsatisfiable);
+    }
+
+    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn conditionals() {
+        let stored = hm(&[
+            ("etag", "\"v1\""),
+            ("last-modified", "Mon, 02 Nov 2026 10:00:00 GMT"),
+        ]);
+        assert!(not_modified(
+            &stored,
+            &hm(&[("if-none-match", "\"v0\", W/\"v1\"")])
+        ));
+        assert!(!not_modified(&stored, &hm(&[("if-none-match", "\"v2\"")])));
+        assert!(not_modified(
+            &stored,
+            &hm(&[("if-modified-since", "Mon, 02 Nov 2026 10:00:00 GMT")])
+        ));
+        assert!(!not_modified(
+            &stored,
+            &hm(&[("if-modified-since", "Sun, 01 Nov 2026 10:00:00 GMT")])
+        ));
+        // If-None-Match wins over If-Modified-Since.
+        assert!(!not_modified(
+            &stored,
+            &hm(&[
+                ("if-none-match", "\"v2\""),
+                ("if-modified-since", "Mon, 02 Nov 2026 10:00:00 GMT")
+            ])
+        ));
+        assert!(if_range_holds(&stored, &hm(&[("if-range", "\"v1\"")])));
+        assert!(!if_range_holds(&stored, &hm(&[("if-range", "\"v0\"")])));
+    }
+}

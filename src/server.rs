@@ -1,0 +1,84 @@
+//! The accept loop: hyper with the limits axum's `serve` does not expose (head size, header
+//! count, head read timeout, connection cap) and a graceful drain bounded by a timeout.
+
+use crate::{config::ServerConfig, proxy::ClientAddr};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
+use std::{future::Future, sync::Arc, time::Duration};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower::ServiceExt;
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and gives
+/// in-flight requests up to `drain_timeout` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    cfg: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout.0)
+        .max_buf_size(
+            usize::try_from(cfg.max_header_bytes.0)
+                .unwrap_or(usize::MAX)
+                .max(8192),
+        )
+        .max_headers(cfg.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes.0).unwrap_or(u32::MAX));
+    let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let svc = TowerToHyperService::new(tower::service_fn(
+            move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            },
+        ));
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(cfg.drain_timeout.0) => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+}

@@ -1,0 +1,97 @@
+//! The access log: one line per request, emitted when the response body is finished (or the
+//! client went away), so `bytes` and `total_ms` are what was actually sent and how long it took.
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::Method;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+};
+use tokio::time::Instant;
+
+/// What is known about a request when its response head is ready.
+pub struct AccessRecord {
+    pub started: Instant,
+    pub client: Option<SocketAddr>,
+    pub method: Method,
+    pub host: String,
+    pub target: String,
+    pub status: u16,
+    /// `X-Cache` word, if the cache was involved.
+    pub cache: Option<&'static str>,
+    /// Time to the origin's response head, if this request asked the origin.
+    pub origin_ms: Option<f64>,
+}
+
+/// A response body that counts what it sends and logs the request when done.
+pub struct LoggedBody {
+    inner: Body,
+    record: Option<AccessRecord>,
+    bytes: u64,
+    complete: bool,
+}
+
+impl LoggedBody {
+    pub fn new(inner: Body, record: AccessRecord) -> Self {
+        Self {
+            inner,
+            record: Some(record),
+            bytes: 0,
+            complete: false,
+        }
+    }
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    self.bytes += d.len() as u64;
+                }
+            }
+            Poll::Ready(None) => self.complete = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        let Some(r) = self.record.take() else { return };
+        let complete = self.complete || self.inner.is_end_stream();
+        let client = r.client.map(|c| c.ip());
+        tracing::info!(
+            target: "edgecache::access",
+            client = client.map(tracing::field::display),
+            method = %r.method,
+            host = %r.host,
+            path = %r.target,
+            status = r.status,
+            bytes = self.bytes,
+            cache = r.cache.unwrap_or("-"),
+            origin_ms = r.origin_ms.map(|m| (m * 10.0).round() / 10.0),
+            total_ms = (r.started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
+            complete,
+        );
+    }
+}

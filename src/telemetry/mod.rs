@@ -1,0 +1,41 @@
+//! Logging: a tracing subscriber (text or JSON, level from `RUST_LOG`) whose output is written
+//! by a background thread through a buffer, so the request path never waits on a write system
+//! call; and the access log, one event per request (target `edgecache::access`).
+
+pub mod access;
+
+use crate::config::{LogConfig, LogFormat};
+use std::io::{self, BufWriter, Write};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// Keeps the log writer thread alive; dropping it flushes what is buffered.
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
+pub fn init(cfg: &LogConfig) -> io::Result<LogGuard> {
+    let sink: Box<dyn Write + Send> = match &cfg.file {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ),
+        None => Box::new(io::stdout()),
+    };
+    // The worker drains every queued line, then flushes: one write per batch, not per line.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(64 * 1024)
+        .lossy(true)
+        .finish(BufWriter::with_capacity(64 * 1024, sink));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    match cfg.format {
+        LogFormat::Json => registry
+            .with(fmt::layer().json().flatten_event(true).with_writer(writer))
+            .init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().with_ansi(false).with_writer(writer))
+            .init(),
+    }
+    Ok(LogGuard(guard))
+}

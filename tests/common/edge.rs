@@ -1,0 +1,92 @@
+//! Starts an edge in-process on an ephemeral 127.0.0.1 port, with a reqwest client for it.
+
+use super::origin::TestOrigin;
+use edgecache::{app::App, config::Config};
+use std::net::SocketAddr;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+pub struct TestEdge {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestEdge {
+    /// An edge configured from TOML text (validated like a config file).
+    pub async fn from_toml(toml: &str) -> TestEdge {
+        let cfg = Config::from_toml(toml).expect("test config is valid");
+        Self::start(cfg).await
+    }
+
+    /// Quick mode in front of one origin, with extra TOML (without `[[site]]`) for tuning.
+    pub async fn in_front_of(origin: &TestOrigin, extra_toml: &str) -> TestEdge {
+        let toml = format!(
+            "{extra_toml}\n[[site]]\nname = \"t\"\nhosts = [\"*\"]\norigin = \"{}\"\n",
+            origin.url
+        );
+        Self::from_toml(&toml).await
+    }
+
+    pub async fn start(mut cfg: Config) -> TestEdge {
+        cfg.log.access_log = false;
+        let app = App::build(&cfg).expect("edge builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            app.serve(listener, &cfg, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestEdge {
+            addr,
+            url: format!("http://{addr}"),
+            client,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.url))
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.url))
+    }
+
+    /// Signals shutdown and waits for the drain to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for TestEdge {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A response header as a string ("" when absent).
+pub fn header(res: &reqwest::Response, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}

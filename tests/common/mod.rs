@@ -1,0 +1,7 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+pub mod edge;
+pub mod origin;
+
+pub use edge::{TestEdge, header};
+pub use origin::TestOrigin;
