@@ -45,11 +45,11 @@ impl App {
             .collect::<Result<Vec<_>, _>>()?;
         let store = Store::new(StoreConfig {
             max_memory: cfg.cache.max_memory.0,
-            max_object_size: cfg.cache.max_object_size.0,
+            max_object_size: cfg.cache.object_limit().0,
             max_variants: cfg.cache.max_variants,
             keep: cfg.cache.keep.0,
         });
-        let budget = Arc::new(InflightBudget::new(cfg.cache.max_inflight.0));
+        let budget = Arc::new(InflightBudget::new(cfg.cache.inflight_limit().0));
         let edge = Arc::new(Edge {
             sites: Sites::new(sites),
             store,

@@ -50,10 +50,12 @@ pub struct ServerConfig {
 pub struct CacheConfig {
     /// Budget for stored objects (bodies + headers + bookkeeping).
     pub max_memory: ByteSize,
-    /// Larger responses stream through without being stored.
-    pub max_object_size: ByteSize,
+    /// Larger responses stream through without being stored. Default: 32MiB, or an eighth of
+    /// `max_memory` if that is less (see [`CacheConfig::object_limit`]).
+    pub max_object_size: Option<ByteSize>,
     /// Budget for bodies being filled from origins; when full, new misses pass through.
-    pub max_inflight: ByteSize,
+    /// Default: 64MiB, or a quarter of `max_memory` if that is less.
+    pub max_inflight: Option<ByteSize>,
     /// Cap on variants (Vary) kept per URL; the oldest goes first.
     pub max_variants: usize,
     /// How long an expired object with a validator (ETag / Last-Modified) is kept for revalidation.
@@ -157,13 +159,27 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             max_memory: ByteSize(256 << 20),
-            max_object_size: ByteSize(32 << 20),
-            max_inflight: ByteSize(64 << 20),
+            max_object_size: None,
+            max_inflight: None,
             max_variants: 16,
             keep: Secs(Duration::from_secs(3600)),
             fill_wait_timeout: Secs(Duration::from_secs(30)),
             hit_for_miss: Secs(Duration::from_secs(30)),
         }
+    }
+}
+
+impl CacheConfig {
+    /// The effective `max_object_size`.
+    pub fn object_limit(&self) -> ByteSize {
+        self.max_object_size
+            .unwrap_or(ByteSize((32 << 20).min(self.max_memory.0 / 8)))
+    }
+
+    /// The effective `max_inflight`.
+    pub fn inflight_limit(&self) -> ByteSize {
+        self.max_inflight
+            .unwrap_or(ByteSize((64 << 20).min(self.max_memory.0 / 4)))
     }
 }
 
@@ -262,7 +278,17 @@ pub struct Overrides {
 impl Config {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        // serde_path_to_error names the field (`cache.max_memory`); toml's own message shows the
+        // line and column.
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            match path.as_str() {
+                "" | "." => ConfigError::Parse(inner),
+                _ => ConfigError::Parse(format!("{path}: {inner}")),
+            }
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -310,7 +336,7 @@ impl Config {
         if c.max_memory.0 < 1 << 20 {
             return Err(invalid("cache.max_memory", "must be at least 1MiB"));
         }
-        if c.max_object_size.0 == 0 || c.max_object_size > c.max_memory {
+        if c.object_limit().0 == 0 || c.object_limit() > c.max_memory {
             return Err(invalid(
                 "cache.max_object_size",
                 format!(
@@ -319,7 +345,7 @@ impl Config {
                 ),
             ));
         }
-        if c.max_object_size.0 > u32::MAX as u64 / 2 {
+        if c.object_limit().0 > u32::MAX as u64 / 2 {
             return Err(invalid("cache.max_object_size", "must be below 2GiB"));
         }
         if c.max_variants == 0 {
@@ -419,7 +445,10 @@ mod tests {
         let e = Config::from_toml("[cache]\nmax_memory = \"lots\"")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("max_memory") && e.contains("lots"), "{e}");
+        assert!(
+            e.starts_with("cache.max_memory: ") && e.contains("lots"),
+            "{e}"
+        );
         let e = Config::from_toml("[cache]\nmax_memroy = 5")
             .unwrap_err()
             .to_string();

@@ -88,6 +88,13 @@ impl StaticDir {
         let Some(path) = decode_path(raw) else {
             return Ok(text(StatusCode::BAD_REQUEST, "bad path\n"));
         };
+        // Dotfiles (.git, .env, ...) are never served; .well-known is public by design.
+        if path
+            .split('/')
+            .any(|s| s.starts_with('.') && s != "." && s != ".well-known")
+        {
+            return Ok(not_found());
+        }
         let mut file = self.root.clone();
         file.extend(path.split('/').filter(|s| !s.is_empty() && *s != "."));
         let Some((mut resolved, mut meta)) = self.resolve(&file, &path).await? else {

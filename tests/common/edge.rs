@@ -90,3 +90,19 @@ pub fn header(res: &reqwest::Response, name: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// Sends raw bytes (a whole request, ending the head with `Connection: close`) and returns
+/// everything the server sent back before closing, bounded to 5 s.
+pub async fn raw_request(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let run = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request).await.unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), run)
+        .await
+        .expect("server answered or closed within 5 s")
+}

@@ -3,5 +3,5 @@
 pub mod edge;
 pub mod origin;
 
-pub use edge::{TestEdge, header};
+pub use edge::{TestEdge, header, raw_request};
 pub use origin::TestOrigin;

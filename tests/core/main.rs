@@ -4,4 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod cli;
 mod freshness;
+mod lifecycle;
+mod static_site;

@@ -1,0 +1,232 @@
+//! The binary: check-config, refusing bad configs, env variables, JSON logs, SIGTERM, and the
+//! memory budget seen from outside (RSS).
+
+use crate::common::TestOrigin;
+use std::{
+    io::Read,
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_edgecache");
+
+fn write_temp(name: &str, text: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("edgecache-test-{}-{name}", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until the server answers /healthz.
+async fn wait_healthy(port: u16) {
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("edgecache did not come up on port {port}");
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_bad_fields() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("edgecache.toml");
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, text, field) in [
+        (
+            "size.toml",
+            "[cache]\nmax_memory = \"lots\"\n",
+            "cache.max_memory",
+        ),
+        (
+            "typo.toml",
+            "[server]\nlisten_addr = \"x\"\n",
+            "listen_addr",
+        ),
+        (
+            "url.toml",
+            "[[site]]\nname = \"a\"\nhosts = [\"*\"]\norigin = \"ftp://x\"\n",
+            "site[0].origin",
+        ),
+        (
+            "both.toml",
+            "[[site]]\nname = \"a\"\nhosts = [\"*\"]\norigin = \"http://x\"\nroot = \"static\"\n",
+            "site[0].origin",
+        ),
+    ] {
+        let p = write_temp(name, text);
+        let out = Command::new(BIN)
+            .arg("check-config")
+            .arg(&p)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(field), "{name}: {err}");
+        // The server itself refuses to start with the same message.
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&p)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(field),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn env_variables_json_access_log_and_sigterm() {
+    let origin = TestOrigin::start().await;
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .env("EDGECACHE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("EDGECACHE_ORIGIN", &origin.url)
+        .arg("--log-format")
+        .arg("json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port).await;
+    let url = format!("http://127.0.0.1:{port}/c/logged?cc=max-age=60");
+    for _ in 0..2 {
+        reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    }
+    assert_eq!(origin.count("/c/logged"), 1);
+    assert!(terminate(&mut child).success(), "clean exit on SIGTERM");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let access: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("edgecache::access") && l.contains("/c/logged"))
+        .collect();
+    assert_eq!(access.len(), 2, "one line per request: {out}");
+    for (line, cache) in access.iter().zip(["MISS", "HIT"]) {
+        assert!(line.starts_with('{') && line.ends_with('}'), "JSON: {line}");
+        for field in [
+            "\"method\":\"GET\"",
+            "\"path\":\"/c/logged?cc=max-age=60\"",
+            "\"status\":200",
+            "\"client\":\"127.0.0.1\"",
+            "\"total_ms\":",
+        ] {
+            assert!(line.contains(field), "{field} in {line}");
+        }
+        assert!(line.contains(&format!("\"cache\":\"{cache}\"")), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn memory_stays_near_the_budget_however_many_objects_arrive() {
+    let origin = TestOrigin::start().await;
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--origin",
+            &origin.url,
+            "--max-memory",
+            "8MiB",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port).await;
+    let client = reqwest::Client::new();
+    // 800 distinct 64 KiB objects: 50 MiB through an 8 MiB budget.
+    for i in 0..800 {
+        let url = format!("http://127.0.0.1:{port}/c/m{i}?cc=max-age=600&size=65536");
+        let b = client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(b.len(), 65536);
+    }
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let rss_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // Asking for all of them again, newest first (oldest first would evict each next one
+    // before its turn): the newest are still there, and no more than fit in the budget.
+    let mut hits = 0;
+    for i in (0..800).rev() {
+        let url = format!("http://127.0.0.1:{port}/c/m{i}?cc=max-age=600&size=65536");
+        let r = client.get(&url).send().await.unwrap();
+        if r.headers().get("x-cache").is_some_and(|v| v == "HIT") {
+            hits += 1;
+        }
+        r.bytes().await.unwrap();
+    }
+    terminate(&mut child);
+    assert!(rss_kib > 0, "read VmRSS");
+    assert!(
+        rss_kib < (8 + 56) * 1024,
+        "RSS {rss_kib} KiB for an 8 MiB budget"
+    );
+    assert!(
+        (1..=128).contains(&hits),
+        "{hits} HITs: 8 MiB holds at most 128 objects of 64 KiB"
+    );
+}
