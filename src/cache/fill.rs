@@ -385,6 +385,23 @@ impl<M> FillWriter<M> {
         head
     }
 
+    /// Reserves a body of known length up front. `false` (and the fill stops retaining) when it
+    /// exceeds `max_object_size` or the in-flight budget: decided before the head goes out, so
+    /// the response can say it will not be stored.
+    pub fn reserve(&mut self, len: u64) -> bool {
+        let mut st = self.fill.lock();
+        if !st.retain {
+            return false;
+        }
+        let fits = len <= self.max_object_size as u64 && self.fill.budget.try_reserve(len);
+        if fits {
+            st.reserved += len;
+        } else {
+            st.retain = false;
+        }
+        fits
+    }
+
     /// Is the body still being retained for storing?
     pub fn retaining(&self) -> bool {
         self.fill.lock().retain
@@ -398,10 +415,15 @@ impl<M> FillWriter<M> {
         {
             let mut st = self.fill.lock();
             if st.retain {
-                if st.held + n > self.max_object_size || !self.fill.budget.try_reserve(n as u64) {
+                // Reserve what exceeds an up-front reservation (see `reserve`), if any.
+                let need = (st.held + n) as u64;
+                let more = need.saturating_sub(st.reserved);
+                if st.held + n > self.max_object_size
+                    || (more > 0 && !self.fill.budget.try_reserve(more))
+                {
                     drop_retention = true;
                 } else {
-                    st.reserved += n as u64;
+                    st.reserved += more;
                 }
             }
             if drop_retention {
@@ -437,22 +459,25 @@ impl<M> FillWriter<M> {
         }
     }
 
-    /// Ends the fill. On success, returns the whole body if it was retained (to be stored by
-    /// the caller *before* [`FillWriter::done`] takes the fill out of the table, so a request
-    /// arriving in between finds either the fill or the stored object).
-    pub fn finish(&mut self, result: Result<(), FillError>) -> Option<Bytes> {
-        let body = {
+    /// The whole body, once the origin has sent all of it, if it was retained. Store it before
+    /// calling [`FillWriter::finish`], so that a request arriving meanwhile finds either this
+    /// fill or the stored object, never neither.
+    pub fn retained_body(&self) -> Option<Bytes> {
+        let st = self.fill.lock();
+        st.retain.then(|| concat(&st.chunks, st.held))
+    }
+
+    /// Ends the fill: readers see the end of the body, or the error.
+    pub fn finish(&mut self, result: Result<(), FillError>) {
+        {
             let mut st = self.fill.lock();
-            let body = (result.is_ok() && st.retain).then(|| concat(&st.chunks, st.held));
             st.end = Some(result);
             // The body now counts against the store (if kept) or is on its way out to readers.
             self.fill.budget.release(st.reserved);
             st.reserved = 0;
-            body
-        };
+        }
         self.finished = true;
         self.fill.bump();
-        body
     }
 
     /// Takes the fill out of the table; late joiners now go to the store.
@@ -540,8 +565,8 @@ mod tests {
         w.push(Bytes::from_static(b"hel"), T).await.unwrap();
         assert_eq!(r.next_chunk().await.unwrap().unwrap(), "hel");
         w.push(Bytes::from_static(b"lo"), T).await.unwrap();
-        let body = w.finish(Ok(())).unwrap();
-        assert_eq!(body, "hello");
+        assert_eq!(w.retained_body().unwrap(), "hello");
+        w.finish(Ok(()));
         w.done();
         assert_eq!(r.next_chunk().await.unwrap().unwrap(), "lo");
         assert!(r.next_chunk().await.is_none());
@@ -585,7 +610,8 @@ mod tests {
             matches!(f.join(key("/a")), Joined::Leader(_)),
             "door closed"
         );
-        assert!(w.finish(Ok(())).is_none(), "not retained, not stored");
+        assert!(w.retained_body().is_none(), "not retained, not stored");
+        w.finish(Ok(()));
         r.head(T).await.unwrap();
         assert_eq!(r.next_chunk().await.unwrap().unwrap(), "abc");
         assert_eq!(r.next_chunk().await.unwrap().unwrap(), "def");

@@ -95,6 +95,8 @@ pub enum NotStorable {
     VaryStar,
     NoFreshness,
     TooLarge,
+    /// Bodies being filled already use the whole in-flight budget.
+    InflightBudget,
     Uncacheable,
 }
 
@@ -111,6 +113,7 @@ impl NotStorable {
             NotStorable::VaryStar => "vary-star",
             NotStorable::NoFreshness => "no-freshness",
             NotStorable::TooLarge => "too-large",
+            NotStorable::InflightBudget => "inflight-budget",
             NotStorable::Uncacheable => "uncacheable",
         }
     }

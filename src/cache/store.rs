@@ -82,8 +82,8 @@ impl Entry {
 
 /// What a lookup found.
 pub enum Lookup {
-    /// No entry for the URL.
-    UriMiss,
+    /// No object for the URL; maybe an entry holding only a hit-for-miss mark.
+    UriMiss(Option<Arc<Entry>>),
     /// An entry, but no variant for this request.
     VaryMiss(Arc<Entry>),
     Found(Arc<Object>, Arc<Entry>),
@@ -137,8 +137,9 @@ pub struct Store {
     removed_at: Cache<CacheKey, u64>,
 }
 
-/// How long removals are remembered for the check above.
+/// How long, and in how many bytes, removals are remembered for the check above.
 const REMOVAL_MEMORY: Duration = Duration::from_secs(600);
+const REMOVAL_MEMORY_BYTES: u64 = 4 << 20;
 
 /// Proof that a fill started at some point; see [`Store::insert_if_current`].
 #[derive(Debug, Clone, Copy)]
@@ -151,8 +152,12 @@ impl Store {
             .weigher(|_: &CacheKey, e: &Arc<Entry>| e.weight())
             .expire_after(EntryExpiry)
             .build();
+        // Bounded by bytes too: keys are client-chosen URLs.
         let removed_at = Cache::builder()
-            .max_capacity(100_000)
+            .max_capacity(REMOVAL_MEMORY_BYTES)
+            .weigher(|k: &CacheKey, _: &u64| {
+                u32::try_from(k.as_str().len() + 64).unwrap_or(u32::MAX)
+            })
             .time_to_live(REMOVAL_MEMORY)
             .build();
         Self {
@@ -189,11 +194,11 @@ impl Store {
     /// a stale object is still returned.
     pub fn lookup(&self, key: &CacheKey, req: &HeaderMap) -> Lookup {
         let Some(entry) = self.cache.get(key) else {
-            return Lookup::UriMiss;
+            return Lookup::UriMiss(None);
         };
         match entry.variants.iter().find(|o| o.vary.matches(req)) {
             Some(o) => Lookup::Found(o.clone(), entry),
-            None if entry.variants.is_empty() => Lookup::UriMiss,
+            None if entry.variants.is_empty() => Lookup::UriMiss(Some(entry)),
             None => Lookup::VaryMiss(entry),
         }
     }
@@ -328,7 +333,7 @@ mod tests {
         assert!(matches!(s.lookup(&k, &ae("gzip")), Lookup::VaryMiss(_)));
         assert!(matches!(
             s.lookup(&CacheKey::new("s", "h", "/other"), &ae("br")),
-            Lookup::UriMiss
+            Lookup::UriMiss(_)
         ));
     }
 
@@ -340,7 +345,10 @@ mod tests {
         assert!(!s.insert(k.clone(), obj(big, VaryValues::default(), 60)));
         assert!(s.insert(k.clone(), obj(b"small", VaryValues::default(), 60)));
         assert!(s.remove(&k));
-        assert!(matches!(s.lookup(&k, &HeaderMap::new()), Lookup::UriMiss));
+        assert!(matches!(
+            s.lookup(&k, &HeaderMap::new()),
+            Lookup::UriMiss(_)
+        ));
     }
 
     #[test]

@@ -62,7 +62,10 @@ pub async fn serve(
             MissReason::Vary,
             entry.hit_for_miss(now),
         ),
-        Lookup::UriMiss => (None, Vec::new(), MissReason::Uri, false),
+        Lookup::UriMiss(marked) => {
+            let solo = marked.is_some_and(|e| e.hit_for_miss(now));
+            (None, Vec::new(), MissReason::Uri, solo)
+        }
     };
     let miss = if solo { MissReason::HitForMiss } else { miss };
     fetch(edge, site, req, ctx, key, stale, names, miss, solo).await

@@ -229,7 +229,17 @@ impl FillJob {
             (Err(e), _) => (None, Some(*e)),
         };
         let shareable = verdict.is_ok() && vary.is_some();
-        if freshness.is_none() && detail != Some(NotStorable::TooLarge) {
+        w.set_max_object_size(usize::try_from(max_object).unwrap_or(usize::MAX));
+        // A body of known length is reserved now, so the head can say whether it will be stored.
+        let (freshness, detail) = match (freshness, content_length) {
+            (Some(_), Some(n)) if !w.reserve(n) => (None, Some(NotStorable::InflightBudget)),
+            (f, _) => (f, detail),
+        };
+        let transient = matches!(
+            detail,
+            Some(NotStorable::TooLarge | NotStorable::InflightBudget)
+        );
+        if freshness.is_none() && !transient {
             let until = now + self.edge.settings.hit_for_miss;
             self.edge.store.mark_hit_for_miss(self.key.clone(), until);
         }
@@ -250,7 +260,6 @@ impl FillJob {
             object: None,
             origin_ms: Some(origin_ms),
         };
-        w.set_max_object_size(usize::try_from(max_object).unwrap_or(usize::MAX));
         let head = w.set_head(
             FillHead {
                 status,
@@ -282,23 +291,22 @@ impl FillJob {
                 Ok(None) => break,
             }
         }
-        let Some(full) = w.finish(Ok(())) else { return };
-        let (Some(freshness), Some(vary)) = (freshness, vary) else {
-            return;
-        };
-        if content_length.is_some_and(|n| n != full.len() as u64) {
-            return;
+        // Store before finishing: a request arriving meanwhile finds the fill or the object.
+        if let (Some(full), Some(freshness), Some(vary)) = (w.retained_body(), freshness, vary) {
+            if content_length.is_none_or(|n| n == full.len() as u64) {
+                let obj = Object {
+                    status,
+                    headers: stored_headers(&head.headers, full.len()),
+                    body: full,
+                    vary,
+                    freshness,
+                };
+                self.edge
+                    .store
+                    .insert_if_current(self.key.clone(), obj, self.start);
+            }
         }
-        let obj = Object {
-            status,
-            headers: stored_headers(&head.headers, full.len()),
-            body: full,
-            vary,
-            freshness,
-        };
-        self.edge
-            .store
-            .insert_if_current(self.key.clone(), obj, self.start);
+        w.finish(Ok(()));
     }
 }
 

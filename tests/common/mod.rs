@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+// Each test binary uses a different subset.
+#![allow(dead_code, unused_imports)]
 pub mod edge;
 pub mod origin;
 

@@ -1,0 +1,8 @@
+//! Proxy behaviour at the trust boundary: what is never cached or forwarded, methods, ranges, errors.
+#[path = "../common/mod.rs"]
+mod common;
+mod errors;
+mod methods;
+mod range;
+mod security;
+mod support;

@@ -1,0 +1,115 @@
+//! Byte ranges served from a stored object: 206 with the right slice, 416, the cases answered
+//! in full, If-Range, and a range request on a cold key.
+
+use crate::common::{TestEdge, TestOrigin, header};
+use bytes::Bytes;
+
+/// GET `p` with `Range: range` (and `If-Range` when given): status, Content-Range, X-Cache, body.
+async fn ranged(
+    edge: &TestEdge,
+    p: &str,
+    range: &str,
+    if_range: Option<&str>,
+) -> (u16, String, String, Bytes) {
+    let mut rb = edge.get(p).header("range", range);
+    if let Some(v) = if_range {
+        rb = rb.header("if-range", v);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let cr = header(&r, "content-range");
+    let x = header(&r, "x-cache");
+    (status, cr, x, r.bytes().await.unwrap())
+}
+
+#[tokio::test]
+async fn single_ranges_are_sliced_from_the_stored_object() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let p = "/r/a?cc=max-age=60&size=1000";
+    let full = edge.get(p).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(full.len(), 1000);
+    for (range, start, end) in [
+        ("bytes=0-4", 0, 4),
+        ("bytes=10-19", 10, 19),
+        ("bytes=-10", 990, 999),
+        ("bytes=990-", 990, 999),
+        ("bytes=900-5000", 900, 999),
+    ] {
+        let (status, cr, x, body) = ranged(&edge, p, range, None).await;
+        assert_eq!(status, 206, "{range}");
+        assert_eq!(cr, format!("bytes {start}-{end}/1000"), "{range}");
+        assert_eq!(x, "HIT", "{range}");
+        assert_eq!(body, full.slice(start..=end), "{range}");
+    }
+    assert_eq!(origin.count("/r/a"), 1);
+}
+
+#[tokio::test]
+async fn a_range_past_the_end_is_416_with_the_length() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let p = "/r/b?cc=max-age=60&size=1000";
+    edge.get(p).send().await.unwrap().bytes().await.unwrap();
+    let (status, cr, _, _) = ranged(&edge, p, "bytes=5000-6000", None).await;
+    assert_eq!(status, 416);
+    assert_eq!(cr, "bytes */1000");
+    assert_eq!(origin.count("/r/b"), 1);
+}
+
+#[tokio::test]
+async fn multiple_ranges_get_the_whole_object() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let p = "/r/c?cc=max-age=60&size=1000";
+    let full = edge.get(p).send().await.unwrap().bytes().await.unwrap();
+    // The edge does not build multipart/byteranges; a full 200 is a valid answer.
+    let (status, cr, x, body) = ranged(&edge, p, "bytes=0-1,5-6", None).await;
+    assert_eq!((status, cr.as_str(), x.as_str()), (200, "", "HIT"));
+    assert_eq!(body, full);
+    assert_eq!(origin.count("/r/c"), 1);
+}
+
+#[tokio::test]
+async fn if_range_applies_the_range_only_to_the_current_etag() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let p = "/r/d?cc=max-age=60&size=1000&etag=1";
+    let r = edge.get(p).send().await.unwrap();
+    let etag = header(&r, "etag");
+    assert!(etag.starts_with('"'), "{etag}");
+    let full = r.bytes().await.unwrap();
+    let (status, cr, _, body) = ranged(&edge, p, "bytes=10-19", Some(&etag)).await;
+    assert_eq!((status, cr.as_str()), (206, "bytes 10-19/1000"));
+    assert_eq!(body, full.slice(10..20));
+    // The client holds another version: it gets the whole current one.
+    let (status, _, _, body) = ranged(&edge, p, "bytes=10-19", Some("\"other\"")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, full);
+    assert_eq!(origin.count("/r/d"), 1);
+}
+
+#[tokio::test]
+async fn a_range_on_a_cold_key_gets_the_whole_object_and_fills_it() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let p = "/r/cold?cc=max-age=60&size=1000";
+    // The fill fetches the whole object; the client that started it gets it all (RFC 9110
+    // lets a server ignore Range).
+    let (status, _, x, body) = ranged(&edge, p, "bytes=10-19", None).await;
+    assert_eq!((status, x.as_str()), (200, "MISS"));
+    assert_eq!(body.len(), 1000);
+    assert!(body.starts_with(b"v1|"));
+    let (status, cr, x, part) = ranged(&edge, p, "bytes=10-19", None).await;
+    assert_eq!(
+        (status, cr.as_str(), x.as_str()),
+        (206, "bytes 10-19/1000", "HIT")
+    );
+    assert_eq!(part, body.slice(10..20));
+    assert_eq!(origin.count("/r/cold"), 1);
+    let seen = origin.last_headers("/r/cold").unwrap();
+    assert!(
+        !seen.contains_key("range"),
+        "the fill must not ask for a part"
+    );
+}

@@ -1,0 +1,7 @@
+//! Revalidation of expired entries (304s), stale-while-revalidate / stale-if-error, and Vary.
+#[path = "../common/mod.rs"]
+mod common;
+mod flaky;
+mod revalidate;
+mod stale;
+mod vary;

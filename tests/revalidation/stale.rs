@@ -1,0 +1,176 @@
+//! Serving stale: stale-while-revalidate (answer now, refresh in the background) and
+//! stale-if-error (origin failing or down), and when stale must not be served.
+
+use crate::common::{TestEdge, TestOrigin, header};
+use crate::flaky::FlakyOrigin;
+use std::time::Duration;
+
+/// Long enough for a `max-age=1` entry to expire.
+const EXPIRE: Duration = Duration::from_millis(1100);
+
+/// Polls `done` every 20 ms for up to ~2 s.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_from_cache_and_refreshes_in_background() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let p = "/s/swr?cc=max-age=1,stale-while-revalidate=30&etag=1";
+    let r1 = edge.get(p).send().await.unwrap();
+    assert!(r1.text().await.unwrap().starts_with("v1|"));
+
+    tokio::time::sleep(EXPIRE).await;
+    origin.set_version("/s/swr", "v2");
+    let r2 = edge.get(p).send().await.unwrap();
+    assert_eq!(header(&r2, "x-cache"), "STALE");
+    let cs = header(&r2, "cache-status");
+    assert!(cs.contains("detail=stale-while-revalidate"), "{cs}");
+    // The old body, although the origin now serves v2: it came from the cache.
+    assert!(r2.text().await.unwrap().starts_with("v1|"));
+
+    assert!(
+        eventually(|| origin.count("/s/swr") == 2).await,
+        "one background request reaches the origin"
+    );
+    // The refresh is stored before its fill ends; until then requests join it (still STALE).
+    let mut last = String::new();
+    for _ in 0..100 {
+        let r = edge.get(p).send().await.unwrap();
+        last = header(&r, "x-cache");
+        if last == "HIT" {
+            assert!(r.text().await.unwrap().starts_with("v2|"));
+            break;
+        }
+        assert_eq!(last, "STALE");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(last, "HIT", "the refreshed copy is fresh");
+    assert_eq!(origin.count("/s/swr"), 2, "exactly one background request");
+    assert_eq!(origin.inm_count("/s/swr"), 1, "the refresh was conditional");
+}
+
+/// Fills through an edge, lets the entry expire, makes the origin answer `status`.
+async fn stale_if_error_with_status(status: u16) {
+    let origin = FlakyOrigin::start("max-age=1, stale-if-error=60").await;
+    let edge = TestEdge::from_toml(&origin.edge_toml()).await;
+    let r1 = edge.get("/f").send().await.unwrap();
+    assert_eq!(header(&r1, "x-cache"), "MISS");
+    assert_eq!(r1.text().await.unwrap(), "fresh 1\n");
+
+    tokio::time::sleep(EXPIRE).await;
+    origin.set_status(status);
+    let r2 = edge.get("/f").send().await.unwrap();
+    assert_eq!(r2.status(), 200, "origin answered {status}");
+    assert_eq!(header(&r2, "x-cache"), "STALE");
+    let cs = header(&r2, "cache-status");
+    assert!(cs.contains("detail=stale-if-error"), "{cs}");
+    assert_eq!(r2.text().await.unwrap(), "fresh 1\n");
+    assert_eq!(origin.requests(), 2, "the origin was asked");
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_when_origin_answers_500() {
+    stale_if_error_with_status(500).await;
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_when_origin_answers_502() {
+    stale_if_error_with_status(502).await;
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_when_origin_answers_503() {
+    stale_if_error_with_status(503).await;
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_stale_when_origin_refuses_connections() {
+    let mut origin = FlakyOrigin::start("max-age=1, stale-if-error=60").await;
+    let edge = TestEdge::from_toml(&origin.edge_toml()).await;
+    let r1 = edge.get("/f").send().await.unwrap();
+    assert_eq!(r1.text().await.unwrap(), "fresh 1\n");
+
+    tokio::time::sleep(EXPIRE).await;
+    origin.stop().await;
+    let r2 = edge.get("/f").send().await.unwrap();
+    assert_eq!(r2.status(), 200);
+    assert_eq!(header(&r2, "x-cache"), "STALE");
+    let cs = header(&r2, "cache-status");
+    assert!(cs.contains("detail=stale-if-error"), "{cs}");
+    assert_eq!(r2.text().await.unwrap(), "fresh 1\n");
+}
+
+#[tokio::test]
+async fn must_revalidate_forbids_stale_if_error_on_a_5xx() {
+    let origin = FlakyOrigin::start("max-age=1, must-revalidate, stale-if-error=60").await;
+    let edge = TestEdge::from_toml(&origin.edge_toml()).await;
+    edge.get("/f").send().await.unwrap().bytes().await.unwrap();
+
+    tokio::time::sleep(EXPIRE).await;
+    origin.set_status(502);
+    let r = edge.get("/f").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    // EXPIRED: the stored copy was still there (it has an ETag) but could not be used.
+    assert_eq!(header(&r, "x-cache"), "EXPIRED");
+    assert_eq!(r.text().await.unwrap(), "origin error 502\n");
+    assert_eq!(origin.requests(), 2);
+}
+
+#[tokio::test]
+async fn must_revalidate_forbids_stale_if_error_when_origin_is_down() {
+    let mut origin = FlakyOrigin::start("max-age=1, must-revalidate, stale-if-error=60").await;
+    let edge = TestEdge::from_toml(&origin.edge_toml()).await;
+    edge.get("/f").send().await.unwrap().bytes().await.unwrap();
+
+    tokio::time::sleep(EXPIRE).await;
+    origin.stop().await;
+    let r = edge.get("/f").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_ne!(header(&r, "x-cache"), "STALE");
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("502 Bad Gateway"), "{body}");
+}
+
+#[tokio::test]
+async fn without_stale_if_error_an_origin_500_is_passed_through() {
+    let origin = FlakyOrigin::start("max-age=1").await;
+    let edge = TestEdge::from_toml(&origin.edge_toml()).await;
+    edge.get("/f").send().await.unwrap().bytes().await.unwrap();
+
+    tokio::time::sleep(EXPIRE).await;
+    origin.set_status(500);
+    let r = edge.get("/f").send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert_eq!(header(&r, "x-cache"), "EXPIRED");
+    let cs = header(&r, "cache-status");
+    assert!(cs.contains("fwd=stale; fwd-status=500"), "{cs}");
+    assert!(!cs.contains("stored"), "{cs}");
+    assert_eq!(r.text().await.unwrap(), "origin error 500\n");
+}
+
+#[tokio::test]
+async fn without_stale_if_error_a_refused_connection_gives_a_short_502() {
+    let mut origin = FlakyOrigin::start("max-age=1").await;
+    let edge = TestEdge::from_toml(&origin.edge_toml()).await;
+    edge.get("/f").send().await.unwrap().bytes().await.unwrap();
+
+    tokio::time::sleep(EXPIRE).await;
+    origin.stop().await;
+    let r = edge.get("/f").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(header(&r, "content-type").starts_with("text/plain"));
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    let cs = header(&r, "cache-status");
+    assert!(cs.contains("detail=origin-error"), "{cs}");
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("502 Bad Gateway: "), "{body}");
+    assert!(body.len() < 300 && !body.contains("fresh"), "{body}");
+}
