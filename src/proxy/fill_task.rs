@@ -292,19 +292,20 @@ impl FillJob {
             }
         }
         // Store before finishing: a request arriving meanwhile finds the fill or the object.
-        if let (Some(full), Some(freshness), Some(vary)) = (w.retained_body(), freshness, vary) {
-            if content_length.is_none_or(|n| n == full.len() as u64) {
-                let obj = Object {
-                    status,
-                    headers: stored_headers(&head.headers, full.len()),
-                    body: full,
-                    vary,
-                    freshness,
-                };
-                self.edge
-                    .store
-                    .insert_if_current(self.key.clone(), obj, self.start);
-            }
+        let whole = w
+            .retained_body()
+            .filter(|b| content_length.is_none_or(|n| n == b.len() as u64));
+        if let (Some(full), Some(freshness), Some(vary)) = (whole, freshness, vary) {
+            let obj = Object {
+                status,
+                headers: stored_headers(&head.headers, full.len()),
+                body: full,
+                vary,
+                freshness,
+            };
+            self.edge
+                .store
+                .insert_if_current(self.key.clone(), obj, self.start);
         }
         w.finish(Ok(()));
     }
