@@ -99,6 +99,14 @@ async fn handle(State(edge): State<Arc<Edge>>, req: Request<Body>) -> Response<B
     if !edge.settings.access_log {
         return res;
     }
+    let expected = match parts.method {
+        Method::HEAD => Some(0),
+        _ => res
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
+    };
     let record = AccessRecord {
         started,
         client: peer,
@@ -109,7 +117,7 @@ async fn handle(State(edge): State<Arc<Edge>>, req: Request<Body>) -> Response<B
         cache: ctx.cache.map(|c| c.outcome.x_cache()),
         origin_ms: ctx.origin_ms,
     };
-    res.map(|b| Body::new(LoggedBody::new(b, record)))
+    res.map(|b| Body::new(LoggedBody::new(b, record, expected)))
 }
 
 async fn route(

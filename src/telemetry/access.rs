@@ -31,15 +31,19 @@ pub struct LoggedBody {
     inner: Body,
     record: Option<AccessRecord>,
     bytes: u64,
+    /// The announced Content-Length: hyper stops polling once it is sent, so reaching it counts
+    /// as complete too.
+    expected: Option<u64>,
     complete: bool,
 }
 
 impl LoggedBody {
-    pub fn new(inner: Body, record: AccessRecord) -> Self {
+    pub fn new(inner: Body, record: AccessRecord, expected: Option<u64>) -> Self {
         Self {
             inner,
             record: Some(record),
             bytes: 0,
+            expected,
             complete: false,
         }
     }
@@ -78,7 +82,8 @@ impl HttpBody for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let Some(r) = self.record.take() else { return };
-        let complete = self.complete || self.inner.is_end_stream();
+        let complete =
+            self.complete || self.inner.is_end_stream() || self.expected == Some(self.bytes);
         let client = r.client.map(|c| c.ip());
         tracing::info!(
             target: "edgecache::access",
@@ -88,7 +93,7 @@ impl Drop for LoggedBody {
             path = %r.target,
             status = r.status,
             bytes = self.bytes,
-            cache = r.cache.unwrap_or("-"),
+            cache = %r.cache.unwrap_or("-"),
             origin_ms = r.origin_ms.map(|m| (m * 10.0).round() / 10.0),
             total_ms = (r.started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
             complete,
