@@ -94,6 +94,7 @@ fn bench(c: &mut Criterion) {
             body: Bytes::from(vec![b'x'; 1024]),
             vary: VaryValues::default(),
             freshness,
+            stamp: None,
         },
     );
     c.bench_function("hit: lookup + build response", |b| {

@@ -17,11 +17,12 @@ use axum::Router;
 use std::{future::Future, sync::Arc};
 use tokio::net::TcpListener;
 
-/// A config that validated but cannot be brought up (an origin client, a directory).
+/// A config that validated but cannot be brought up (an origin client, a directory, the
+/// database), naming the part at fault.
 #[derive(Debug, thiserror::Error)]
-#[error("site `{site}`: {reason}")]
+#[error("{part}: {reason}")]
 pub struct BuildError {
-    pub site: String,
+    pub part: String,
     pub reason: String,
 }
 
@@ -32,13 +33,13 @@ pub struct App {
 }
 
 impl App {
-    pub fn build(cfg: &Config) -> Result<Self, BuildError> {
+    pub async fn build(cfg: &Config) -> Result<Self, BuildError> {
         let sites = cfg
             .sites
             .iter()
             .map(|s| {
                 Site::build(s, cfg).map_err(|reason| BuildError {
-                    site: s.name.clone(),
+                    part: format!("site `{}`", s.name),
                     reason,
                 })
             })
@@ -50,8 +51,15 @@ impl App {
             keep: cfg.cache.keep.0,
         });
         let budget = Arc::new(InflightBudget::new(cfg.cache.inflight_limit().0));
+        let data = crate::data::build(cfg, &store, budget.clone())
+            .await
+            .map_err(|e| BuildError {
+                part: "data".into(),
+                reason: e.to_string(),
+            })?;
         let edge = Arc::new(Edge {
             sites: Sites::new(sites),
+            data: data.map(Arc::new),
             store,
             fills: Arc::new(Fills::new(budget)),
             settings: Settings {

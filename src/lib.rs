@@ -7,6 +7,7 @@
 //! - [`proxy`]: the request path: site selection, cache lookup, fills, pass-through, responses.
 //! - [`cache`]: keys, HTTP caching policy, the byte-weighted store, request coalescing, status
 //!   headers. Knows nothing of axum or reqwest.
+//! - [`data`]: cache-aside for dynamic data: config-declared routes over SQLite / PostgreSQL.
 //! - [`origin`]: where content comes from: upstream HTTP servers (reqwest) and local directories.
 //! - [`config`]: the typed, validated configuration.
 //! - [`telemetry`]: logging and the access log.
@@ -15,6 +16,7 @@
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod data;
 pub mod origin;
 pub mod proxy;
 pub mod server;

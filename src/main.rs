@@ -53,7 +53,12 @@ fn demo_root() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
-        return match Config::load(file) {
+        let checked = Config::load(file).and_then(|c| {
+            edgecache::data::compile_routes(&c)
+                .map_err(|e| edgecache::config::ConfigError::Parse(e.to_string()))
+                .map(|_| c)
+        });
+        return match checked {
             Ok(c) => {
                 println!("{}: ok ({} site(s))", file.display(), c.sites.len());
                 Ok(())
@@ -85,7 +90,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
-    let app = App::build(&cfg)?;
+    let app = App::build(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;

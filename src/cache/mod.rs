@@ -1,11 +1,13 @@
 //! The cache proper: keys, HTTP caching policy, the byte-weighted store, request coalescing
 //! and the status headers. It knows nothing of axum or reqwest.
 
+pub mod aside;
 pub mod fill;
 pub mod key;
 pub mod policy;
 pub mod status;
 pub mod store;
+pub mod tags;
 
 pub use key::CacheKey;
 pub use store::{FillStart, Lookup, Object, Store, StoreConfig};

@@ -7,6 +7,7 @@
 use super::{
     key::{CacheKey, VaryValues},
     policy::Freshness,
+    tags::{TagStamp, Tags},
 };
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode};
@@ -35,6 +36,8 @@ pub struct Object {
     /// The request values this variant answers.
     pub vary: VaryValues,
     pub freshness: Freshness,
+    /// The tags this object depends on; it is served only while none was invalidated.
+    pub stamp: Option<TagStamp>,
 }
 
 impl Object {
@@ -135,11 +138,14 @@ pub struct Store {
     /// The epoch at which each recently removed key was removed (bounded; a fill running longer
     /// than `REMOVAL_MEMORY` is rare and then only risks a stale store, as without this).
     removed_at: Cache<CacheKey, u64>,
+    tags: Tags,
 }
 
 /// How long, and in how many bytes, removals are remembered for the check above.
 const REMOVAL_MEMORY: Duration = Duration::from_secs(600);
 const REMOVAL_MEMORY_BYTES: u64 = 4 << 20;
+/// Bytes for per-tag invalidation records.
+const TAG_MEMORY_BYTES: u64 = 8 << 20;
 
 /// Proof that a fill started at some point; see [`Store::insert_if_current`].
 #[derive(Debug, Clone, Copy)]
@@ -165,7 +171,13 @@ impl Store {
             cfg,
             epoch: Arc::new(AtomicU64::new(0)),
             removed_at,
+            tags: Tags::new(TAG_MEMORY_BYTES),
         }
+    }
+
+    /// Tag generations for tagged objects (see [`Tags`]).
+    pub fn tags(&self) -> &Tags {
+        &self.tags
     }
 
     /// Call before asking the origin; pass the result to [`Store::insert_if_current`].
@@ -196,9 +208,15 @@ impl Store {
         let Some(entry) = self.cache.get(key) else {
             return Lookup::UriMiss(None);
         };
-        match entry.variants.iter().find(|o| o.vary.matches(req)) {
+        let current = |o: &&Arc<Object>| o.stamp.as_ref().is_none_or(|s| self.tags.is_current(s));
+        match entry
+            .variants
+            .iter()
+            .filter(current)
+            .find(|o| o.vary.matches(req))
+        {
             Some(o) => Lookup::Found(o.clone(), entry),
-            None if entry.variants.is_empty() => Lookup::UriMiss(Some(entry)),
+            None if !entry.variants.iter().any(|o| current(&o)) => Lookup::UriMiss(Some(entry)),
             None => Lookup::VaryMiss(entry),
         }
     }
@@ -287,6 +305,7 @@ mod tests {
             headers: HeaderMap::new(),
             body: Bytes::from_static(body),
             vary,
+            stamp: None,
             freshness: Freshness {
                 response_time: SystemTime::now(),
                 initial_age: Duration::ZERO,

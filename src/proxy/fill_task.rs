@@ -175,6 +175,7 @@ impl FillJob {
                 body: old.body.clone(),
                 vary: old.vary.clone(),
                 freshness,
+                stamp: None,
             }),
             Err(_) => {
                 // Now unstorable: serve this once, drop what was stored.
@@ -302,6 +303,7 @@ impl FillJob {
                 body: full,
                 vary,
                 freshness,
+                stamp: None,
             };
             self.edge
                 .store

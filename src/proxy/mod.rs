@@ -2,6 +2,7 @@
 //! straight to the origin, and logs one line per request when its body is done.
 
 mod cached;
+mod data;
 mod fill_task;
 mod forward;
 mod pass;
@@ -36,6 +37,8 @@ pub struct Settings {
 /// Shared state of the edge: sites, the store, the fills in progress.
 pub struct Edge {
     pub sites: Sites,
+    /// Data routes (cache-aside over a database), matched before sites.
+    pub data: Option<Arc<crate::data::routes::DataApi>>,
     pub store: Store,
     pub fills: Arc<Fills<FillMeta>>,
     pub settings: Settings,
@@ -139,6 +142,9 @@ async fn route(
             "request target must be a path",
             None,
         );
+    }
+    if let Some(data) = edge.data.as_ref().filter(|d| d.owns(path)) {
+        return data::serve(edge, data, parts, body, ctx).await;
     }
     // The authority of an absolute-form target wins over Host (RFC 9112 section 3.2.2); either
     // only selects among configured sites, never where the request goes.

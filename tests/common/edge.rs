@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct TestEdge {
+    /// The edge's shared state, for counters (e.g. database queries) tests assert on.
+    pub state: std::sync::Arc<edgecache::proxy::Edge>,
     pub addr: SocketAddr,
     pub url: String,
     pub client: reqwest::Client,
@@ -31,7 +33,8 @@ impl TestEdge {
 
     pub async fn start(mut cfg: Config) -> TestEdge {
         cfg.log.access_log = false;
-        let app = App::build(&cfg).expect("edge builds");
+        let app = App::build(&cfg).await.expect("edge builds");
+        let state = app.edge.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -47,6 +50,7 @@ impl TestEdge {
             .build()
             .unwrap();
         TestEdge {
+            state,
             addr,
             url: format!("http://{addr}"),
             client,
