@@ -113,3 +113,26 @@ async fn origin_age_counts_against_freshness() {
         .unwrap();
     assert!(header(&r, "age").parse::<u64>().unwrap() >= 50);
 }
+
+#[tokio::test]
+async fn after_an_unstorable_answer_requests_skip_coalescing() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let p = "/c/pv?cc=private&delay=200";
+    let r = edge.get(p).send().await.unwrap();
+    assert!(header(&r, "cache-status").contains("detail=private"));
+    // The URL is now marked: concurrent requests go to the origin side by side instead of
+    // queueing behind each other's fills only to find them unshareable.
+    let reqs = (0..5).map(|_| edge.get(p).send());
+    for r in futures_util::future::join_all(reqs).await {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "x-cache"), "MISS");
+        let cs = header(&r, "cache-status");
+        assert!(
+            cs.contains("detail=hit-for-miss") && !cs.contains("collapsed"),
+            "{cs}"
+        );
+    }
+    assert_eq!(origin.count("/c/pv"), 6);
+}

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 async fn demo_edge() -> TestEdge {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
-    let cfg = edgecache::config::Config::default()
+    let mut cfg = edgecache::config::Config::default()
         .apply(&Default::default(), || root)
         .unwrap();
+    // The demo's database is covered by tests/cache_aside, on temporary files.
+    cfg.database = None;
+    cfg.routes.clear();
     TestEdge::start(cfg).await
 }
 
