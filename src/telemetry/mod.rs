@@ -3,13 +3,15 @@
 //! call; and the access log, one event per request (target `edgecache::access`).
 
 pub mod access;
+mod writer;
 
 use crate::config::{LogConfig, LogFormat};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use writer::{BatchGuard, BatchWriter};
 
-/// Keeps the log writer thread alive; dropping it flushes what is buffered.
-pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+/// Keeps the log writer thread alive; dropping it writes out what is buffered.
+pub struct LogGuard(#[allow(dead_code)] BatchGuard);
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
 pub fn init(cfg: &LogConfig) -> io::Result<LogGuard> {
@@ -22,11 +24,7 @@ pub fn init(cfg: &LogConfig) -> io::Result<LogGuard> {
         ),
         None => Box::new(io::stdout()),
     };
-    // The worker drains every queued line, then flushes: one write per batch, not per line.
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(64 * 1024)
-        .lossy(true)
-        .finish(BufWriter::with_capacity(64 * 1024, sink));
+    let (writer, guard) = BatchWriter::new(sink);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     match cfg.format {

@@ -1,0 +1,181 @@
+//! A log sink that costs the request path one short, mostly uncontended lock per line and no
+//! system call: lines gather in a shared buffer that a background thread writes out in one go
+//! every few milliseconds (or sooner when it fills up). A channel per line would wake the
+//! writer thread, a futex system call, on every request. When the sink falls behind by more
+//! than the buffer cap, lines are dropped and counted rather than blocking requests.
+
+use std::{
+    io::{self, Write},
+    sync::{
+        Arc, Condvar, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+use tracing_subscriber::fmt::MakeWriter;
+
+/// How often buffered lines are written.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// A fuller buffer wakes the writer early.
+const WAKE_AT: usize = 256 << 10;
+/// Beyond this, lines are dropped.
+const CAP: usize = 8 << 20;
+
+struct Shared {
+    buf: Mutex<Vec<u8>>,
+    wake: Condvar,
+    stop: AtomicBool,
+    dropped: AtomicU64,
+}
+
+/// The `MakeWriter` given to tracing-subscriber.
+#[derive(Clone)]
+pub struct BatchWriter {
+    shared: Arc<Shared>,
+}
+
+/// Stops the writer thread and writes what is left when dropped.
+pub struct BatchGuard {
+    shared: Arc<Shared>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl BatchWriter {
+    /// Starts the writer thread over `sink`.
+    pub fn new(mut sink: Box<dyn Write + Send>) -> (Self, BatchGuard) {
+        let shared = Arc::new(Shared {
+            buf: Mutex::new(Vec::with_capacity(64 << 10)),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        });
+        let s = shared.clone();
+        let thread = thread::Builder::new()
+            .name("edgecache-log".into())
+            .spawn(move || {
+                let mut out = Vec::with_capacity(64 << 10);
+                loop {
+                    let stopping = {
+                        let guard = s.buf.lock().unwrap_or_else(|p| p.into_inner());
+                        let (mut guard, _) = s
+                            .wake
+                            .wait_timeout_while(guard, FLUSH_EVERY, |b| {
+                                b.len() < WAKE_AT && !s.stop.load(Ordering::Acquire)
+                            })
+                            .unwrap_or_else(|p| p.into_inner());
+                        std::mem::swap(&mut *guard, &mut out);
+                        s.stop.load(Ordering::Acquire)
+                    };
+                    if !out.is_empty() {
+                        let _ = sink.write_all(&out).and_then(|()| sink.flush());
+                        out.clear();
+                    }
+                    let dropped = s.dropped.swap(0, Ordering::Relaxed);
+                    if dropped > 0 {
+                        let _ = writeln!(
+                            sink,
+                            "edgecache: {dropped} log lines dropped (log sink too slow)"
+                        );
+                    }
+                    if stopping {
+                        break;
+                    }
+                }
+            })
+            .expect("spawn the log writer thread");
+        let guard = BatchGuard {
+            shared: shared.clone(),
+            thread: Some(thread),
+        };
+        (Self { shared }, guard)
+    }
+}
+
+impl Drop for BatchGuard {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One log line being formatted; it joins the shared buffer when dropped.
+pub struct Line {
+    shared: Arc<Shared>,
+    line: Vec<u8>,
+}
+
+impl Write for Line {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        if self.line.is_empty() {
+            return;
+        }
+        let mut buf = self.shared.buf.lock().unwrap_or_else(|p| p.into_inner());
+        if buf.len() + self.line.len() > CAP {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        buf.extend_from_slice(&self.line);
+        if buf.len() >= WAKE_AT {
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for BatchWriter {
+    type Writer = Line;
+
+    fn make_writer(&'a self) -> Line {
+        Line {
+            shared: self.shared.clone(),
+            line: Vec::with_capacity(256),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_arrive_whole_and_in_order_and_the_guard_flushes() {
+        let sink = Sink::default();
+        let (w, guard) = BatchWriter::new(Box::new(sink.clone()));
+        for i in 0..1000 {
+            let mut l = w.make_writer();
+            write!(l, "line {i}").unwrap();
+            l.write_all(b"\n").unwrap();
+        }
+        drop(guard);
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1000);
+        assert_eq!(lines[999], "line 999");
+    }
+}
