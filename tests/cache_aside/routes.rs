@@ -1,0 +1,203 @@
+//! HTTP-level cache-aside: hits cost no query, a miss one (however many ask at once), "not
+//! found" is cached briefly, and a write invalidates every read it changed before answering.
+
+use crate::backend::{Backend, COLS, edge, get, put, q, queries, site_toml};
+use crate::common::{TestEdge, TestOrigin};
+use serde_json::json;
+use std::time::Duration;
+
+on_both_backends!(
+    a_miss_costs_one_query_and_a_hit_none,
+    fifty_concurrent_cold_requests_make_one_query,
+    not_found_is_cached_for_the_negative_ttl,
+    a_write_invalidates_the_single_and_list_reads,
+    after_a_write_returns_no_read_returns_the_old_value,
+);
+
+fn product(id: i64, name: &str) -> serde_json::Value {
+    json!({
+        "id": id,
+        "name": name,
+        "price_cents": id * 100,
+        "stock": id,
+        "updated_at": "2026-11-01 09:00:00",
+    })
+}
+
+async fn a_miss_costs_one_query_and_a_hit_none(b: Backend) {
+    let (_origin, edge) = edge(&b, "ttl_jitter = 0", "").await;
+    assert_eq!(queries(&edge), 0);
+
+    let r = get(&edge, "/api/products/2").await;
+    assert_eq!((r.status, r.x_cache.as_str()), (200, "MISS"));
+    assert_eq!(r.cache_status, "edgecache; fwd=uri-miss; stored; ttl=60");
+    assert_eq!(r.json, product(2, "products 2"));
+    assert_eq!(queries(&edge), 1);
+
+    let r = get(&edge, "/api/products/2").await;
+    assert_eq!((r.status, r.x_cache.as_str()), (200, "HIT"));
+    assert!(
+        r.cache_status.starts_with("edgecache; hit; ttl="),
+        "{}",
+        r.cache_status
+    );
+    assert_eq!(r.json, product(2, "products 2"));
+    assert_eq!(queries(&edge), 1, "a hit does not query");
+
+    // The list is a key of its own: one query, then hits.
+    let r = get(&edge, "/api/products").await;
+    assert_eq!((r.status, r.x_cache.as_str()), (200, "MISS"));
+    let expected: Vec<_> = (1..=6)
+        .map(|i| product(i, &format!("products {i}")))
+        .collect();
+    assert_eq!(r.json, json!(expected));
+    assert_eq!(queries(&edge), 2);
+    for _ in 0..3 {
+        let r = get(&edge, "/api/products").await;
+        assert_eq!(r.x_cache, "HIT");
+        assert_eq!(r.json, json!(expected));
+    }
+    assert_eq!(queries(&edge), 2);
+    edge.stop().await;
+}
+
+/// An edge with one more route whose query takes a few hundred milliseconds.
+pub async fn slow_edge(b: &Backend) -> (TestOrigin, TestEdge) {
+    let origin = TestOrigin::start().await;
+    let sql = format!(
+        "SELECT {COLS} FROM {} WHERE id = :id AND {}",
+        b.table,
+        b.slow_predicate()
+    );
+    let toml = format!(
+        "{}{}{}[[route]]\npath = \"/api/slow/{{id:int}}\"\nsql = {}\nsingle = true\n\
+         tags = [\"product:{{id}}\"]\n",
+        site_toml(&origin.url),
+        b.database_toml(),
+        b.routes_toml("", ""),
+        q(&sql)
+    );
+    (origin, TestEdge::from_toml(&toml).await)
+}
+
+async fn fifty_concurrent_cold_requests_make_one_query(b: Backend) {
+    let (_origin, edge) = slow_edge(&b).await;
+    let replies = futures_util::future::join_all((0..50).map(|_| get(&edge, "/api/slow/3"))).await;
+    assert_eq!(queries(&edge), 1, "the cold key was loaded once");
+    for r in &replies {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json, product(3, "products 3"));
+    }
+    // One leader ran the query; everyone else shared it (or, arriving late, hit the cache).
+    let leaders: Vec<_> = replies
+        .iter()
+        .filter(|r| r.x_cache == "MISS" && !r.cache_status.contains("collapsed"))
+        .collect();
+    assert_eq!(leaders.len(), 1, "{replies:#?}");
+    let collapsed = replies
+        .iter()
+        .filter(|r| r.cache_status.contains("collapsed"))
+        .count();
+    assert!(collapsed > 0, "requests overlapped the slow query");
+    let r = get(&edge, "/api/slow/3").await;
+    assert_eq!(r.x_cache, "HIT");
+    assert_eq!(queries(&edge), 1);
+    edge.stop().await;
+}
+
+async fn not_found_is_cached_for_the_negative_ttl(b: Backend) {
+    let (_origin, edge) = edge(&b, "negative_ttl = \"1s\"\nttl_jitter = 0", "").await;
+    let r = get(&edge, "/api/products/42").await;
+    assert_eq!((r.status, r.x_cache.as_str()), (404, "MISS"));
+    assert_eq!(r.json, json!({ "error": "not found" }));
+    assert!(
+        r.cache_status.contains("stored; ttl=1"),
+        "{}",
+        r.cache_status
+    );
+    assert_eq!(queries(&edge), 1);
+
+    // The row appears behind the cache's back: "not found" is still served from the cache...
+    b.exec(&format!(
+        "INSERT INTO {} ({COLS}) VALUES (42, 'late', 4200, 42, '2026-11-01 09:00:00')",
+        b.table
+    ))
+    .await;
+    let r = get(&edge, "/api/products/42").await;
+    assert_eq!((r.status, r.x_cache.as_str()), (404, "HIT"));
+    assert_eq!(queries(&edge), 1, "a cached 404 costs no query");
+
+    // ...but only for the negative TTL.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = get(&edge, "/api/products/42").await;
+    assert_eq!((r.status, r.x_cache.as_str()), (200, "MISS"));
+    assert_eq!(r.json["name"], "late");
+    assert_eq!(queries(&edge), 2);
+    edge.stop().await;
+}
+
+async fn a_write_invalidates_the_single_and_list_reads(b: Backend) {
+    let (_origin, edge) = edge(&b, "", "").await;
+    for path in [
+        "/api/products/1",
+        "/api/products",
+        "/api/products/1",
+        "/api/products",
+    ] {
+        get(&edge, path).await;
+    }
+    assert_eq!(get(&edge, "/api/products/1").await.x_cache, "HIT");
+    assert_eq!(get(&edge, "/api/products").await.x_cache, "HIT");
+    assert_eq!(get(&edge, "/api/products/2").await.x_cache, "MISS");
+    assert_eq!(queries(&edge), 3);
+
+    let w = put(&edge, 1, "renamed", 999).await;
+    assert_eq!(w.status, 200);
+    assert_eq!(w.x_cache, "BYPASS");
+    // The PUT answers with the updated row (RETURNING).
+    assert_eq!(
+        (
+            &w.json["id"],
+            &w.json["name"],
+            &w.json["price_cents"],
+            &w.json["stock"]
+        ),
+        (&json!(1), &json!("renamed"), &json!(999), &json!(3))
+    );
+    assert_ne!(w.json["updated_at"], "2026-11-01 09:00:00");
+    assert_eq!(queries(&edge), 4);
+
+    let r = get(&edge, "/api/products/1").await;
+    assert_eq!((r.status, r.x_cache.as_str()), (200, "MISS"));
+    assert_eq!(
+        r.json, w.json,
+        "the read shows exactly what the write returned"
+    );
+    let r = get(&edge, "/api/products").await;
+    assert_eq!(r.x_cache, "MISS");
+    assert_eq!(r.json[0], w.json);
+    assert_eq!(r.json[1], product(2, "products 2"));
+    // A product the write did not touch keeps its cache entry.
+    assert_eq!(get(&edge, "/api/products/2").await.x_cache, "HIT");
+    assert_eq!(queries(&edge), 6);
+    edge.stop().await;
+}
+
+async fn after_a_write_returns_no_read_returns_the_old_value(b: Backend) {
+    let (_origin, edge) = edge(&b, "", "").await;
+    for round in 0..5 {
+        // Both reads are cached before each write.
+        get(&edge, "/api/products/4").await;
+        get(&edge, "/api/products").await;
+        assert_eq!(get(&edge, "/api/products/4").await.x_cache, "HIT");
+        let name = format!("round {round}");
+        let price = 1000 + round;
+        assert_eq!(put(&edge, 4, &name, price).await.status, 200);
+        let one = get(&edge, "/api/products/4").await;
+        assert_eq!(one.json["name"], json!(name), "round {round}");
+        assert_eq!(one.json["price_cents"], json!(price));
+        let list = get(&edge, "/api/products").await;
+        assert_eq!(list.json[3]["name"], json!(name), "round {round}");
+    }
+    edge.stop().await;
+}
