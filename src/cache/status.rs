@@ -121,15 +121,12 @@ impl CacheStatus {
         if let Some(t) = self.ttl {
             let _ = write!(s, "; ttl={t}");
         }
-        // Hit-for-miss explains the request's path better than why the answer was not stored
-        // (the first request for the URL already said that).
-        let detail = match self.outcome {
-            Outcome::Miss(MissReason::HitForMiss) => Some("hit-for-miss"),
-            _ => self.detail,
-        };
-        let detail = detail.or(match self.outcome {
+        // Why an answer was not stored says more than how the request got there; a hit-for-miss
+        // request shows as `fwd=miss` (instead of uri-miss) either way.
+        let detail = self.detail.or(match self.outcome {
             Outcome::Stale(StaleReason::WhileRevalidate) => Some("stale-while-revalidate"),
             Outcome::Stale(StaleReason::IfError) => Some("stale-if-error"),
+            Outcome::Miss(MissReason::HitForMiss) => Some("hit-for-miss"),
             Outcome::Miss(MissReason::Busy) => Some("inflight-budget"),
             Outcome::Bypass(r) if r != "method" => Some(r),
             _ => None,
