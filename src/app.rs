@@ -69,6 +69,7 @@ impl App {
                 max_request_body: cfg.server.max_request_body.0,
                 health_path: cfg.server.health_path.clone(),
                 access_log: cfg.log.access_log,
+                structured_log: cfg.log.format == crate::config::LogFormat::Json,
             },
         });
         let router = proxy::router(edge.clone());

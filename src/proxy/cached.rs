@@ -30,7 +30,15 @@ pub async fn serve(
         )
         .is_some()
     {
-        return super::pass::serve(edge, site, req, None, ctx, Outcome::Bypass("request")).await;
+        return Box::pin(super::pass::serve(
+            edge,
+            site,
+            req,
+            None,
+            ctx,
+            Outcome::Bypass("request"),
+        ))
+        .await;
     }
     let (stale, names, miss, solo) = match edge.store.lookup(&key, &req.headers) {
         Lookup::Found(obj, entry) => {
@@ -68,7 +76,8 @@ pub async fn serve(
         }
     };
     let miss = if solo { MissReason::HitForMiss } else { miss };
-    fetch(edge, site, req, ctx, key, stale, names, miss, solo).await
+    // Boxed: the miss path's state is large, and a HIT should not pay for moving it around.
+    Box::pin(fetch(edge, site, req, ctx, key, stale, names, miss, solo)).await
 }
 
 fn hit(

@@ -32,6 +32,8 @@ pub struct Settings {
     pub max_request_body: u64,
     pub health_path: String,
     pub access_log: bool,
+    /// Access log lines as structured fields (JSON logs) rather than one formatted message.
+    pub structured_log: bool,
 }
 
 /// Shared state of the edge: sites, the store, the fills in progress.
@@ -119,6 +121,7 @@ async fn handle(State(edge): State<Arc<Edge>>, req: Request<Body>) -> Response<B
         status: res.status().as_u16(),
         cache: ctx.cache.map(|c| c.outcome.x_cache()),
         origin_ms: ctx.origin_ms,
+        structured: edge.settings.structured_log,
     };
     res.map(|b| Body::new(LoggedBody::new(b, record, expected)))
 }
@@ -144,7 +147,7 @@ async fn route(
         );
     }
     if let Some(data) = edge.data.as_ref().filter(|d| d.owns(path)) {
-        return data::serve(edge, data, parts, body, ctx).await;
+        return Box::pin(data::serve(edge, data, parts, body, ctx)).await;
     }
     // The authority of an absolute-form target wins over Host (RFC 9112 section 3.2.2); either
     // only selects among configured sites, never where the request goes.
@@ -170,15 +173,8 @@ async fn route(
     match parts.method {
         Method::GET | Method::HEAD => cached::serve(edge, &site, parts, ctx).await,
         _ => {
-            pass::serve(
-                edge,
-                &site,
-                parts,
-                Some(body),
-                ctx,
-                Outcome::Bypass("method"),
-            )
-            .await
+            let bypass = Outcome::Bypass("method");
+            Box::pin(pass::serve(edge, &site, parts, Some(body), ctx, bypass)).await
         }
     }
 }

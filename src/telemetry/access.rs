@@ -24,6 +24,8 @@ pub struct AccessRecord {
     pub cache: Option<&'static str>,
     /// Time to the origin's response head, if this request asked the origin.
     pub origin_ms: Option<f64>,
+    /// JSON logs want fields; text logs get one pre-formatted line.
+    pub structured: bool,
 }
 
 /// A response body that counts what it sends and logs the request when done.
@@ -85,6 +87,33 @@ impl Drop for LoggedBody {
         let complete =
             self.complete || self.inner.is_end_stream() || self.expected == Some(self.bytes);
         let client = r.client.map(|c| c.ip());
+        let total_ms = r.started.elapsed().as_secs_f64() * 1000.0;
+        if !r.structured {
+            // One pre-formatted message: a tenth of the cost of ten separately visited fields.
+            use std::fmt::Write as _;
+            let mut line = String::with_capacity(160 + r.target.len());
+            let _ = match client {
+                Some(c) => write!(line, "client={c}"),
+                None => write!(line, "client=-"),
+            };
+            let _ = write!(
+                line,
+                " method={} host={} path={} status={} bytes={} cache={}",
+                r.method,
+                r.host,
+                r.target,
+                r.status,
+                self.bytes,
+                r.cache.unwrap_or("-")
+            );
+            let _ = match r.origin_ms {
+                Some(o) => write!(line, " origin_ms={o:.1}"),
+                None => write!(line, " origin_ms=-"),
+            };
+            let _ = write!(line, " total_ms={total_ms:.1} complete={complete}");
+            tracing::info!(target: "edgecache::access", "{line}");
+            return;
+        }
         tracing::info!(
             target: "edgecache::access",
             client = client.map(tracing::field::display),
@@ -95,7 +124,7 @@ impl Drop for LoggedBody {
             bytes = self.bytes,
             cache = %r.cache.unwrap_or("-"),
             origin_ms = r.origin_ms.map(|m| (m * 10.0).round() / 10.0),
-            total_ms = (r.started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
+            total_ms = (total_ms * 10.0).round() / 10.0,
             complete,
         );
     }
