@@ -230,3 +230,46 @@ async fn memory_stays_near_the_budget_however_many_objects_arrive() {
         "{hits} HITs: 8 MiB holds at most 128 objects of 64 KiB"
     );
 }
+
+#[tokio::test]
+async fn text_access_log_has_one_line_per_request() {
+    let origin = TestOrigin::start().await;
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--origin",
+            &origin.url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port).await;
+    let url = format!("http://127.0.0.1:{port}/c/text?cc=max-age=60&size=321");
+    for _ in 0..2 {
+        reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    }
+    assert!(terminate(&mut child).success());
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("path=/c/text")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (line, cache) in lines.iter().zip(["MISS", "HIT"]) {
+        assert!(
+            line.contains(" INFO edgecache::access: client=127.0.0.1 method=GET "),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("status=200 bytes=321 cache={cache} ")),
+            "{line}"
+        );
+        assert!(line.ends_with("complete=true"), "{line}");
+    }
+}
