@@ -21,3 +21,5 @@ pub mod origin;
 pub mod proxy;
 pub mod server;
 pub mod telemetry;
+#[cfg(test)]
+mod test_util;

@@ -165,16 +165,7 @@ pub fn preferred_encoding(req: &HeaderMap) -> &'static str {
 mod tests {
     use super::*;
 
-    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
+    use crate::test_util::headers as hm;
 
     #[test]
     fn host_normalisation_merges_spellings() {

@@ -363,16 +363,7 @@ pub fn not_modified_matches(stored: &HeaderMap, not_modified: &HeaderMap) -> boo
 mod tests {
     use super::*;
 
-    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
+    use crate::test_util::headers as hm;
 
     fn eval(req: &[(&str, &str)], res: &[(&str, &str)]) -> Result<Freshness, NotStorable> {
         let (m, u, rh) = (Method::GET, Uri::from_static("/x"), hm(req));

@@ -258,16 +258,7 @@ mod tests {
         assert_eq!(r("bytes=0-0", 0), RangeSpec::Unsatisfiable);
     }
 
-    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
+    use crate::test_util::headers as hm;
 
     #[test]
     fn conditionals() {

@@ -62,6 +62,30 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+/// Starts the binary (its stdout captured), GETs `path` twice, stops it with SIGTERM (which
+/// must exit cleanly) and returns what it printed.
+async fn two_requests_then_stdout(mut cmd: Command, port: u16, path: &str) -> String {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port).await;
+    let url = format!("http://127.0.0.1:{port}{path}");
+    for _ in 0..2 {
+        reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    }
+    assert!(terminate(&mut child).success(), "clean exit on SIGTERM");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    out
+}
+
 #[test]
 fn check_config_accepts_the_example_and_names_bad_fields() {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("edgecache.toml");
@@ -126,29 +150,12 @@ fn check_config_accepts_the_example_and_names_bad_fields() {
 async fn env_variables_json_access_log_and_sigterm() {
     let origin = TestOrigin::start().await;
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .env("EDGECACHE_LISTEN", format!("127.0.0.1:{port}"))
+    let mut cmd = Command::new(BIN);
+    cmd.env("EDGECACHE_LISTEN", format!("127.0.0.1:{port}"))
         .env("EDGECACHE_ORIGIN", &origin.url)
-        .arg("--log-format")
-        .arg("json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_healthy(port).await;
-    let url = format!("http://127.0.0.1:{port}/c/logged?cc=max-age=60");
-    for _ in 0..2 {
-        reqwest::get(&url).await.unwrap().bytes().await.unwrap();
-    }
+        .args(["--log-format", "json"]);
+    let out = two_requests_then_stdout(cmd, port, "/c/logged?cc=max-age=60").await;
     assert_eq!(origin.count("/c/logged"), 1);
-    assert!(terminate(&mut child).success(), "clean exit on SIGTERM");
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
     let access: Vec<&str> = out
         .lines()
         .filter(|l| l.contains("edgecache::access") && l.contains("/c/logged"))
@@ -235,30 +242,14 @@ async fn memory_stays_near_the_budget_however_many_objects_arrive() {
 async fn text_access_log_has_one_line_per_request() {
     let origin = TestOrigin::start().await;
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--origin",
-            &origin.url,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_healthy(port).await;
-    let url = format!("http://127.0.0.1:{port}/c/text?cc=max-age=60&size=321");
-    for _ in 0..2 {
-        reqwest::get(&url).await.unwrap().bytes().await.unwrap();
-    }
-    assert!(terminate(&mut child).success());
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--origin",
+        &origin.url,
+    ]);
+    let out = two_requests_then_stdout(cmd, port, "/c/text?cc=max-age=60&size=321").await;
     let lines: Vec<&str> = out.lines().filter(|l| l.contains("path=/c/text")).collect();
     assert_eq!(lines.len(), 2, "{out}");
     for (line, cache) in lines.iter().zip(["MISS", "HIT"]) {
