@@ -367,18 +367,22 @@ impl<M> FillWriter<M> {
 
     /// Publishes the head. An unshareable head closes the door at once: followers already
     /// waiting see `shareable == false` and fetch for themselves. A body announced larger than
-    /// `max_object_size` is never retained.
+    /// `max_object_size` (or refused by [`FillWriter::reserve`]) is never retained, and the door
+    /// closes too.
     pub fn set_head(&mut self, head: FillHead<M>, content_length: Option<u64>) -> Arc<FillHead<M>> {
         let shareable = head.shareable;
         let head = Arc::new(head);
-        {
+        let retain = {
             let mut st = self.fill.lock();
             st.head = Some(head.clone());
             if !shareable || content_length.is_some_and(|n| n > self.max_object_size as u64) {
                 st.retain = false;
             }
-        }
-        if !shareable {
+            st.retain
+        };
+        // A fill that will not be stored takes no newcomers: they would gain little and could
+        // be held to the pace of a slow reader already on it.
+        if !retain {
             self.close_door();
         }
         self.fill.bump();

@@ -11,14 +11,14 @@ use std::{fmt, sync::Arc};
 pub struct CacheKey(Arc<str>);
 
 impl CacheKey {
-    /// `site` is the config's site name, `host` the request's Host, `target` the path and query.
+    /// `site` is the config's site name, `host` the request's validated authority, `target`
+    /// the path and query. The site name is length-prefixed, so no choice of names can make two
+    /// different (site, host, target) triples spell the same key.
     pub fn new(site: &str, host: &str, target: &str) -> Self {
+        use std::fmt::Write as _;
         let host = normalize_host(host);
-        let mut s = String::with_capacity(site.len() + host.len() + target.len() + 2);
-        s.push_str(site);
-        s.push(' ');
-        s.push_str(&host);
-        s.push_str(target);
+        let mut s = String::with_capacity(site.len() + host.len() + target.len() + 8);
+        let _ = write!(s, "{}:{site} {host}{target}", site.len());
         CacheKey(s.into())
     }
 

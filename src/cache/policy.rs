@@ -8,6 +8,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use http_cache_semantics::{CacheOptions, CachePolicy, RequestLike, ResponseLike};
 use std::time::{Duration, SystemTime};
 
+/// The largest delta-seconds value honoured (RFC 9111 section 1.2.2: 2^31 s); larger ones from
+/// an origin are clamped, so no header can overflow the time arithmetic.
+pub const MAX_DELTA: Duration = Duration::from_secs(1 << 31);
+
 /// How long a stored response may be used, fixed when it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freshness {
@@ -33,7 +37,7 @@ impl Freshness {
 
     /// The `Age` to send.
     pub fn age(&self, now: SystemTime) -> Duration {
-        self.initial_age + self.resident(now)
+        self.initial_age.saturating_add(self.resident(now))
     }
 
     /// Seconds of freshness left; negative once stale (the `ttl` of `Cache-Status`).
@@ -77,7 +81,15 @@ impl Freshness {
         if self.has_validator {
             grace = grace.max(keep_for_revalidation);
         }
-        self.fresh_for + grace
+        self.fresh_for.saturating_add(grace)
+    }
+
+    /// The moment the store may drop the object (see [`Freshness::keep_for`]).
+    pub fn keep_until(&self, keep_for_revalidation: Duration) -> SystemTime {
+        let far = self.response_time + MAX_DELTA;
+        self.response_time
+            .checked_add(self.keep_for(keep_for_revalidation))
+            .map_or(far, |t| t.min(far))
     }
 }
 
@@ -178,6 +190,22 @@ pub fn evaluate(
     if had_set_cookie && !rules.cache_set_cookie {
         return Err(NotStorable::SetCookie);
     }
+    // http-cache-semantics adds Age to durations unchecked: clamp it before it sees it.
+    let clamped;
+    let res_headers = match res_headers
+        .get(header::AGE)
+        .map(|a| a.to_str().ok().and_then(|a| a.trim().parse::<u64>().ok()))
+    {
+        Some(Some(age)) if age > MAX_DELTA.as_secs() => {
+            clamped = {
+                let mut h = res_headers.clone();
+                h.insert(header::AGE, HeaderValue::from(MAX_DELTA.as_secs()));
+                h
+            };
+            &clamped
+        }
+        _ => res_headers,
+    };
     let res_cc = res_headers.get_all(header::CACHE_CONTROL);
     let has = |name: &str| directive(res_cc.iter(), name).is_some();
     let policy = CachePolicy::new_options(
@@ -220,15 +248,19 @@ pub fn evaluate(
         directive(res_cc.iter(), name)
             .flatten()
             .and_then(|v| v.parse::<u64>().ok())
-            .map_or(Duration::ZERO, Duration::from_secs)
+            .map_or(Duration::ZERO, |s| Duration::from_secs(s).min(MAX_DELTA))
     };
     let f = Freshness {
         response_time: now,
-        initial_age: policy.age(now),
-        fresh_for: policy.time_to_live(now),
+        initial_age: policy.age(now).min(MAX_DELTA),
+        fresh_for: policy.time_to_live(now).min(MAX_DELTA),
         stale_while_revalidate: secs("stale-while-revalidate"),
         stale_if_error: secs("stale-if-error"),
-        must_revalidate: has("must-revalidate") || has("proxy-revalidate") || has("no-cache"),
+        // s-maxage carries proxy-revalidate's meaning for shared caches (RFC 9111 5.2.2.10).
+        must_revalidate: has("must-revalidate")
+            || has("proxy-revalidate")
+            || has("no-cache")
+            || has("s-maxage"),
         has_validator: res_headers.contains_key(header::ETAG)
             || res_headers.contains_key(header::LAST_MODIFIED),
     };
@@ -513,6 +545,49 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.fresh_for.as_secs(), 100);
+    }
+
+    #[test]
+    fn hostile_numbers_are_clamped_not_overflowed() {
+        let f = eval(
+            &[],
+            &[(
+                "cache-control",
+                "max-age=18446744073709551615, stale-while-revalidate=18446744073709551615",
+            )],
+        )
+        .unwrap();
+        assert_eq!(f.fresh_for, MAX_DELTA);
+        assert_eq!(f.stale_while_revalidate, MAX_DELTA);
+        assert!(f.keep_until(Duration::from_secs(u64::MAX / 4)) > f.response_time);
+        let f = eval(
+            &[],
+            &[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"a\""),
+                ("age", "18446744073709551615"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            f.age(f.response_time + Duration::from_secs(10)),
+            MAX_DELTA + Duration::from_secs(10)
+        );
+        assert!(!f.is_fresh(f.response_time));
+    }
+
+    #[test]
+    fn s_maxage_forbids_serving_stale() {
+        let f = eval(
+            &[],
+            &[(
+                "cache-control",
+                "s-maxage=10, stale-while-revalidate=60, stale-if-error=300",
+            )],
+        )
+        .unwrap();
+        assert!(f.must_revalidate);
+        assert!(!f.within_stale_if_error(f.response_time + Duration::from_secs(20)));
     }
 
     #[test]

@@ -155,7 +155,11 @@ impl Store {
     pub fn new(cfg: StoreConfig) -> Self {
         let cache = Cache::builder()
             .max_capacity(cfg.max_memory)
-            .weigher(|_: &CacheKey, e: &Arc<Entry>| e.weight())
+            .weigher(|k: &CacheKey, e: &Arc<Entry>| {
+                // Keys are client-chosen URLs: they count too.
+                e.weight()
+                    .saturating_add(u32::try_from(k.as_str().len() + 64).unwrap_or(u32::MAX))
+            })
             .expire_after(EntryExpiry)
             .build();
         // Bounded by bytes too: keys are client-chosen URLs.
@@ -244,10 +248,7 @@ impl Store {
                         .cloned(),
                 );
             }
-            let keep_until = variants
-                .iter()
-                .map(|o| o.freshness.response_time + o.freshness.keep_for(keep))
-                .max();
+            let keep_until = variants.iter().map(|o| o.freshness.keep_until(keep)).max();
             Arc::new(Entry {
                 variants,
                 hit_for_miss_until: None,
@@ -263,7 +264,7 @@ impl Store {
             let variants = old.map(|o| o.value().variants.clone()).unwrap_or_default();
             let keep_until = variants
                 .iter()
-                .map(|o| o.freshness.response_time + o.freshness.keep_for(self.cfg.keep))
+                .map(|o| o.freshness.keep_until(self.cfg.keep))
                 .chain(Some(until))
                 .max();
             Arc::new(Entry {

@@ -21,7 +21,7 @@ pub async fn serve(
     ctx: &mut RequestCtx,
 ) -> Response<Body> {
     let now = SystemTime::now();
-    let key = CacheKey::new(&site.name, &ctx.host, &ctx.target);
+    let key = CacheKey::new(&site.name, &ctx.authority, &ctx.target);
     let honor = site.honor_client_no_cache;
     if honor
         && policy::directive(

@@ -161,14 +161,17 @@ impl FillJob {
         if let Some(age) = r.headers.get(header::AGE) {
             eval.insert(header::AGE, age.clone());
         }
-        let obj = match policy::evaluate(
-            &self.policy_request(),
-            old.status,
-            &eval,
-            false,
-            self.rules(),
-            now,
-        ) {
+        // The stored copy is already shared; whose request renewed it does not change that, so
+        // the verdict is the response's alone (a user's Cookie must not evict everyone's copy).
+        let mut anonymous = self.client_headers.clone();
+        anonymous.remove(header::AUTHORIZATION);
+        anonymous.remove(header::COOKIE);
+        let req = PolicyRequest {
+            method: &Method::GET,
+            uri: &self.uri,
+            headers: &anonymous,
+        };
+        let obj = match policy::evaluate(&req, old.status, &eval, false, self.rules(), now) {
             Ok(freshness) => Arc::new(Object {
                 status: old.status,
                 headers: merged,
@@ -236,9 +239,16 @@ impl FillJob {
             (Some(_), Some(n)) if !w.reserve(n) => (None, Some(NotStorable::InflightBudget)),
             (f, _) => (f, detail),
         };
+        // Reasons tied to this request (its credentials) or to this moment (size, budget) say
+        // nothing about the URL: no hit-for-miss mark for them.
         let transient = matches!(
             detail,
-            Some(NotStorable::TooLarge | NotStorable::InflightBudget)
+            Some(
+                NotStorable::TooLarge
+                    | NotStorable::InflightBudget
+                    | NotStorable::Authorization
+                    | NotStorable::Cookie
+            )
         );
         if freshness.is_none() && !transient {
             let until = now + self.edge.settings.hit_for_miss;

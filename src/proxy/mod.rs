@@ -20,7 +20,7 @@ use crate::{
 };
 use axum::{Router, body::Body, extract::State};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use site::{Sites, host_without_port};
+use site::{Authority, Sites};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 /// Timeouts and limits the request path needs.
@@ -68,8 +68,10 @@ pub struct ClientAddr(pub SocketAddr);
 /// Per-request facts gathered for the response and the access log.
 pub struct RequestCtx {
     pub peer: Option<SocketAddr>,
-    /// Lower-case host without port.
+    /// Lower-case host without port: what sites match on.
     pub host: String,
+    /// Host and non-default port: what the cache key records and the origin is sent.
+    pub authority: String,
     /// The Host value forwarded upstream.
     pub host_value: HeaderValue,
     /// Path and query as received.
@@ -95,6 +97,7 @@ async fn handle(State(edge): State<Arc<Edge>>, req: Request<Body>) -> Response<B
     let mut ctx = RequestCtx {
         peer,
         host: String::new(),
+        authority: String::new(),
         host_value: HeaderValue::from_static(""),
         target,
         cache: None,
@@ -158,10 +161,11 @@ async fn route(
     let Some(host_value) = host_value.filter(|h| !h.is_empty()) else {
         return respond::error(StatusCode::BAD_REQUEST, "missing Host header", None);
     };
-    let Ok(host_str) = host_value.to_str() else {
+    let Some(authority) = host_value.to_str().ok().and_then(Authority::parse) else {
         return respond::error(StatusCode::BAD_REQUEST, "Host header is not valid", None);
     };
-    ctx.host = host_without_port(host_str);
+    ctx.host = authority.host.clone();
+    ctx.authority = authority.canonical();
     let Some(site) = edge.sites.find(&ctx.host, path).cloned() else {
         return respond::error(
             StatusCode::MISDIRECTED_REQUEST,
@@ -169,7 +173,7 @@ async fn route(
             None,
         );
     };
-    ctx.host_value = host_value;
+    ctx.host_value = HeaderValue::from_str(&ctx.authority).expect("validated above");
     match parts.method {
         Method::GET | Method::HEAD => cached::serve(edge, &site, parts, ctx).await,
         _ => {

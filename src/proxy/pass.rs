@@ -5,7 +5,7 @@
 
 use super::{
     Edge, RequestCtx, forward, respond,
-    site::{Site, host_without_port},
+    site::{Authority, Site},
 };
 use crate::{
     cache::{
@@ -83,7 +83,7 @@ fn is_safe(m: &Method) -> bool {
 /// Removes the target URI and the same-host URIs named by Location / Content-Location.
 fn invalidate(edge: &Edge, site: &Site, ctx: &RequestCtx, res: &HeaderMap) {
     edge.store
-        .remove(&CacheKey::new(&site.name, &ctx.host, &ctx.target));
+        .remove(&CacheKey::new(&site.name, &ctx.authority, &ctx.target));
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         let Some(loc) = res.get(&name).and_then(|v| v.to_str().ok()) else {
             continue;
@@ -91,10 +91,9 @@ fn invalidate(edge: &Edge, site: &Site, ctx: &RequestCtx, res: &HeaderMap) {
         let Ok(uri) = loc.parse::<Uri>() else {
             continue;
         };
-        if uri
-            .authority()
-            .is_some_and(|a| host_without_port(a.as_str()) != ctx.host)
-        {
+        if uri.authority().is_some_and(|a| {
+            Authority::parse(a.as_str()).is_none_or(|a| a.canonical() != ctx.authority)
+        }) {
             continue; // another host's cache is not ours to touch
         }
         let Some(pq) = uri
@@ -104,7 +103,8 @@ fn invalidate(edge: &Edge, site: &Site, ctx: &RequestCtx, res: &HeaderMap) {
         else {
             continue;
         };
-        edge.store.remove(&CacheKey::new(&site.name, &ctx.host, pq));
+        edge.store
+            .remove(&CacheKey::new(&site.name, &ctx.authority, pq));
     }
 }
 

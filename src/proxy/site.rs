@@ -93,16 +93,68 @@ impl Sites {
     }
 }
 
-/// The host part of a Host header or authority: lower-case, without port or trailing dot.
-pub fn host_without_port(authority: &str) -> String {
-    let a = authority.trim();
-    let host = if a.starts_with('[') {
-        // IPv6 literal: keep the brackets, drop the port.
-        a.split_inclusive(']').next().unwrap_or(a)
-    } else {
-        a.rsplit_once(':').map_or(a, |(h, _)| h)
-    };
-    host.trim_end_matches('.').to_ascii_lowercase()
+/// A request's authority (Host header or absolute-form target), validated and normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authority {
+    /// Lower-case, without port or trailing dot; what sites match on.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Authority {
+    /// Parses strictly: a DNS name or IPv4 address (letters, digits, `-`, `.`, `_`) or a
+    /// bracketed IPv6 literal, then an optional numeric port. Anything else (`/`, `@`, spaces, a
+    /// second colon) is refused: such a Host could reach the origin in a form the cache key does
+    /// not record, and let one client poison what others get.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (inner, after) = rest.split_once(']')?;
+            if inner.is_empty()
+                || !inner
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            {
+                return None;
+            }
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':')?),
+            };
+            (format!("[{}]", inner.to_ascii_lowercase()), port)
+        } else {
+            let (h, p) = match s.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (s, None),
+            };
+            let h = h.strip_suffix('.').unwrap_or(h);
+            if h.is_empty()
+                || h.len() > 253
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            {
+                return None;
+            }
+            (h.to_ascii_lowercase(), p)
+        };
+        let port = match port {
+            None => None,
+            Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(p.parse().ok()?)
+            }
+            Some(_) => return None,
+        };
+        Some(Self { host, port })
+    }
+
+    /// `host` or `host:port` (port 80 left out): what the cache key records and what the
+    /// origin is sent as Host, so the two never disagree.
+    pub fn canonical(&self) -> String {
+        match self.port {
+            Some(p) if p != 80 => format!("{}:{p}", self.host),
+            _ => self.host.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,10 +172,35 @@ mod tests {
     }
 
     #[test]
-    fn host_parsing() {
-        assert_eq!(host_without_port("Example.COM:8080"), "example.com");
-        assert_eq!(host_without_port("example.com."), "example.com");
-        assert_eq!(host_without_port("[::1]:80"), "[::1]");
-        assert_eq!(host_without_port("127.0.0.1"), "127.0.0.1");
+    fn authorities_are_parsed_strictly() {
+        let a = |s| Authority::parse(s).map(|a| (a.host.clone(), a.canonical()));
+        assert_eq!(
+            a("Example.COM:8080"),
+            Some(("example.com".into(), "example.com:8080".into()))
+        );
+        assert_eq!(
+            a("example.com.:80"),
+            Some(("example.com".into(), "example.com".into()))
+        );
+        assert_eq!(a("[::1]:8080"), Some(("[::1]".into(), "[::1]:8080".into())));
+        assert_eq!(
+            a("127.0.0.1"),
+            Some(("127.0.0.1".into(), "127.0.0.1".into()))
+        );
+        for bad in [
+            "example.com:@evil.com",
+            "a.com/assets",
+            "a.com:80:80",
+            "a b",
+            "",
+            ":80",
+            "a.com:",
+            "a.com:99999",
+            "[::1",
+            "[zz]",
+            "a.com:8o",
+        ] {
+            assert_eq!(Authority::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod errors;
+mod hardening;
 mod methods;
 mod range;
 mod security;
