@@ -41,9 +41,24 @@ pub struct DatabaseConfig {
     /// A request waits at most this long for a connection (then 503).
     #[serde(default = "default_db_acquire")]
     pub acquire_timeout: Secs,
+    /// A statement running longer is abandoned (503), so it cannot hold its key's waiters.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout: Secs,
+    /// After a write, reads of the tags it invalidated go to the primary this long, so a
+    /// lagging replica cannot put the replaced rows back into the cache.
+    #[serde(default = "default_replica_lag")]
+    pub replica_lag: Secs,
     /// Create and fill the demo `products` table when it is missing.
     #[serde(default)]
     pub seed_demo: bool,
+}
+
+fn default_statement_timeout() -> Secs {
+    Secs(Duration::from_secs(10))
+}
+
+fn default_replica_lag() -> Secs {
+    Secs(Duration::from_secs(5))
 }
 
 fn default_db_connections() -> u32 {
@@ -517,6 +532,8 @@ impl DatabaseConfig {
             read_url: None,
             max_connections: default_db_connections(),
             acquire_timeout: default_db_acquire(),
+            statement_timeout: default_statement_timeout(),
+            replica_lag: default_replica_lag(),
             seed_demo: true,
         }
     }

@@ -13,6 +13,7 @@ on_both_backends!(
     stale_if_error_never_brings_back_a_value_a_write_replaced,
     a_failed_write_is_500_and_leaves_the_cache_as_it_was,
     a_put_on_a_missing_id_is_404_and_invalidates_nothing,
+    a_statement_past_its_timeout_is_503_and_frees_the_key,
 );
 
 async fn a_malformed_path_parameter_is_400_naming_it(b: Backend) {
@@ -253,4 +254,35 @@ async fn a_put_on_a_missing_id_is_404_and_invalidates_nothing(b: Backend) {
     assert_eq!(b.name_reader().name(77).await.unwrap(), None);
     assert_eq!(queries(&edge), 2);
     edge.stop().await;
+}
+
+async fn a_statement_past_its_timeout_is_503_and_frees_the_key(b: Backend) {
+    let origin = TestOrigin::start().await;
+    let sql = format!(
+        "SELECT {} FROM {} WHERE id = :id AND {}",
+        crate::backend::COLS,
+        b.table,
+        b.slow_predicate()
+    );
+    let toml = format!(
+        "{}{}statement_timeout = \"50ms\"\n{}[[route]]\npath = \"/api/slow/{{id:int}}\"\nsql = {}\nsingle = true\n",
+        site_toml(&origin.url),
+        b.database_toml(),
+        b.routes_toml("", ""),
+        q(&sql)
+    );
+    let edge = TestEdge::from_toml(&toml).await;
+    for _ in 0..2 {
+        // Each attempt fails on its own: the first one left no lock behind.
+        let t = Instant::now();
+        let r = get(&edge, "/api/slow/1").await;
+        assert_eq!(r.status, 503, "{:?}", r.json);
+        assert!(
+            r.json["error"].as_str().unwrap().contains("timed out"),
+            "{:?}",
+            r.json
+        );
+        assert!(t.elapsed() < Duration::from_secs(3));
+    }
+    assert_eq!(queries(&edge), 2);
 }
