@@ -196,10 +196,16 @@ impl Store {
         obj: impl Into<Arc<Object>>,
         start: FillStart,
     ) -> bool {
-        if self.removed_at.get(&key).is_some_and(|at| at > start.0) {
+        let removed_since = |s: &Self| s.removed_at.get(&key).is_some_and(|at| at > start.0);
+        if removed_since(self) || !self.insert(key.clone(), obj) {
             return false;
         }
-        self.insert(key, obj)
+        // A removal may have slipped in between the check and the insert: undo ours then.
+        if removed_since(self) {
+            self.cache.remove(&key);
+            return false;
+        }
+        true
     }
 
     pub fn config(&self) -> &StoreConfig {
