@@ -227,6 +227,10 @@ async fn fetch(
             headers.remove(header::SET_COOKIE);
         }
         respond::stamp(&mut headers, &cs);
+        // The client's own validators hold on a miss too (the fill goes on for the cache).
+        if head.status == http::StatusCode::OK && respond::not_modified(&headers, &req.headers) {
+            return respond::not_modified_response(&headers);
+        }
         let body = if req.method == Method::HEAD {
             drop(reader);
             Body::empty()

@@ -61,7 +61,7 @@ pub fn from_object(
 }
 
 /// Would the client's own validators make this a 304? (RFC 9110 section 13.2.2 order.)
-fn not_modified(stored: &HeaderMap, req: &HeaderMap) -> bool {
+pub fn not_modified(stored: &HeaderMap, req: &HeaderMap) -> bool {
     if let Some(inm) = req.get(header::IF_NONE_MATCH) {
         let Some(etag) = stored.get(header::ETAG).and_then(|e| e.to_str().ok()) else {
             return false;
@@ -91,7 +91,7 @@ fn not_modified(stored: &HeaderMap, req: &HeaderMap) -> bool {
     false
 }
 
-fn not_modified_response(full: &HeaderMap) -> Response<Body> {
+pub fn not_modified_response(full: &HeaderMap) -> Response<Body> {
     let mut res = Response::new(Body::empty());
     *res.status_mut() = StatusCode::NOT_MODIFIED;
     let keep = [

@@ -134,3 +134,29 @@ async fn after_an_unstorable_answer_requests_skip_coalescing() {
     }
     assert_eq!(origin.count("/c/pv"), 6);
 }
+
+#[tokio::test]
+async fn a_clients_validators_are_answered_on_a_miss_too() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    // The client knows the current ETag (the origin's, served through another edge, say).
+    let etag = "\"v1-_c_cond\"";
+    let r = edge
+        .get("/c/cond?cc=max-age=60&etag=1")
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    assert!(r.bytes().await.unwrap().is_empty());
+    // The fill went on and stored the full object for everyone else.
+    let r = edge
+        .get("/c/cond?cc=max-age=60&etag=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().len(), 100);
+    assert_eq!(origin.count("/c/cond"), 1);
+}
