@@ -60,6 +60,8 @@ impl Default for LoadOptions {
 pub struct Fetched {
     pub value: Option<Bytes>,
     pub status: CacheStatus,
+    /// How long the value has been cached (zero when just loaded).
+    pub age: Duration,
 }
 
 /// Why no value could be produced.
@@ -186,6 +188,7 @@ impl CacheAside {
                     Ok(Fetched {
                         value: value.clone(),
                         status,
+                        age: Duration::ZERO,
                     })
                 }
                 Err(e) => match stale.filter(|s| s.freshness.within_stale_if_error(now)) {
@@ -274,6 +277,7 @@ fn from_object(obj: &Object, outcome: Outcome, now: SystemTime) -> Fetched {
     Fetched {
         value: (obj.status == StatusCode::OK).then(|| obj.body.clone()),
         status,
+        age: obj.freshness.age(now),
     }
 }
 

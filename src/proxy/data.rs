@@ -44,6 +44,9 @@ pub async fn serve(
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.body.len()));
     // Browsers and other caches downstream must ask again: freshness is the edge's business.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(age) = r.age {
+        h.insert(header::AGE, HeaderValue::from(age));
+    }
     if let Some(allow) = r.allow {
         h.insert(header::ALLOW, allow);
     }

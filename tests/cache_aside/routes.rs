@@ -12,6 +12,7 @@ on_both_backends!(
     not_found_is_cached_for_the_negative_ttl,
     a_write_invalidates_the_single_and_list_reads,
     after_a_write_returns_no_read_returns_the_old_value,
+    a_hit_says_how_long_it_has_been_cached,
 );
 
 fn product(id: i64, name: &str) -> serde_json::Value {
@@ -200,4 +201,16 @@ async fn after_a_write_returns_no_read_returns_the_old_value(b: Backend) {
         assert_eq!(list.json[3]["name"], json!(name), "round {round}");
     }
     edge.stop().await;
+}
+
+async fn a_hit_says_how_long_it_has_been_cached(b: Backend) {
+    let (_origin, edge) = edge(&b, "", "").await;
+    let r = edge.get("/api/products/1").send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.headers()["age"], "0");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = edge.get("/api/products/1").send().await.unwrap();
+    assert_eq!(r.headers()["x-cache"], "HIT");
+    let age: u64 = r.headers()["age"].to_str().unwrap().parse().unwrap();
+    assert!(age >= 1, "{age}");
 }
