@@ -40,6 +40,10 @@ pub enum FillError {
     Timeout,
     #[error("fill abandoned")]
     Abandoned,
+    /// This reader fell a whole window behind a fill that does not keep its body, and held the
+    /// others up past the idle timeout: it was dropped so they could go on.
+    #[error("client too slow for a shared download")]
+    TooSlow,
 }
 
 impl FillError {
@@ -50,6 +54,7 @@ impl FillError {
             }
             FillError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             FillError::Abandoned => StatusCode::BAD_GATEWAY,
+            FillError::TooSlow => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 }
@@ -109,6 +114,8 @@ struct State<M> {
     end: Option<Result<(), FillError>>,
     /// Next absolute chunk index of each registered reader; `None` once it left.
     readers: Vec<Option<usize>>,
+    /// Readers dropped for being too slow (by slot).
+    evicted: Vec<bool>,
     /// Still keeping every chunk (the body may be stored).
     retain: bool,
     /// Bytes reserved from the in-flight budget.
@@ -136,6 +143,7 @@ impl<M> Fill<M> {
                 first: 0,
                 end: None,
                 readers: Vec::new(),
+                evicted: Vec::new(),
                 retain: true,
                 reserved: 0,
                 held: 0,
@@ -163,6 +171,7 @@ impl<M> Fill<M> {
             return None;
         }
         st.readers.push(Some(0));
+        st.evicted.push(false);
         let slot = st.readers.len() - 1;
         drop(st);
         Some(FillReader {
@@ -221,7 +230,11 @@ impl<M> FillReader<M> {
         loop {
             {
                 let mut st = self.fill.lock();
-                if self.next >= st.first && self.next - st.first < st.chunks.len() {
+                // Chunks this reader still needed are gone: never let that pass as an end.
+                if st.evicted[self.slot] || self.next < st.first {
+                    return Some(Err(FillError::TooSlow));
+                }
+                if self.next - st.first < st.chunks.len() {
                     let c = st.chunks[self.next - st.first].clone();
                     self.next += 1;
                     st.readers[self.slot] = Some(self.next);
@@ -458,7 +471,18 @@ impl<M> FillWriter<M> {
                 }
             }
             if tokio::time::timeout(idle_timeout, notified).await.is_err() {
-                return Err(FillError::Timeout);
+                // Nobody moved for a whole idle timeout: drop the slowest readers rather than
+                // failing everyone; if they were the only ones, the loop above gives up.
+                let mut st = self.fill.lock();
+                let slowest = st.readers.iter().flatten().copied().min();
+                for i in 0..st.readers.len() {
+                    if st.readers[i].is_some() && st.readers[i] == slowest {
+                        st.readers[i] = None;
+                        st.evicted[i] = true;
+                    }
+                }
+                drop(st);
+                self.fill.bump();
             }
         }
     }
@@ -638,6 +662,50 @@ mod tests {
             w.push(Bytes::from_static(b"x"), T).await,
             Err(FillError::Abandoned)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stalls_a_windowed_fill_is_dropped_not_everyone() {
+        let f = fills(1 << 30);
+        let Joined::Leader(mut w) = f.join(key("/big")) else {
+            panic!()
+        };
+        w.set_max_object_size(10);
+        let mut fast = w.fill().reader(T).unwrap();
+        let mut slow = w.fill().reader(T).unwrap();
+        w.set_head(head(true), Some(4 << 20));
+        let reader = tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(c) = fast.next_chunk().await {
+                n += c.unwrap().len();
+            }
+            n
+        });
+        let chunk = Bytes::from(vec![0u8; 64 << 10]);
+        for _ in 0..64 {
+            w.push(chunk.clone(), Duration::from_millis(100))
+                .await
+                .unwrap();
+        }
+        w.finish(Ok(()));
+        assert_eq!(
+            reader.await.unwrap(),
+            4 << 20,
+            "the fast reader got every byte"
+        );
+        slow.head(T).await.unwrap();
+        let mut saw_error = false;
+        while let Some(c) = slow.next_chunk().await {
+            if let Err(e) = c {
+                assert!(matches!(e, FillError::TooSlow));
+                saw_error = true;
+                break;
+            }
+        }
+        assert!(
+            saw_error,
+            "the stalled reader's body ends in an error, never cleanly"
+        );
     }
 
     #[tokio::test]
