@@ -1,0 +1,326 @@
+//! The source of truth: SQLite (embedded, the default) or PostgreSQL, through bounded sqlx
+//! pools. Statements are run with their parameters bound; rows come back as JSON objects.
+//! Reads go to the read pool (a replica, when `read_url` is set), writes to the primary.
+
+use super::{params::Value, sql::Statement};
+use serde_json::{Map, Value as Json};
+use sqlx::{
+    Column, Row, TypeInfo, ValueRef,
+    pool::PoolOptions,
+    postgres::{PgConnectOptions, PgPool},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool},
+};
+use std::{
+    str::FromStr,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+/// A database failure, by who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Could not reach the database or get a connection in time (503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The statement failed (constraint, type, syntax): the request is not served (500/409).
+    #[error("query failed: {0}")]
+    Query(String),
+    /// The statement did not finish within `statement_timeout`; a write may or may not have
+    /// happened (503).
+    #[error("statement timed out after {0:?}")]
+    Timeout(Duration),
+    /// The statement ran but a row could not be turned into JSON (a write may have committed).
+    #[error("cannot render the result: {0}")]
+    Render(String),
+    #[error("invalid database url: {0}")]
+    Config(String),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => DbError::Unavailable(e.to_string()),
+            other => DbError::Query(other.to_string()),
+        }
+    }
+}
+
+/// Binds values in order; a macro because sqlx's query types differ per backend.
+macro_rules! bind_values {
+    ($q:expr, $values:expr) => {{
+        let mut q = $q;
+        for v in $values {
+            q = match v {
+                Value::Null => q.bind(None::<String>),
+                Value::Int(i) => q.bind(*i),
+                Value::Float(f) => q.bind(*f),
+                Value::Str(s) => q.bind(s.clone()),
+                Value::Bool(b) => q.bind(*b),
+            };
+        }
+        q
+    }};
+}
+
+/// One pool of either kind.
+#[derive(Clone)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub url: String,
+    pub read_url: Option<String>,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+/// The primary and (optionally) a read replica, with query counters for tests and metrics.
+pub struct Database {
+    primary: Pool,
+    replica: Option<Pool>,
+    primary_queries: AtomicU64,
+    replica_queries: AtomicU64,
+    statement_timeout: Duration,
+}
+
+impl Pool {
+    /// Opens a pool lazily (PostgreSQL) so the edge starts even while the database is down;
+    /// SQLite files are created on first use.
+    pub fn open(url: &str, max: u32, acquire: Duration) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| DbError::Config(e.to_string()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(acquire);
+            if let Some(dir) = opts
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let pool = PoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(acquire)
+                .connect_lazy_with(opts);
+            Ok(Pool::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts =
+                PgConnectOptions::from_str(url).map_err(|e| DbError::Config(e.to_string()))?;
+            let pool = PoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(acquire)
+                .connect_lazy_with(opts);
+            Ok(Pool::Postgres(pool))
+        } else {
+            Err(DbError::Config(format!(
+                "`{url}`: use sqlite:... or postgres://..."
+            )))
+        }
+    }
+
+    /// Runs a statement and returns its rows as JSON objects.
+    pub async fn rows(
+        &self,
+        stmt: &Statement,
+        values: &[Value],
+    ) -> Result<Vec<Map<String, Json>>, DbError> {
+        match self {
+            Pool::Sqlite(p) => {
+                // Operator-written statements from the config, with every value bound: never client text.
+                let q = sqlx::query(sqlx::AssertSqlSafe(stmt.sqlite.clone()));
+                let q = bind_values!(q, values);
+                let mut conn = p.acquire().await.map_err(unavailable)?;
+                let rows = q.fetch_all(&mut *conn).await?;
+                rows.iter()
+                    .map(|r| sqlite_row(r).map_err(rendering))
+                    .collect()
+            }
+            Pool::Postgres(p) => {
+                let q = sqlx::query(sqlx::AssertSqlSafe(stmt.postgres.clone()));
+                let q = bind_values!(q, values);
+                let mut conn = p.acquire().await.map_err(unavailable)?;
+                let rows = q.fetch_all(&mut *conn).await?;
+                rows.iter().map(|r| pg_row(r).map_err(rendering)).collect()
+            }
+        }
+    }
+
+    /// Runs statements that set a database up (schema, seed), one by one.
+    pub async fn execute_script(&self, statements: &[&'static str]) -> Result<(), DbError> {
+        for s in statements {
+            match self {
+                Pool::Sqlite(p) => {
+                    let mut conn = p.acquire().await.map_err(unavailable)?;
+                    sqlx::query(*s).execute(&mut *conn).await?;
+                }
+                Pool::Postgres(p) => {
+                    let mut conn = p.acquire().await.map_err(unavailable)?;
+                    sqlx::query(*s).execute(&mut *conn).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<Map<String, Json>, DbError> {
+    let mut out = Map::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i)?;
+        let v = if raw.is_null() {
+            Json::Null
+        } else {
+            let ty = raw.type_info().name().to_ascii_uppercase();
+            match ty.as_str() {
+                "INTEGER" | "INT" | "BIGINT" => Json::from(row.try_get::<i64, _>(i)?),
+                "REAL" | "FLOAT" | "DOUBLE" | "NUMERIC" => Json::from(row.try_get::<f64, _>(i)?),
+                "BOOLEAN" | "BOOL" => Json::from(row.try_get::<bool, _>(i)?),
+                "TEXT" | "DATETIME" | "DATE" | "TIME" => Json::from(row.try_get::<String, _>(i)?),
+                other => return Err(unsupported(col.name(), other)),
+            }
+        };
+        out.insert(col.name().to_string(), v);
+    }
+    Ok(out)
+}
+
+fn pg_row(row: &sqlx::postgres::PgRow) -> Result<Map<String, Json>, DbError> {
+    let mut out = Map::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(i)?;
+        let v = if raw.is_null() {
+            Json::Null
+        } else {
+            let ty = raw.type_info().name().to_ascii_uppercase();
+            match ty.as_str() {
+                "INT2" => Json::from(row.try_get::<i16, _>(i)?),
+                "INT4" => Json::from(row.try_get::<i32, _>(i)?),
+                "INT8" => Json::from(row.try_get::<i64, _>(i)?),
+                "FLOAT4" => Json::from(row.try_get::<f32, _>(i)?),
+                "FLOAT8" => Json::from(row.try_get::<f64, _>(i)?),
+                "BOOL" => Json::from(row.try_get::<bool, _>(i)?),
+                "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => {
+                    Json::from(row.try_get::<String, _>(i)?)
+                }
+                "JSON" | "JSONB" => row.try_get::<Json, _>(i)?,
+                other => return Err(unsupported(col.name(), other)),
+            }
+        };
+        out.insert(col.name().to_string(), v);
+    }
+    Ok(out)
+}
+
+/// Errors while turning fetched rows into JSON: after the statement ran.
+fn rendering(e: DbError) -> DbError {
+    match e {
+        DbError::Query(m) => DbError::Render(m),
+        other => other,
+    }
+}
+
+/// Any failure to get a connection (refused, unknown database, too many clients, pool timeout)
+/// means the database is unavailable, whatever sqlx calls it; errors after that are the query's.
+fn unavailable(e: sqlx::Error) -> DbError {
+    DbError::Unavailable(e.to_string())
+}
+
+fn unsupported(col: &str, ty: &str) -> DbError {
+    DbError::Query(format!(
+        "column `{col}` has type {ty}, which edgecache cannot render as JSON; cast it to text in the SQL"
+    ))
+}
+
+impl Database {
+    pub fn open(s: &DbSettings) -> Result<Self, DbError> {
+        let primary = Pool::open(&s.url, s.max_connections, s.acquire_timeout)?;
+        let replica = s
+            .read_url
+            .as_deref()
+            .map(|u| Pool::open(u, s.max_connections, s.acquire_timeout))
+            .transpose()?;
+        Ok(Self {
+            primary,
+            replica,
+            primary_queries: AtomicU64::new(0),
+            replica_queries: AtomicU64::new(0),
+            statement_timeout: s.statement_timeout,
+        })
+    }
+
+    pub fn primary(&self) -> &Pool {
+        &self.primary
+    }
+
+    /// A read: on the replica when there is one.
+    pub async fn read(
+        &self,
+        stmt: &Statement,
+        values: &[Value],
+        from_primary: bool,
+    ) -> Result<Vec<Map<String, Json>>, DbError> {
+        match self.replica.as_ref().filter(|_| !from_primary) {
+            Some(r) => {
+                self.replica_queries.fetch_add(1, Ordering::Relaxed);
+                self.bounded(r.rows(stmt, values)).await
+            }
+            None => {
+                self.primary_queries.fetch_add(1, Ordering::Relaxed);
+                self.bounded(self.primary.rows(stmt, values)).await
+            }
+        }
+    }
+
+    /// A write: always on the primary.
+    pub async fn write(
+        &self,
+        stmt: &Statement,
+        values: &[Value],
+    ) -> Result<Vec<Map<String, Json>>, DbError> {
+        self.primary_queries.fetch_add(1, Ordering::Relaxed);
+        self.bounded(self.primary.rows(stmt, values)).await
+    }
+
+    /// Has a replica (reads may lag behind writes)?
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    /// Bounds a statement by `statement_timeout`: a query stuck on a lock must not keep its key
+    /// locked and its callers waiting.
+    async fn bounded<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, DbError>>,
+    ) -> Result<T, DbError> {
+        tokio::time::timeout(self.statement_timeout, f)
+            .await
+            .unwrap_or_else(|_| Err(DbError::Timeout(self.statement_timeout)))
+    }
+
+    /// Statements run on the primary since start.
+    pub fn primary_queries(&self) -> u64 {
+        self.primary_queries.load(Ordering::Relaxed)
+    }
+
+    /// Statements run on the replica since start.
+    pub fn replica_queries(&self) -> u64 {
+        self.replica_queries.load(Ordering::Relaxed)
+    }
+
+    /// All statements since start.
+    pub fn queries(&self) -> u64 {
+        self.primary_queries() + self.replica_queries()
+    }
+}

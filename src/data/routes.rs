@@ -1,0 +1,431 @@
+//! Data routes declared in config: a method, a path template with typed parameters, and one
+//! SQL statement. Reads go through [`CacheAside`]; writes go to the primary database and then
+//! invalidate the tags they name, before the response is sent.
+
+use super::{
+    db::{Database, DbError},
+    params::{self, ParamError, ParamType, PathTemplate, Value},
+    sql::{self, Statement},
+};
+use crate::{
+    cache::{
+        aside::{AsideError, CacheAside, LoadOptions},
+        status::{CacheStatus, Outcome},
+    },
+    config::RouteConfig,
+};
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::{Value as Json, json};
+use std::sync::Arc;
+
+/// A route ready to serve.
+pub struct Route {
+    pub method: Method,
+    pub path: PathTemplate,
+    stmt: Arc<Statement>,
+    single: bool,
+    opts: LoadOptions,
+    tags: Vec<String>,
+    invalidates: Vec<String>,
+    body: Vec<(String, ParamType)>,
+}
+
+/// A bad route in the config, naming the field.
+#[derive(Debug, thiserror::Error)]
+#[error("route[{index}].{field}: {reason}")]
+pub struct RouteError {
+    pub index: usize,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl Route {
+    /// Compiles and cross-checks one route (no database needed).
+    pub fn compile(index: usize, c: &RouteConfig) -> Result<Self, RouteError> {
+        let err = |field, reason: String| RouteError {
+            index,
+            field,
+            reason,
+        };
+        let method = match c.method.to_ascii_uppercase().as_str() {
+            m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE") => {
+                Method::from_bytes(m.as_bytes()).expect("valid")
+            }
+            other => {
+                return Err(err(
+                    "method",
+                    format!("`{other}` is not one of GET, POST, PUT, PATCH, DELETE"),
+                ));
+            }
+        };
+        let path = PathTemplate::parse(&c.path).map_err(|e| err("path", e))?;
+        let stmt = sql::parse(&c.sql).map_err(|e| err("sql", e))?;
+        let body = c
+            .body
+            .iter()
+            .map(|(k, t)| {
+                ParamType::parse(t)
+                    .map(|t| (k.clone(), t))
+                    .map_err(|e| err("body", format!("{k}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let read = method == Method::GET;
+        if read && !body.is_empty() {
+            return Err(err("body", "a GET route takes no body".into()));
+        }
+        if read && !c.invalidates.is_empty() {
+            return Err(err(
+                "invalidates",
+                "a GET route does not write; use tags".into(),
+            ));
+        }
+        if !read && !c.tags.is_empty() {
+            return Err(err(
+                "tags",
+                "a write route is not cached; use invalidates".into(),
+            ));
+        }
+        let known: Vec<&str> = path
+            .param_names()
+            .chain(body.iter().map(|(k, _)| k.as_str()))
+            .collect();
+        for p in &stmt.params {
+            if !known.contains(&p.as_str()) {
+                return Err(err(
+                    "sql",
+                    format!(":{p} is neither a path parameter nor a body field"),
+                ));
+            }
+        }
+        for (field, list) in [("tags", &c.tags), ("invalidates", &c.invalidates)] {
+            for t in list {
+                for n in params::template_names(t).map_err(|e| err(field, e))? {
+                    if !known.contains(&n.as_str()) {
+                        return Err(err(
+                            field,
+                            format!("`{t}` uses {{{n}}}, which the route does not have"),
+                        ));
+                    }
+                }
+            }
+        }
+        if !read && c.single && !c.sql.to_ascii_uppercase().contains("RETURNING") {
+            // Without RETURNING every write would look like "no row matched".
+            return Err(err(
+                "sql",
+                "a single-row write needs RETURNING (the row it wrote)".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&c.ttl_jitter) {
+            return Err(err("ttl_jitter", "must be between 0 and 1".into()));
+        }
+        Ok(Self {
+            method,
+            path,
+            stmt: Arc::new(stmt),
+            single: c.single,
+            opts: LoadOptions {
+                ttl: c.ttl.0,
+                negative_ttl: c.negative_ttl.0,
+                stale_while_revalidate: c.stale_while_revalidate.0,
+                stale_if_error: c.stale_if_error.0,
+                jitter: c.ttl_jitter,
+            },
+            tags: c.tags.clone(),
+            invalidates: c.invalidates.clone(),
+            body,
+        })
+    }
+}
+
+/// A data response: status, JSON body, and what the cache did.
+pub struct DataResponse {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub cache: Option<CacheStatus>,
+    /// For 405: the methods the path does take.
+    pub allow: Option<HeaderValue>,
+    /// Seconds the answer spent in the cache, for reads.
+    pub age: Option<u64>,
+}
+
+impl DataResponse {
+    fn json(status: StatusCode, body: &Json, cache: Option<CacheStatus>) -> Self {
+        Self {
+            status,
+            body: Bytes::from(body.to_string()),
+            cache,
+            allow: None,
+            age: None,
+        }
+    }
+
+    fn error(status: StatusCode, msg: &str) -> Self {
+        Self::json(status, &json!({ "error": msg }), None)
+    }
+
+    fn param(status: StatusCode, e: &ParamError) -> Self {
+        Self::json(
+            status,
+            &json!({ "error": format!("{}: {}", e.name, e.message), "param": e.name }),
+            None,
+        )
+    }
+}
+
+/// All data routes over one database and the shared cache.
+pub struct DataApi {
+    routes: Vec<Route>,
+    db: Arc<Database>,
+    aside: CacheAside,
+    /// Tags written within the replica's lag: their reads go to the primary.
+    recent_writes: moka::sync::Cache<String, ()>,
+}
+
+impl DataApi {
+    pub fn new(
+        routes: Vec<Route>,
+        db: Arc<Database>,
+        aside: CacheAside,
+        replica_lag: std::time::Duration,
+    ) -> Self {
+        let recent_writes = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(replica_lag.max(std::time::Duration::from_millis(1)))
+            .build();
+        Self {
+            routes,
+            db,
+            aside,
+            recent_writes,
+        }
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    pub fn aside(&self) -> &CacheAside {
+        &self.aside
+    }
+
+    /// Does a route own this path (with any method)?
+    pub fn owns(&self, path: &str) -> bool {
+        self.routes.iter().any(|r| r.path.matches(path).is_some())
+    }
+
+    /// Serves a request whose path a route owns. `body` is the request body, already bounded.
+    pub async fn serve(&self, method: &Method, path: &str, body: Option<Bytes>) -> DataResponse {
+        let lookup = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        let mut shape_ok = false;
+        for route in &self.routes {
+            let Some(matched) = route.path.matches(path) else {
+                continue;
+            };
+            shape_ok = true;
+            if route.method != lookup {
+                continue;
+            }
+            let path_values = match matched {
+                Ok(v) => v,
+                Err(e) => return DataResponse::param(StatusCode::BAD_REQUEST, &e),
+            };
+            return if route.method == Method::GET {
+                self.read(route, path, path_values).await
+            } else {
+                self.write(route, path_values, body).await
+            };
+        }
+        debug_assert!(shape_ok, "serve is called for owned paths");
+        let allow: Vec<&str> = self
+            .routes
+            .iter()
+            .filter(|r| r.path.matches(path).is_some())
+            .map(|r| r.method.as_str())
+            .collect();
+        let mut r = DataResponse::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this path",
+        );
+        r.allow = HeaderValue::from_str(&allow.join(", ")).ok();
+        r
+    }
+
+    async fn read(&self, route: &Route, path: &str, values: Vec<(String, Value)>) -> DataResponse {
+        let tags = match render_all(&route.tags, &values) {
+            Ok(t) => t,
+            Err(e) => return DataResponse::error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        };
+        let binds = bind_order(&route.stmt, &values);
+        let (db, stmt, single) = (self.db.clone(), route.stmt.clone(), route.single);
+        // A replica may not have the latest write to these tags yet: read the primary.
+        let from_primary =
+            self.db.has_replica() && tags.iter().any(|t| self.recent_writes.contains_key(t));
+        let key = format!("GET {path}");
+        let fetched = self
+            .aside
+            .get_or_load(&key, &tags, &route.opts, move || async move {
+                let rows = db.read(&stmt, &binds, from_primary).await?;
+                Ok::<_, DbError>(render_rows(rows, single))
+            })
+            .await;
+        match fetched {
+            Ok(f) => match f.value {
+                Some(body) => DataResponse {
+                    status: StatusCode::OK,
+                    body,
+                    cache: Some(f.status),
+                    allow: None,
+                    age: Some(f.age.as_secs()),
+                },
+                None => DataResponse::json(
+                    StatusCode::NOT_FOUND,
+                    &json!({ "error": "not found" }),
+                    Some(f.status),
+                ),
+            },
+            Err(AsideError::Load(e)) => {
+                let status = match e.downcast_ref::<DbError>() {
+                    Some(DbError::Query(_) | DbError::Render(_)) => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                DataResponse::error(status, &e.to_string())
+            }
+            Err(AsideError::Timeout) => DataResponse::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timed out waiting for the database",
+            ),
+        }
+    }
+
+    async fn write(
+        &self,
+        route: &Route,
+        mut values: Vec<(String, Value)>,
+        body: Option<Bytes>,
+    ) -> DataResponse {
+        if !route.body.is_empty() {
+            let raw = body.unwrap_or_default();
+            let json: Json = match serde_json::from_slice(&raw) {
+                Ok(j) => j,
+                Err(e) => {
+                    return DataResponse::error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("body is not valid JSON: {e}"),
+                    );
+                }
+            };
+            match params::body_values(&json, &route.body) {
+                Ok(v) => values.extend(v),
+                Err(e) => return DataResponse::param(StatusCode::UNPROCESSABLE_ENTITY, &e),
+            }
+        }
+        let tags = match render_all(&route.invalidates, &values) {
+            Ok(t) => t,
+            Err(e) => return DataResponse::error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        };
+        let binds = bind_order(&route.stmt, &values);
+        // The write and its invalidation run in a task of their own: a client that goes away
+        // mid-request must not leave a committed write with its tags still cached.
+        let (db, stmt, aside, recent) = (
+            self.db.clone(),
+            route.stmt.clone(),
+            self.aside.clone(),
+            self.recent_writes.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let result = db.write(&stmt, &binds).await;
+            // Invalidate when the write may have committed: it returned rows, or it ran and only
+            // rendering its result failed. A statement the database refused (constraint,
+            // syntax) was rolled back, and one that never got a connection never ran.
+            let touched = match &result {
+                Ok(rows) => !rows.is_empty(),
+                Err(DbError::Render(_) | DbError::Timeout(_)) => true,
+                Err(_) => false,
+            };
+            if touched {
+                aside.invalidate(&tags);
+                for t in tags {
+                    recent.insert(t, ());
+                }
+            }
+            result
+        });
+        let rows = match task.await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e @ (DbError::Unavailable(_) | DbError::Timeout(_)))) => {
+                return DataResponse::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            }
+            Ok(Err(e)) => {
+                return DataResponse::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+            }
+            Err(_) => {
+                return DataResponse::error(StatusCode::INTERNAL_SERVER_ERROR, "write task failed");
+            }
+        };
+        let cache = Some(CacheStatus::new(Outcome::Bypass("method")));
+        if route.single && rows.is_empty() {
+            // Nothing matched, nothing changed: the cache stays as it was.
+            return DataResponse::json(
+                StatusCode::NOT_FOUND,
+                &json!({ "error": "not found" }),
+                cache,
+            );
+        }
+        let body = render_rows(rows, route.single).unwrap_or_else(|| Bytes::from_static(b"{}"));
+        DataResponse {
+            status: StatusCode::OK,
+            body,
+            cache,
+            allow: None,
+            age: None,
+        }
+    }
+}
+
+fn render_all(templates: &[String], values: &[(String, Value)]) -> Result<Vec<String>, String> {
+    templates
+        .iter()
+        .map(|t| params::render_template(t, values))
+        .collect()
+}
+
+/// The statement's parameters in bind order (config validation guarantees each is present).
+fn bind_order(stmt: &Statement, values: &[(String, Value)]) -> Vec<Value> {
+    stmt.params
+        .iter()
+        .map(|p| {
+            values
+                .iter()
+                .find(|(n, _)| n == p)
+                .map_or(Value::Null, |(_, v)| v.clone())
+        })
+        .collect()
+}
+
+/// Rows as JSON: the first row for a single-row route (None when there is none), else an array.
+fn render_rows(rows: Vec<serde_json::Map<String, Json>>, single: bool) -> Option<Bytes> {
+    if single {
+        rows.into_iter()
+            .next()
+            .map(|r| Bytes::from(Json::Object(r).to_string()))
+    } else {
+        let arr: Vec<Json> = rows.into_iter().map(Json::Object).collect();
+        Some(Bytes::from(Json::Array(arr).to_string()))
+    }
+}
+
+/// Adds the JSON and cache headers to a data response.
+pub fn content_type() -> (header::HeaderName, HeaderValue) {
+    (
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )
+}
