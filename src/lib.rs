@@ -19,6 +19,7 @@ pub mod config;
 pub mod data;
 pub mod origin;
 pub mod proxy;
+pub mod replay;
 pub mod server;
 pub mod telemetry;
 #[cfg(test)]

@@ -264,3 +264,61 @@ async fn text_access_log_has_one_line_per_request() {
         assert!(line.ends_with("complete=true"), "{line}");
     }
 }
+
+#[test]
+fn replay_reports_every_policy_and_capacity_as_json() {
+    // A loop over 30 objects of 100 bytes with room for 20: LRU never hits, the optimum does.
+    let mut trace = String::from("# key size\n");
+    for _ in 0..20 {
+        for k in 0..30 {
+            trace.push_str(&format!("/o/{k} 100\n"));
+        }
+    }
+    let p = write_temp("trace.txt", &trace);
+    let out = Command::new(BIN)
+        .args(["replay", "--trace"])
+        .arg(&p)
+        .args(["--capacity", "2000,4KiB", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), 8, "4 policies x 2 capacities");
+    let ratio = |policy: &str, cap: u64| {
+        let r = records
+            .iter()
+            .find(|r| r["policy"] == policy && r["capacity_bytes"] == cap)
+            .unwrap_or_else(|| panic!("{policy} at {cap}"));
+        assert_eq!(r["requests"], 600);
+        (
+            r["object_hit_ratio"].as_f64().unwrap(),
+            r["byte_hit_ratio"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(ratio("lru", 2000).0, 0.0);
+    let (opt, opt_bytes) = ratio("belady", 2000);
+    assert!(opt > 0.5 && opt == opt_bytes, "{opt}");
+    for policy in ["tinylfu", "lru", "w-tinylfu"] {
+        assert!(ratio(policy, 2000).0 <= opt);
+    }
+    // 4 KiB holds all 30 objects: everything after the first pass hits, whatever the policy.
+    for policy in ["tinylfu", "lru", "w-tinylfu", "belady"] {
+        assert!(
+            (ratio(policy, 4096).0 - 570.0 / 600.0).abs() < 1e-9,
+            "{policy}"
+        );
+    }
+    let bad = Command::new(BIN)
+        .args(["replay", "--trace"])
+        .arg(&p)
+        .args(["--capacity", "1MiB", "--policy", "fifo"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown policy `fifo`"));
+}
