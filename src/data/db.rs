@@ -175,7 +175,14 @@ impl Pool {
     }
 }
 
-fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<Map<String, Json>, DbError> {
+/// A row as a JSON object. `decode` turns one non-null column of the given (upper-case) type
+/// name into JSON, or `None` for a type edgecache does not render.
+fn row_json<R, F>(row: &R, decode: F) -> Result<Map<String, Json>, DbError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    F: Fn(&R, usize, &str) -> Result<Option<Json>, sqlx::Error>,
+{
     let mut out = Map::new();
     for (i, col) in row.columns().iter().enumerate() {
         let raw = row.try_get_raw(i)?;
@@ -183,44 +190,41 @@ fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<Map<String, Json>, DbErro
             Json::Null
         } else {
             let ty = raw.type_info().name().to_ascii_uppercase();
-            match ty.as_str() {
-                "INTEGER" | "INT" | "BIGINT" => Json::from(row.try_get::<i64, _>(i)?),
-                "REAL" | "FLOAT" | "DOUBLE" | "NUMERIC" => Json::from(row.try_get::<f64, _>(i)?),
-                "BOOLEAN" | "BOOL" => Json::from(row.try_get::<bool, _>(i)?),
-                "TEXT" | "DATETIME" | "DATE" | "TIME" => Json::from(row.try_get::<String, _>(i)?),
-                other => return Err(unsupported(col.name(), other)),
-            }
+            decode(row, i, &ty)?.ok_or_else(|| unsupported(col.name(), &ty))?
         };
         out.insert(col.name().to_string(), v);
     }
     Ok(out)
 }
 
+fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<Map<String, Json>, DbError> {
+    row_json(row, |row, i, ty| {
+        Ok(Some(match ty {
+            "INTEGER" | "INT" | "BIGINT" => Json::from(row.try_get::<i64, _>(i)?),
+            "REAL" | "FLOAT" | "DOUBLE" | "NUMERIC" => Json::from(row.try_get::<f64, _>(i)?),
+            "BOOLEAN" | "BOOL" => Json::from(row.try_get::<bool, _>(i)?),
+            "TEXT" | "DATETIME" | "DATE" | "TIME" => Json::from(row.try_get::<String, _>(i)?),
+            _ => return Ok(None),
+        }))
+    })
+}
+
 fn pg_row(row: &sqlx::postgres::PgRow) -> Result<Map<String, Json>, DbError> {
-    let mut out = Map::new();
-    for (i, col) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(i)?;
-        let v = if raw.is_null() {
-            Json::Null
-        } else {
-            let ty = raw.type_info().name().to_ascii_uppercase();
-            match ty.as_str() {
-                "INT2" => Json::from(row.try_get::<i16, _>(i)?),
-                "INT4" => Json::from(row.try_get::<i32, _>(i)?),
-                "INT8" => Json::from(row.try_get::<i64, _>(i)?),
-                "FLOAT4" => Json::from(row.try_get::<f32, _>(i)?),
-                "FLOAT8" => Json::from(row.try_get::<f64, _>(i)?),
-                "BOOL" => Json::from(row.try_get::<bool, _>(i)?),
-                "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => {
-                    Json::from(row.try_get::<String, _>(i)?)
-                }
-                "JSON" | "JSONB" => row.try_get::<Json, _>(i)?,
-                other => return Err(unsupported(col.name(), other)),
+    row_json(row, |row, i, ty| {
+        Ok(Some(match ty {
+            "INT2" => Json::from(row.try_get::<i16, _>(i)?),
+            "INT4" => Json::from(row.try_get::<i32, _>(i)?),
+            "INT8" => Json::from(row.try_get::<i64, _>(i)?),
+            "FLOAT4" => Json::from(row.try_get::<f32, _>(i)?),
+            "FLOAT8" => Json::from(row.try_get::<f64, _>(i)?),
+            "BOOL" => Json::from(row.try_get::<bool, _>(i)?),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => {
+                Json::from(row.try_get::<String, _>(i)?)
             }
-        };
-        out.insert(col.name().to_string(), v);
-    }
-    Ok(out)
+            "JSON" | "JSONB" => row.try_get::<Json, _>(i)?,
+            _ => return Ok(None),
+        }))
+    })
 }
 
 /// Errors while turning fetched rows into JSON: after the statement ran.
