@@ -11,9 +11,12 @@
 //! - [`origin`]: where content comes from: upstream HTTP servers (reqwest) and local directories.
 //! - [`config`]: the typed, validated configuration.
 //! - [`telemetry`]: logging and the access log.
+//! - Tools beside the server, built on it: [`bench`] (load and hit ratios over HTTP, with its
+//!   own origin) and [`replay`] (offline what-if hit ratios from a trace).
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod data;

@@ -59,6 +59,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Drive a cache over HTTP with a Zipf or trace workload and report hit ratios, requests/s
+    /// and latency; run a test origin; sweep cache sizes on edges started here.
+    Bench(Box<edgecache::bench::BenchArgs>),
 }
 
 /// The bundled demo site: `./static` when run from the project, else the one it was built from.
@@ -97,6 +100,9 @@ fn main() -> anyhow::Result<()> {
     }) = &cli.command
     {
         return replay(trace, capacity, policy, *json);
+    }
+    if let Some(Command::Bench(args)) = &cli.command {
+        return bench(args);
     }
     let base = match &cli.config {
         Some(path) => Config::load(path)?,
@@ -169,6 +175,42 @@ fn replay(
         print!("{}", replay::table(&records));
     }
     Ok(())
+}
+
+fn bench(args: &edgecache::bench::BenchArgs) -> anyhow::Result<()> {
+    use edgecache::bench::{Plan, report};
+    let plan = args.plan()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        match plan {
+            Plan::ServeOrigin => {
+                let origin = args.serve_origin().await?;
+                eprintln!(
+                    "bench origin on {} (Cache-Control: {}); Ctrl-C stops it",
+                    origin.url(),
+                    args.cache_control
+                );
+                tokio::select! {
+                    () = origin.wait() => {},
+                    () = shutdown_signal() => {},
+                }
+            }
+            Plan::Measure(bench) => {
+                let report = bench.run().await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", report::table(&report));
+                    if report.runs.len() > 1 {
+                        print!("\n{}", report::chart(&report));
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 async fn shutdown_signal() {

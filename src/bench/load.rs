@@ -1,0 +1,200 @@
+//! Drives a workload against one base URL with a fixed number of concurrent connections, and
+//! tallies what came back: hits and misses by header, bytes, errors, per-request latency.
+
+use super::{
+    verdict::{Verdict, classify},
+    workload::Workload,
+};
+use indicatif::ProgressBar;
+use std::{
+    ops::Range,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// How the load is sent.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Requests in flight at once (one connection each).
+    pub concurrency: usize,
+    /// `Host` to send instead of the URL's.
+    pub host: Option<String>,
+    /// A request taking longer (head and body) counts as an error.
+    pub timeout: Duration,
+}
+
+/// What one phase of requests saw.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub requests: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub collapsed: u64,
+    pub unknown: u64,
+    /// Transport failures, timeouts and 5xx answers.
+    pub errors: u64,
+    pub bytes: u64,
+    pub hit_bytes: u64,
+    /// Per request, head sent to last body byte, in microseconds.
+    pub latencies_us: Vec<u32>,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl Tally {
+    fn merge(&mut self, o: Tally) {
+        self.requests += o.requests;
+        self.hits += o.hits;
+        self.misses += o.misses;
+        self.collapsed += o.collapsed;
+        self.unknown += o.unknown;
+        self.errors += o.errors;
+        self.bytes += o.bytes;
+        self.hit_bytes += o.hit_bytes;
+        self.latencies_us.extend(o.latencies_us);
+        if self.first_error.is_none() {
+            self.first_error = o.first_error;
+        }
+    }
+
+    fn error(&mut self, e: String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(e);
+        }
+    }
+
+    /// Nearest-rank percentile of the latencies, in milliseconds (`p` in 0..=1).
+    pub fn percentile_ms(&mut self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        if !self.latencies_us.is_sorted() {
+            self.latencies_us.sort_unstable();
+        }
+        let n = self.latencies_us.len();
+        let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
+        f64::from(self.latencies_us[rank - 1]) / 1000.0
+    }
+}
+
+/// A client for load: no proxy from the environment, no redirects followed, no decompression.
+pub fn client(opts: &LoadOptions) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(opts.concurrency)
+        .timeout(opts.timeout)
+        .tcp_nodelay(true)
+        .build()
+}
+
+/// Sends the requests `range` of the workload's sequence to `base` (e.g. `http://127.0.0.1:8080`),
+/// `opts.concurrency` at a time, advancing `progress` once per request.
+pub async fn run(
+    client: &reqwest::Client,
+    base: &str,
+    workload: &Arc<Workload>,
+    range: Range<usize>,
+    opts: &LoadOptions,
+    progress: &ProgressBar,
+) -> Tally {
+    let started = Instant::now();
+    let next = Arc::new(AtomicUsize::new(range.start));
+    let base: Arc<str> = base.trim_end_matches('/').into();
+    let workers: Vec<_> = (0..opts.concurrency.max(1))
+        .map(|_| {
+            let (client, base, workload, next) =
+                (client.clone(), base.clone(), workload.clone(), next.clone());
+            let (end, host, progress) = (range.end, opts.host.clone(), progress.clone());
+            tokio::spawn(async move {
+                let mut t = Tally::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= end {
+                        break t;
+                    }
+                    let target = &workload.targets[workload.sequence[i] as usize];
+                    one(&client, &base, target, host.as_deref(), &mut t).await;
+                    progress.inc(1);
+                }
+            })
+        })
+        .collect();
+    let mut total = Tally::default();
+    for w in workers {
+        match w.await {
+            Ok(t) => total.merge(t),
+            Err(e) => total.error(format!("load worker failed: {e}")),
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+async fn one(
+    client: &reqwest::Client,
+    base: &str,
+    target: &str,
+    host: Option<&str>,
+    t: &mut Tally,
+) {
+    t.requests += 1;
+    let started = Instant::now();
+    let mut req = client.get(format!("{base}{target}"));
+    if let Some(h) = host {
+        req = req.header(http::header::HOST, h);
+    }
+    let mut res = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return t.error(format!("{target}: {e}")),
+    };
+    let verdict = classify(res.headers());
+    let status = res.status();
+    let mut bytes = 0u64;
+    loop {
+        match res.chunk().await {
+            Ok(Some(c)) => bytes += c.len() as u64,
+            Ok(None) => break,
+            Err(e) => return t.error(format!("{target}: body: {e}")),
+        }
+    }
+    t.latencies_us
+        .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+    if status.is_server_error() {
+        return t.error(format!("{target}: {status}"));
+    }
+    t.bytes += bytes;
+    match verdict {
+        Verdict::Hit => {
+            t.hits += 1;
+            t.hit_bytes += bytes;
+        }
+        Verdict::Miss { collapsed } => {
+            t.misses += 1;
+            t.collapsed += u64::from(collapsed);
+        }
+        Verdict::Unknown => t.unknown += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut t = Tally {
+            latencies_us: (1..=1000).rev().map(|i| i * 1000).collect(),
+            ..Tally::default()
+        };
+        assert_eq!(t.percentile_ms(0.5), 500.0);
+        assert_eq!(t.percentile_ms(0.99), 990.0);
+        assert_eq!(t.percentile_ms(0.999), 999.0);
+        assert_eq!(t.percentile_ms(1.0), 1000.0);
+        assert_eq!(Tally::default().percentile_ms(0.5), 0.0);
+    }
+}

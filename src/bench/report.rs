@@ -1,0 +1,331 @@
+//! The results of `edgecache bench`: the `--json` schema, the table and the terminal chart.
+//! Field names in [`BenchReport`] are a stable interface for scripts.
+
+use super::{
+    load::Tally,
+    origin::OriginCounts,
+    workload::{Workload, ZipfSpec},
+};
+use crate::config::ByteSize;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub workload: WorkloadInfo,
+    pub runs: Vec<RunReport>,
+}
+
+/// What was asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadInfo {
+    /// `zipf` or `trace`.
+    pub kind: &'static str,
+    /// Measured requests per run (warmup excluded, scan included).
+    pub requests: u64,
+    pub warmup: u64,
+    /// Distinct URLs among the measured requests.
+    pub distinct_targets: u64,
+    pub concurrency: usize,
+    /// The generator's parameters, for `zipf`.
+    pub zipf: Option<ZipfSpec>,
+    /// The file, for `trace`.
+    pub trace: Option<String>,
+    /// Trace lines that were not a request.
+    pub skipped_lines: u64,
+}
+
+impl WorkloadInfo {
+    pub fn zipf(spec: ZipfSpec, w: &Workload, concurrency: usize) -> Self {
+        Self {
+            kind: "zipf",
+            requests: w.measured() as u64,
+            warmup: w.warmup as u64,
+            distinct_targets: w.distinct_measured() as u64,
+            concurrency,
+            zipf: Some(spec),
+            trace: None,
+            skipped_lines: 0,
+        }
+    }
+
+    pub fn trace(path: &std::path::Path, w: &Workload, skipped: u64, concurrency: usize) -> Self {
+        Self {
+            kind: "trace",
+            requests: w.measured() as u64,
+            warmup: w.warmup as u64,
+            distinct_targets: w.distinct_measured() as u64,
+            concurrency,
+            zipf: None,
+            trace: Some(path.display().to_string()),
+            skipped_lines: skipped,
+        }
+    }
+}
+
+/// One measured run: one cache, or one size of a sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The URL driven.
+    pub target: String,
+    /// The edge's memory budget, in a sweep.
+    pub max_memory_bytes: Option<u64>,
+    pub requests: u64,
+    /// Transport failures, timeouts and 5xx answers (not in the ratios).
+    pub errors: u64,
+    /// By the response headers (`Cache-Status`, `X-Cache`, `X-Cache-Status`).
+    pub hits: u64,
+    pub misses: u64,
+    /// Misses that joined another request's origin fetch (RFC 9211 `collapsed`).
+    pub collapsed: u64,
+    /// Answers without a header saying hit or miss.
+    pub unknown: u64,
+    /// hits / answered requests.
+    pub object_hit_ratio: f64,
+    /// Body bytes of hits / all body bytes received.
+    pub byte_hit_ratio: f64,
+    pub bytes: u64,
+    pub hit_bytes: u64,
+    /// Requests the built-in origin received during the run (when it served).
+    pub origin_requests: Option<u64>,
+    /// Of which conditional requests answered 304.
+    pub origin_not_modified: Option<u64>,
+    /// 1 - origin requests / answered requests: the hit ratio as the origin saw it.
+    pub origin_hit_ratio: Option<f64>,
+    pub seconds: f64,
+    pub requests_per_sec: f64,
+    pub latency_ms: Latency,
+    /// The first error seen, as an example.
+    pub first_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub max: f64,
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+impl RunReport {
+    pub fn new(
+        target: &str,
+        size: Option<ByteSize>,
+        mut t: Tally,
+        origin: Option<OriginCounts>,
+    ) -> Self {
+        let answered = t.requests - t.errors;
+        let seconds = t.elapsed.as_secs_f64();
+        Self {
+            target: target.to_string(),
+            max_memory_bytes: size.map(|s| s.0),
+            requests: t.requests,
+            errors: t.errors,
+            hits: t.hits,
+            misses: t.misses,
+            collapsed: t.collapsed,
+            unknown: t.unknown,
+            object_hit_ratio: ratio(t.hits, answered),
+            byte_hit_ratio: ratio(t.hit_bytes, t.bytes),
+            bytes: t.bytes,
+            hit_bytes: t.hit_bytes,
+            origin_requests: origin.map(|o| o.requests),
+            origin_not_modified: origin.map(|o| o.not_modified),
+            origin_hit_ratio: origin.map(|o| 1.0 - ratio(o.requests, answered).min(1.0)),
+            seconds,
+            requests_per_sec: if seconds > 0.0 {
+                t.requests as f64 / seconds
+            } else {
+                0.0
+            },
+            latency_ms: Latency {
+                p50: t.percentile_ms(0.5),
+                p90: t.percentile_ms(0.9),
+                p99: t.percentile_ms(0.99),
+                p99_9: t.percentile_ms(0.999),
+                max: t.percentile_ms(1.0),
+            },
+            first_error: t.first_error.take(),
+        }
+    }
+
+    fn label(&self) -> String {
+        match self.max_memory_bytes {
+            Some(b) => ByteSize(b).to_string(),
+            None => self.target.clone(),
+        }
+    }
+}
+
+/// The human-readable table, one line per run.
+pub fn table(report: &BenchReport) -> String {
+    let mut s = String::new();
+    let w = &report.workload;
+    let _ = writeln!(
+        s,
+        "{} workload: {} measured requests over {} distinct URLs, {} warmup, concurrency {}",
+        w.kind, w.requests, w.distinct_targets, w.warmup, w.concurrency
+    );
+    let first = if report.runs.iter().any(|r| r.max_memory_bytes.is_some()) {
+        "max_memory"
+    } else {
+        "target"
+    };
+    let width = report
+        .runs
+        .iter()
+        .map(|r| r.label().len())
+        .chain([first.len()])
+        .max()
+        .unwrap_or(10);
+    let _ = writeln!(
+        s,
+        "{first:<width$}  {:>9} {:>6} {:>7} {:>8} {:>11} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "requests",
+        "errors",
+        "obj hit",
+        "byte hit",
+        "origin reqs",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms"
+    );
+    for r in &report.runs {
+        let origin = r
+            .origin_requests
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
+        let l = &r.latency_ms;
+        let _ = writeln!(
+            s,
+            "{:<width$}  {:>9} {:>6} {:>7.3} {:>8.3} {:>11} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            r.label(),
+            r.requests,
+            r.errors,
+            r.object_hit_ratio,
+            r.byte_hit_ratio,
+            origin,
+            r.requests_per_sec,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p99_9
+        );
+        if r.unknown > 0 {
+            let _ = writeln!(
+                s,
+                "{:width$}  note: {} answers said neither hit nor miss",
+                "", r.unknown
+            );
+        }
+        if let Some(e) = &r.first_error {
+            let _ = writeln!(s, "{:width$}  first error: {e}", "");
+        }
+    }
+    s
+}
+
+/// Hit ratios as horizontal bars, one pair per run (object `#`, byte `=`); ASCII so that it
+/// survives any terminal and log file.
+pub fn chart(report: &BenchReport) -> String {
+    const WIDTH: f64 = 50.0;
+    let mut s = String::new();
+    let width = report
+        .runs
+        .iter()
+        .map(|r| r.label().len())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(s, "hit ratio   # object   = byte");
+    for r in &report.runs {
+        for (i, (v, c)) in [(r.object_hit_ratio, '#'), (r.byte_hit_ratio, '=')]
+            .into_iter()
+            .enumerate()
+        {
+            let label = if i == 0 { r.label() } else { String::new() };
+            let n = (v.clamp(0.0, 1.0) * WIDTH).round() as usize;
+            let bar: String = std::iter::repeat_n(c, n).collect();
+            let _ = writeln!(s, "{label:>width$} |{bar:<50}| {v:.3}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn run(size: u64, hits: u64, hit_bytes: u64) -> RunReport {
+        let t = Tally {
+            requests: 100,
+            hits,
+            misses: 100 - hits,
+            bytes: 1000,
+            hit_bytes,
+            latencies_us: vec![1000; 100],
+            elapsed: Duration::from_secs(2),
+            ..Tally::default()
+        };
+        RunReport::new(
+            "http://e",
+            Some(ByteSize(size)),
+            t,
+            Some(OriginCounts {
+                requests: 100 - hits,
+                not_modified: 0,
+                bytes: 0,
+            }),
+        )
+    }
+
+    #[test]
+    fn ratios_rates_and_chart() {
+        let r = run(1 << 20, 40, 250);
+        assert_eq!(r.object_hit_ratio, 0.4);
+        assert_eq!(r.byte_hit_ratio, 0.25);
+        assert_eq!(r.origin_hit_ratio, Some(0.4));
+        assert_eq!(r.requests_per_sec, 50.0);
+        assert_eq!(r.latency_ms.p99, 1.0);
+        let report = BenchReport {
+            workload: WorkloadInfo {
+                kind: "zipf",
+                requests: 100,
+                warmup: 0,
+                distinct_targets: 10,
+                concurrency: 1,
+                zipf: None,
+                trace: None,
+                skipped_lines: 0,
+            },
+            runs: vec![r, run(16 << 20, 80, 1000)],
+        };
+        let chart = chart(&report);
+        let lines: Vec<&str> = chart.lines().collect();
+        assert_eq!(lines.len(), 5, "{chart}");
+        assert!(
+            lines[1].starts_with(" 1MiB |") && lines[1].ends_with("| 0.400"),
+            "{chart}"
+        );
+        assert_eq!(lines[1].matches('#').count(), 20);
+        assert_eq!(
+            lines[2].matches('=').count(),
+            13,
+            "0.25 x 50 = 12.5 rounds to 13"
+        );
+        assert_eq!(lines[4].matches('=').count(), 50);
+        let table = table(&report);
+        assert!(table.contains("max_memory"), "{table}");
+        assert!(table.lines().nth(2).unwrap().contains("0.400"), "{table}");
+    }
+}
