@@ -207,14 +207,7 @@ async fn memory_stays_near_the_budget_however_many_objects_arrive() {
             .unwrap();
         assert_eq!(b.len(), 65536);
     }
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    let rss_kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let rss_kib = rss_kib(child.id());
     // Asking for all of them again, newest first (oldest first would evict each next one
     // before its turn): the newest are still there, and no more than fit in the budget.
     let mut hits = 0;
@@ -236,6 +229,78 @@ async fn memory_stays_near_the_budget_however_many_objects_arrive() {
         (1..=128).contains(&hits),
         "{hits} HITs: 8 MiB holds at most 128 objects of 64 KiB"
     );
+}
+
+/// Small objects are where per-entry costs (headers, the map's bookkeeping) outweigh the body:
+/// the budget must count them, or RSS runs to twice `max_memory`. Load from `edgecache bench`
+/// and its built-in origin: a scan of 30 000 distinct 1 KiB objects (100 MB of entries)
+/// through 32 MiB.
+#[test]
+fn memory_stays_near_the_budget_with_small_objects() {
+    let (port, origin_port) = (free_port(), free_port());
+    let mut edge = Command::new(BIN)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--origin",
+            &format!("http://127.0.0.1:{origin_port}"),
+            "--max-memory",
+            "32MiB",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(wait_healthy(port));
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--serve-origin",
+            "--origin-listen",
+            &format!("127.0.0.1:{origin_port}"),
+            "--objects",
+            "1",
+            "--requests",
+            "1",
+            "--scan",
+            "30000",
+            "--size-dist",
+            "fixed",
+            "--size-mean",
+            "1KiB",
+            "--concurrency",
+            "16",
+            "--json",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let rss_kib = rss_kib(edge.id());
+    terminate(&mut edge);
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &report["runs"][0];
+    assert_eq!(run["errors"], 0, "{run}");
+    assert_eq!(run["origin_requests"], 30_001, "{run}");
+    // 1.3x the budget plus the debug binary's own ~28 MiB. Before entries were charged what
+    // they really cost, this run ended at ~88 MiB.
+    assert!(
+        rss_kib < (32 * 13 / 10 + 32) * 1024,
+        "RSS {rss_kib} KiB for a 32 MiB budget"
+    );
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
