@@ -20,6 +20,7 @@ pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod data;
+pub mod numfmt;
 pub mod origin;
 pub mod proxy;
 pub mod replay;

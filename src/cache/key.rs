@@ -16,9 +16,13 @@ impl CacheKey {
     /// `target` the path and query. The site name is length-prefixed, so no choice of names can
     /// make two different (site, host, target) triples spell the same key.
     pub fn new(site: &str, host: &str, target: &str) -> Self {
-        use std::fmt::Write as _;
         let mut s = String::with_capacity(site.len() + host.len() + target.len() + 8);
-        let _ = write!(s, "{}:{site} {host}{target}", site.len());
+        crate::numfmt::push_u64(&mut s, site.len() as u64);
+        s.push(':');
+        s.push_str(site);
+        s.push(' ');
+        s.push_str(host);
+        s.push_str(target);
         CacheKey(s.into())
     }
 

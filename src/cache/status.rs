@@ -1,8 +1,8 @@
 //! What the cache did for one request, rendered as RFC 9211 `Cache-Status` and a plain
 //! `X-Cache` for people reading curl output.
 
+use crate::numfmt::{push_i64, push_u64};
 use http::HeaderValue;
-use std::fmt::Write as _;
 
 /// The outcome of one request, from the cache's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,10 +107,12 @@ impl CacheStatus {
             Outcome::Bypass(_) => Some("bypass"),
         };
         if let Some(f) = fwd {
-            let _ = write!(s, "; fwd={f}");
+            s.push_str("; fwd=");
+            s.push_str(f);
         }
         if let Some(st) = self.fwd_status {
-            let _ = write!(s, "; fwd-status={st}");
+            s.push_str("; fwd-status=");
+            push_u64(&mut s, u64::from(st));
         }
         if self.stored {
             s.push_str("; stored");
@@ -119,7 +121,8 @@ impl CacheStatus {
             s.push_str("; collapsed");
         }
         if let Some(t) = self.ttl {
-            let _ = write!(s, "; ttl={t}");
+            s.push_str("; ttl=");
+            push_i64(&mut s, t);
         }
         // Why an answer was not stored says more than how the request got there; a hit-for-miss
         // request shows as `fwd=miss` (instead of uri-miss) either way.
@@ -132,7 +135,8 @@ impl CacheStatus {
             _ => None,
         });
         if let Some(d) = detail {
-            let _ = write!(s, "; detail={d}");
+            s.push_str("; detail=");
+            s.push_str(d);
         }
         s
     }

@@ -151,7 +151,13 @@ impl Authority {
     /// origin is sent as Host, so the two never disagree.
     pub fn canonical(&self) -> String {
         match self.port {
-            Some(p) if p != 80 => format!("{}:{p}", self.host),
+            Some(p) if p != 80 => {
+                let mut s = String::with_capacity(self.host.len() + 6);
+                s.push_str(&self.host);
+                s.push(':');
+                crate::numfmt::push_u64(&mut s, u64::from(p));
+                s
+            }
             _ => self.host.clone(),
         }
     }

@@ -3,12 +3,12 @@
 //! call; and the access log, one event per request (target `edgecache::access`).
 
 pub mod access;
-mod access_layer;
+pub mod access_sink;
 mod writer;
 
 use crate::config::{LogConfig, LogFormat};
 use std::io::{self, Write};
-use tracing_subscriber::{EnvFilter, filter::filter_fn, fmt, prelude::*};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 use writer::{BatchGuard, BatchWriter};
 
 /// Keeps the log writer thread alive; dropping it writes out what is buffered.
@@ -33,16 +33,11 @@ pub fn init(cfg: &LogConfig) -> io::Result<LogGuard> {
             .with(fmt::layer().json().flatten_event(true).with_writer(writer))
             .init(),
         LogFormat::Text => {
-            // Access lines take the short path; everything else the fmt layer.
-            let not_access = filter_fn(|m| m.target() != access_layer::TARGET);
+            // Access lines take the short path (the filter still decides whether they are on);
+            // everything else the fmt layer.
+            access_sink::install(writer.clone());
             registry
-                .with(access_layer::AccessLayer::new(writer.clone()))
-                .with(
-                    fmt::layer()
-                        .with_ansi(false)
-                        .with_writer(writer)
-                        .with_filter(not_access),
-                )
+                .with(fmt::layer().with_ansi(false).with_writer(writer))
                 .init()
         }
     }

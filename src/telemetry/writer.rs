@@ -121,18 +121,29 @@ impl Write for Line {
 
 impl Drop for Line {
     fn drop(&mut self) {
-        if self.line.is_empty() {
-            return;
-        }
-        let mut buf = self.shared.buf.lock().unwrap_or_else(|p| p.into_inner());
-        if buf.len() + self.line.len() > CAP {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        buf.extend_from_slice(&self.line);
-        if buf.len() >= WAKE_AT {
-            self.shared.wake.notify_one();
-        }
+        append(&self.shared, &self.line);
+    }
+}
+
+impl BatchWriter {
+    /// Appends whole lines to the buffer (one short lock, no allocation).
+    pub fn append(&self, lines: &[u8]) {
+        append(&self.shared, lines);
+    }
+}
+
+fn append(shared: &Shared, lines: &[u8]) {
+    if lines.is_empty() {
+        return;
+    }
+    let mut buf = shared.buf.lock().unwrap_or_else(|p| p.into_inner());
+    if buf.len() + lines.len() > CAP {
+        shared.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    buf.extend_from_slice(lines);
+    if buf.len() >= WAKE_AT {
+        shared.wake.notify_one();
     }
 }
 

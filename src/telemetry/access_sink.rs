@@ -1,0 +1,100 @@
+//! The text access log's short path: [`super::access`] formats each line straight into a
+//! per-thread buffer after a cached timestamp, and appends it to the batch writer under one
+//! short lock. Going through a tracing event instead (the fmt layer visiting fields, then the
+//! message formatted again, a writer allocated per line) cost about a tenth of a small HIT.
+//! `RUST_LOG` still governs it: `RUST_LOG=info,edgecache::access=off` silences it.
+
+use super::writer::BatchWriter;
+use crate::numfmt::push_padded;
+use std::{
+    cell::RefCell,
+    sync::OnceLock,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+/// The target access lines are logged under (and filtered by).
+pub const TARGET: &str = "edgecache::access";
+
+static SINK: OnceLock<BatchWriter> = OnceLock::new();
+
+/// Sends text access lines to `writer` from now on.
+pub(super) fn install(writer: BatchWriter) {
+    let _ = SINK.set(writer);
+}
+
+thread_local! {
+    /// The formatted second, reused for every line within it.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    /// The line being built; its allocation is reused.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Is a text access log being written? (Installed, and the target enabled.)
+pub fn enabled() -> bool {
+    SINK.get().is_some() && tracing::enabled!(target: TARGET, tracing::Level::INFO)
+}
+
+/// Writes one line, `fill` giving what follows the timestamp and target. Does nothing unless
+/// [`enabled`].
+pub fn write(fill: impl FnOnce(&mut String)) {
+    let Some(sink) = SINK.get() else { return };
+    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+        return;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    LINE.with(|line| {
+        let mut line = line.borrow_mut();
+        line.clear();
+        SECOND.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.0 != now.as_secs() {
+                *s = (now.as_secs(), civil(now.as_secs()));
+            }
+            line.push_str(&s.1);
+        });
+        line.push('.');
+        push_padded(&mut line, u64::from(now.subsec_micros()), 6);
+        line.push_str("Z  INFO ");
+        line.push_str(TARGET);
+        line.push_str(": ");
+        fill(&mut line);
+        line.push('\n');
+        sink.append(line.as_bytes());
+    });
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) for seconds since the epoch.
+fn civil(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), "1970-01-01T00:00:00");
+        assert_eq!(civil(951_782_400), "2000-02-29T00:00:00");
+        assert_eq!(civil(1_795_642_645), "2026-11-25T21:37:25");
+    }
+}
