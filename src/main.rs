@@ -213,6 +213,17 @@ fn bench(args: &edgecache::bench::BenchArgs) -> anyhow::Result<()> {
                         print!("\n{}", report::chart(&report));
                     }
                 }
+                if let Some(r) = report
+                    .runs
+                    .iter()
+                    .find(|r| r.requests > 0 && r.errors == r.requests)
+                {
+                    anyhow::bail!(
+                        "every request to {} failed; the first: {}",
+                        r.target,
+                        r.first_error.as_deref().unwrap_or("?")
+                    );
+                }
             }
         }
         Ok(())

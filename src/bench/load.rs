@@ -34,11 +34,14 @@ pub struct Tally {
     pub misses: u64,
     pub collapsed: u64,
     pub unknown: u64,
-    /// Transport failures, timeouts and 5xx answers.
+    /// Transport failures, timeouts, 4xx and 5xx answers.
     pub errors: u64,
+    /// Body bytes of the answers counted (not of errors).
     pub bytes: u64,
     pub hit_bytes: u64,
-    /// Per request, head sent to last body byte, in microseconds.
+    /// Body bytes of answers that said neither hit nor miss.
+    pub unknown_bytes: u64,
+    /// Per request (errors too), head sent to last body byte or failure, in microseconds.
     pub latencies_us: Vec<u32>,
     pub first_error: Option<String>,
     pub elapsed: Duration,
@@ -54,6 +57,7 @@ impl Tally {
         self.errors += o.errors;
         self.bytes += o.bytes;
         self.hit_bytes += o.hit_bytes;
+        self.unknown_bytes += o.unknown_bytes;
         self.latencies_us.extend(o.latencies_us);
         if self.first_error.is_none() {
             self.first_error = o.first_error;
@@ -117,8 +121,8 @@ pub async fn run(
                     if i >= end {
                         break t;
                     }
-                    let target = &workload.targets[workload.sequence[i] as usize];
-                    one(&client, &base, target, host.as_deref(), &mut t).await;
+                    let target = workload.targets.get(workload.sequence[i]);
+                    one(&client, &base, &target, host.as_deref(), &mut t).await;
                     progress.inc(1);
                 }
             })
@@ -144,29 +148,15 @@ async fn one(
 ) {
     t.requests += 1;
     let started = Instant::now();
-    let mut req = client.get(format!("{base}{target}"));
-    if let Some(h) = host {
-        req = req.header(http::header::HOST, h);
-    }
-    let mut res = match req.send().await {
-        Ok(r) => r,
-        Err(e) => return t.error(format!("{target}: {e}")),
-    };
-    let verdict = classify(res.headers());
-    let status = res.status();
-    let mut bytes = 0u64;
-    loop {
-        match res.chunk().await {
-            Ok(Some(c)) => bytes += c.len() as u64,
-            Ok(None) => break,
-            Err(e) => return t.error(format!("{target}: body: {e}")),
-        }
-    }
+    let outcome = fetch(client, base, target, host).await;
+    // Failures count in the latencies too (a timeout at its full length), or p99 would look
+    // better the more requests time out.
     t.latencies_us
         .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
-    if status.is_server_error() {
-        return t.error(format!("{target}: {status}"));
-    }
+    let (verdict, bytes) = match outcome {
+        Ok(ok) => ok,
+        Err(e) => return t.error(format!("{target}: {e}")),
+    };
     t.bytes += bytes;
     match verdict {
         Verdict::Hit => {
@@ -177,8 +167,36 @@ async fn one(
             t.misses += 1;
             t.collapsed += u64::from(collapsed);
         }
-        Verdict::Unknown => t.unknown += 1,
+        Verdict::Unknown => {
+            t.unknown += 1;
+            t.unknown_bytes += bytes;
+        }
     }
+}
+
+/// One request: what the cache said and the body length, or why it failed (a 4xx or 5xx
+/// answer included: the workload asks only for objects that exist).
+async fn fetch(
+    client: &reqwest::Client,
+    base: &str,
+    target: &str,
+    host: Option<&str>,
+) -> Result<(Verdict, u64), String> {
+    let mut req = client.get(format!("{base}{target}"));
+    if let Some(h) = host {
+        req = req.header(http::header::HOST, h);
+    }
+    let mut res = req.send().await.map_err(|e| e.to_string())?;
+    let verdict = classify(res.headers());
+    let status = res.status();
+    let mut bytes = 0u64;
+    while let Some(c) = res.chunk().await.map_err(|e| format!("body: {e}"))? {
+        bytes += c.len() as u64;
+    }
+    if status.is_client_error() || status.is_server_error() {
+        return Err(status.to_string());
+    }
+    Ok((verdict, bytes))
 }
 
 #[cfg(test)]

@@ -39,16 +39,21 @@ pub struct BenchArgs {
     /// Run the built-in origin (`/obj/{id}?size=N`). Alone, it serves until Ctrl-C.
     #[arg(long)]
     pub serve_origin: bool,
-    /// Where the built-in origin listens (with --sweep-memory: any free port).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
-    pub origin_listen: SocketAddr,
+    /// Where the built-in origin listens [default: 127.0.0.1:9000; with --sweep-memory, any
+    /// free port].
+    #[arg(long, value_name = "ADDR")]
+    pub origin_listen: Option<SocketAddr>,
     /// Cache-Control of the built-in origin's answers.
     #[arg(long, value_name = "VALUE", default_value = "public, max-age=3600")]
     pub cache_control: String,
 
     /// Replay this trace instead of generating: one request a line (a path, a URL, `KEY
     /// [SIZE]` for the built-in origin, or a common/combined log line).
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["objects", "alpha", "requests", "size_dist", "size_mean", "size_max", "size_shape", "scan", "scan_at", "seed"]
+    )]
     pub trace: Option<PathBuf>,
     /// Distinct objects the Zipf draws come from.
     #[arg(long, default_value_t = 10_000)]
@@ -162,10 +167,32 @@ impl BenchArgs {
                 Target::Url(u.clone())
             }
             (None, false) => {
-                let base = match &self.edge_config {
+                let mut base = match &self.edge_config {
                     Some(p) => Config::load(p).map_err(|e| BenchError::Usage(e.to_string()))?,
                     None => Config::default(),
                 };
+                // One largest-cacheable-object size for every edge (by default it scales with
+                // max_memory), so that only the memory differs between runs; and every size
+                // checked before the first run starts.
+                let smallest = self
+                    .sweep_memory
+                    .iter()
+                    .min()
+                    .copied()
+                    .unwrap_or(ByteSize(0));
+                base.cache.max_object_size = Some(
+                    base.cache
+                        .max_object_size
+                        .unwrap_or_else(|| sweep_config(&base, smallest).cache.object_limit()),
+                );
+                for &size in &self.sweep_memory {
+                    let cfg = sweep_config(&base, size);
+                    cfg.apply(&Overrides::default(), || PathBuf::from("static"))
+                        .map_err(|e| BenchError::Edge {
+                            size,
+                            reason: e.to_string(),
+                        })?;
+                }
                 Target::Sweep {
                     sizes: self.sweep_memory.clone(),
                     base: Box::new(base),
@@ -227,12 +254,11 @@ impl BenchArgs {
         };
         let sweep = matches!(target, Target::Sweep { .. });
         let origin = (self.serve_origin || sweep).then(|| {
-            let listen = if sweep && self.origin_listen.port() == 9000 {
-                SocketAddr::from(([127, 0, 0, 1], 0))
-            } else {
-                self.origin_listen
-            };
-            (listen, self.cache_control.clone())
+            let any = SocketAddr::from(([127, 0, 0, 1], if sweep { 0 } else { 9000 }));
+            (
+                self.origin_listen.unwrap_or(any),
+                self.cache_control.clone(),
+            )
         });
         Ok(Plan::Measure(Box::new(Bench {
             workload: Arc::new(workload),
@@ -250,8 +276,21 @@ impl BenchArgs {
 
     /// Starts the built-in origin for `Plan::ServeOrigin`.
     pub async fn serve_origin(&self) -> Result<BenchOrigin, BenchError> {
-        start_origin(self.origin_listen, &self.cache_control).await
+        let listen = self
+            .origin_listen
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9000)));
+        start_origin(listen, &self.cache_control).await
     }
+}
+
+/// The base config with one sweep size in place.
+fn sweep_config(base: &Config, size: ByteSize) -> Config {
+    let mut cfg = base.clone();
+    cfg.cache.max_memory = size;
+    cfg.sites = vec![crate::config::SiteConfig::any_host_upstream(
+        "http://127.0.0.1:9",
+    )];
+    cfg
 }
 
 async fn start_origin(addr: SocketAddr, cache_control: &str) -> Result<BenchOrigin, BenchError> {

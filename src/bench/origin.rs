@@ -30,7 +30,8 @@ pub const DEFAULT_SIZE: u64 = 1024;
 /// What the origin has served since it started.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OriginCounts {
-    /// Every request for an object, conditional or not.
+    /// Every request but those for the stats: objects (conditional or not), refused sizes and
+    /// unknown paths.
     pub requests: u64,
     /// Conditional requests answered 304.
     pub not_modified: u64,
@@ -81,6 +82,7 @@ impl BenchOrigin {
         let app = Router::new()
             .route("/obj/{id}", get(object))
             .route("/_origin/stats", get(stats))
+            .fallback(not_found)
             .with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -150,6 +152,16 @@ impl Shared {
     }
 }
 
+/// Counted too: a cache sending the bench's requests elsewhere must show in the cross-check.
+async fn not_found(State(shared): State<Arc<Shared>>) -> Response {
+    shared.counters.requests.fetch_add(1, Ordering::Relaxed);
+    (
+        StatusCode::NOT_FOUND,
+        "the bench origin serves /obj/{id}?size=N\n",
+    )
+        .into_response()
+}
+
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(shared.counts()).into_response()
 }
@@ -160,6 +172,8 @@ async fn object(
     uri: Uri,
     req_headers: HeaderMap,
 ) -> Response {
+    let c = &shared.counters;
+    c.requests.fetch_add(1, Ordering::Relaxed);
     let size = match uri
         .query()
         .unwrap_or("")
@@ -178,8 +192,6 @@ async fn object(
             }
         },
     };
-    let c = &shared.counters;
-    c.requests.fetch_add(1, Ordering::Relaxed);
     let etag =
         HeaderValue::from_str(&format!("\"{:x}-{size}\"", hash(&id))).expect("digits and quotes");
     let mut res = if req_headers
@@ -259,10 +271,16 @@ mod tests {
             .unwrap();
         assert_eq!(r.status(), 400);
         assert!(r.text().await.unwrap().contains("size must be"));
+        let r = c
+            .get(format!("{}/elsewhere", o.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
         assert_eq!(
             o.counts(),
             OriginCounts {
-                requests: 4,
+                requests: 6,
                 not_modified: 1,
                 bytes: 5000 + 10 + DEFAULT_SIZE
             }
@@ -276,7 +294,7 @@ mod tests {
             .await
             .unwrap();
         let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
-        assert_eq!(stats["requests"], 4);
+        assert_eq!(stats["requests"], 6);
         assert_eq!(stats["not_modified"], 1);
     }
 }

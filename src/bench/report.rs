@@ -71,7 +71,7 @@ pub struct RunReport {
     /// The edge's memory budget, in a sweep.
     pub max_memory_bytes: Option<u64>,
     pub requests: u64,
-    /// Transport failures, timeouts and 5xx answers (not in the ratios).
+    /// Transport failures, timeouts, 4xx and 5xx answers (not in the ratios).
     pub errors: u64,
     /// By the response headers (`Cache-Status`, `X-Cache`, `X-Cache-Status`).
     pub hits: u64,
@@ -80,19 +80,27 @@ pub struct RunReport {
     pub collapsed: u64,
     /// Answers without a header saying hit or miss.
     pub unknown: u64,
-    /// hits / answered requests.
-    pub object_hit_ratio: f64,
-    /// Body bytes of hits / all body bytes received.
-    pub byte_hit_ratio: f64,
+    /// hits / (hits + misses); null when no answer said either.
+    pub object_hit_ratio: Option<f64>,
+    /// Body bytes of hits / body bytes of hits and misses; null likewise.
+    pub byte_hit_ratio: Option<f64>,
+    /// Body bytes of every answer that was not an error.
     pub bytes: u64,
     pub hit_bytes: u64,
-    /// Requests the built-in origin received during the run (when it served).
+    /// Requests the built-in origin received during the run (when it served), refused ones
+    /// included.
     pub origin_requests: Option<u64>,
     /// Of which conditional requests answered 304.
     pub origin_not_modified: Option<u64>,
-    /// 1 - origin requests / answered requests: the hit ratio as the origin saw it.
+    /// 1 - origin requests / answered requests: the hit ratio as the origin saw it. Below the
+    /// header figure when the cache revalidates; negative if the origin got more requests than
+    /// the bench sent (something else is using it).
     pub origin_hit_ratio: Option<f64>,
+    /// Do the headers and the origin agree (misses that did not join another's fetch ==
+    /// origin requests)? Null without the built-in origin.
+    pub origin_agrees: Option<bool>,
     pub seconds: f64,
+    /// Answered (non-error) requests per second.
     pub requests_per_sec: f64,
     pub latency_ms: Latency,
     /// The first error seen, as an example.
@@ -108,12 +116,8 @@ pub struct Latency {
     pub max: f64,
 }
 
-fn ratio(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
-    }
+fn ratio(part: u64, whole: u64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
 }
 
 impl RunReport {
@@ -134,16 +138,19 @@ impl RunReport {
             misses: t.misses,
             collapsed: t.collapsed,
             unknown: t.unknown,
-            object_hit_ratio: ratio(t.hits, answered),
-            byte_hit_ratio: ratio(t.hit_bytes, t.bytes),
+            object_hit_ratio: ratio(t.hits, t.hits + t.misses),
+            byte_hit_ratio: ratio(t.hit_bytes, t.bytes - t.unknown_bytes),
             bytes: t.bytes,
             hit_bytes: t.hit_bytes,
             origin_requests: origin.map(|o| o.requests),
             origin_not_modified: origin.map(|o| o.not_modified),
-            origin_hit_ratio: origin.map(|o| 1.0 - ratio(o.requests, answered).min(1.0)),
+            origin_hit_ratio: origin
+                .and_then(|o| ratio(o.requests, answered))
+                .map(|r| 1.0 - r),
+            origin_agrees: origin.map(|o| o.requests == t.misses - t.collapsed),
             seconds,
             requests_per_sec: if seconds > 0.0 {
-                t.requests as f64 / seconds
+                answered as f64 / seconds
             } else {
                 0.0
             },
@@ -201,6 +208,7 @@ pub fn table(report: &BenchReport) -> String {
         "p99 ms",
         "p99.9 ms"
     );
+    let fmt_ratio = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
     for r in &report.runs {
         let origin = r
             .origin_requests
@@ -208,12 +216,12 @@ pub fn table(report: &BenchReport) -> String {
         let l = &r.latency_ms;
         let _ = writeln!(
             s,
-            "{:<width$}  {:>9} {:>6} {:>7.3} {:>8.3} {:>11} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            "{:<width$}  {:>9} {:>6} {:>7} {:>8} {:>11} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
             r.label(),
             r.requests,
             r.errors,
-            r.object_hit_ratio,
-            r.byte_hit_ratio,
+            fmt_ratio(r.object_hit_ratio),
+            fmt_ratio(r.byte_hit_ratio),
             origin,
             r.requests_per_sec,
             l.p50,
@@ -226,6 +234,17 @@ pub fn table(report: &BenchReport) -> String {
                 s,
                 "{:width$}  note: {} answers said neither hit nor miss",
                 "", r.unknown
+            );
+        }
+        if r.origin_agrees == Some(false) {
+            let _ = writeln!(
+                s,
+                "{:width$}  note: the origin counted {} requests, the headers {} misses ({} \
+                 collapsed): is the cache in front of this origin, and only this bench using it?",
+                "",
+                r.origin_requests.unwrap_or(0),
+                r.misses,
+                r.collapsed
             );
         }
         if let Some(e) = &r.first_error {
@@ -253,6 +272,10 @@ pub fn chart(report: &BenchReport) -> String {
             .enumerate()
         {
             let label = if i == 0 { r.label() } else { String::new() };
+            let Some(v) = v else {
+                let _ = writeln!(s, "{label:>width$} |{:<50}| -", "");
+                continue;
+            };
             let n = (v.clamp(0.0, 1.0) * WIDTH).round() as usize;
             let bar: String = std::iter::repeat_n(c, n).collect();
             let _ = writeln!(s, "{label:>width$} |{bar:<50}| {v:.3}");
@@ -292,9 +315,10 @@ mod tests {
     #[test]
     fn ratios_rates_and_chart() {
         let r = run(1 << 20, 40, 250);
-        assert_eq!(r.object_hit_ratio, 0.4);
-        assert_eq!(r.byte_hit_ratio, 0.25);
+        assert_eq!(r.object_hit_ratio, Some(0.4));
+        assert_eq!(r.byte_hit_ratio, Some(0.25));
         assert_eq!(r.origin_hit_ratio, Some(0.4));
+        assert_eq!(r.origin_agrees, Some(true));
         assert_eq!(r.requests_per_sec, 50.0);
         assert_eq!(r.latency_ms.p99, 1.0);
         let report = BenchReport {
@@ -327,5 +351,38 @@ mod tests {
         let table = table(&report);
         assert!(table.contains("max_memory"), "{table}");
         assert!(table.lines().nth(2).unwrap().contains("0.400"), "{table}");
+    }
+
+    #[test]
+    fn unclassified_answers_and_errors_stay_out_of_the_ratios() {
+        let t = Tally {
+            requests: 10,
+            errors: 4,
+            hits: 1,
+            misses: 1,
+            unknown: 4,
+            bytes: 600,
+            hit_bytes: 100,
+            unknown_bytes: 400,
+            elapsed: Duration::from_secs(1),
+            ..Tally::default()
+        };
+        let r = RunReport::new("http://e", None, t, Some(OriginCounts::default()));
+        assert_eq!(r.object_hit_ratio, Some(0.5));
+        assert_eq!(r.byte_hit_ratio, Some(0.5));
+        assert_eq!(r.requests_per_sec, 6.0, "errors are not throughput");
+        assert_eq!(r.origin_agrees, Some(false), "one miss, no origin request");
+        let none = RunReport::new(
+            "http://e",
+            None,
+            Tally {
+                requests: 3,
+                unknown: 3,
+                ..Tally::default()
+            },
+            None,
+        );
+        assert_eq!((none.object_hit_ratio, none.byte_hit_ratio), (None, None));
+        assert_eq!(none.origin_agrees, None);
     }
 }

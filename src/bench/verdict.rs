@@ -1,6 +1,7 @@
 //! Reads what a cache says it did from its response headers: RFC 9211 `Cache-Status` (the
 //! member closest to the client, i.e. the last), then `X-Cache` (edgecache, Varnish setups,
-//! most CDNs), then nginx's usual `X-Cache-Status: $upstream_cache_status`.
+//! most CDNs; its last entry when layered), then nginx's usual
+//! `X-Cache-Status: $upstream_cache_status`.
 
 use http::HeaderMap;
 
@@ -41,10 +42,12 @@ pub fn classify(headers: &HeaderMap) -> Verdict {
     }
     for name in ["x-cache", "x-cache-status"] {
         if let Some(v) = last_value(headers, name) {
-            // `HIT`, `HIT from host`, `MISS, HIT` (layered: the first word is the closest).
-            let word = v
-                .split([',', ' '])
-                .find(|w| !w.is_empty())
+            // `HIT`, `HIT from host`, or layered `MISS, HIT` (shield, then edge: as with
+            // Cache-Status, the last entry is the cache closest to the client).
+            let last = v.rsplit(',').next().unwrap_or("");
+            let word = last
+                .split_whitespace()
+                .next()
                 .unwrap_or("")
                 .to_ascii_uppercase();
             match word.as_str() {
@@ -129,8 +132,9 @@ mod tests {
     fn x_cache_and_nginx_words() {
         assert_eq!(verdict(&[("x-cache", "HIT")]), Verdict::Hit);
         assert_eq!(verdict(&[("x-cache", "hit from cdn-3")]), Verdict::Hit);
+        assert_eq!(verdict(&[("x-cache", "MISS, HIT")]), Verdict::Hit);
         assert_eq!(
-            verdict(&[("x-cache", "MISS, HIT")]),
+            verdict(&[("x-cache", "HIT, MISS from edge-2")]),
             Verdict::Miss { collapsed: false }
         );
         assert_eq!(verdict(&[("x-cache-status", "STALE")]), Verdict::Hit);

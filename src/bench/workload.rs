@@ -46,14 +46,49 @@ pub struct ZipfSpec {
 #[error("{0}")]
 pub struct WorkloadError(pub String);
 
-/// The request sequence: indexes into distinct targets (`path?query`).
+/// The distinct URLs (`path?query`) a workload asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// Read from a trace.
+    List(Vec<Box<str>>),
+    /// Objects of the built-in origin, by id: only their sizes are kept (4 bytes an object).
+    Objects(Vec<u32>),
+}
+
+impl Targets {
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::List(l) => l.len(),
+            Targets::Objects(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The URL of target `i`.
+    pub fn get(&self, i: u32) -> std::borrow::Cow<'_, str> {
+        match self {
+            Targets::List(l) => (&*l[i as usize]).into(),
+            Targets::Objects(s) => object_target(u64::from(i), u64::from(s[i as usize])).into(),
+        }
+    }
+}
+
+/// The request sequence: indexes into distinct targets.
 #[derive(Debug, Clone)]
 pub struct Workload {
-    pub targets: Vec<Box<str>>,
+    pub targets: Targets,
     pub sequence: Vec<u32>,
     /// Requests at the start of `sequence` that are not measured.
     pub warmup: usize,
 }
+
+/// Limits that keep a run's memory sane: the sequence and the latencies take 4 bytes a
+/// request each, a generated object 4 bytes.
+pub const MAX_REQUESTS: u64 = 1 << 28;
+pub const MAX_OBJECTS: u64 = 1 << 28;
 
 impl Workload {
     /// Distinct targets among the measured requests.
@@ -98,16 +133,17 @@ impl ZipfSpec {
         if !(0.0..=1.0).contains(&self.scan_at) {
             return bad("--scan-at must be between 0 and 1");
         }
-        let total = self.warmup + self.requests + u64::from(self.scan);
-        if total > u64::from(u32::MAX) || u64::from(self.objects) + u64::from(self.scan) > 1 << 31 {
-            return bad("the workload is too large (at most 2^31 objects and 2^32 requests)");
+        if self.size_max > super::origin::MAX_OBJECT {
+            return bad("--size-max must be at most 256MiB (the built-in origin's largest object)");
         }
-        let sizes = self.sizes();
-        let targets = sizes
-            .iter()
-            .enumerate()
-            .map(|(id, &s)| object_target(id as u64, s).into_boxed_str())
-            .collect();
+        let total = self.warmup + self.requests + u64::from(self.scan);
+        if total > MAX_REQUESTS || u64::from(self.objects) + u64::from(self.scan) > MAX_OBJECTS {
+            return bad(
+                "the workload is too large: at most 2^28 requests (with --warmup and --scan) and \
+                 2^28 objects (with --scan)",
+            );
+        }
+        let targets = Targets::Objects(self.sizes());
         let mut rng = StdRng::seed_from_u64(self.seed);
         let zipf = Zipf::new(f64::from(self.objects), self.alpha)
             .map_err(|e| WorkloadError(format!("zipf: {e}")))?;
@@ -132,10 +168,12 @@ impl ZipfSpec {
 
     /// One size per object (the scan's objects last), from their own seeded stream so that
     /// changing the request count does not change the sizes.
-    fn sizes(&self) -> Vec<u64> {
+    fn sizes(&self) -> Vec<u32> {
         let n = (self.objects + self.scan) as usize;
+        // At most 256 MiB (checked): fits.
+        let clamp = |s: u64| s.clamp(1, self.size_max) as u32;
         match self.size_dist {
-            SizeDist::Fixed => vec![self.size_mean; n],
+            SizeDist::Fixed => vec![clamp(self.size_mean); n],
             SizeDist::Pareto => {
                 let shape = self.size_shape;
                 // Mean of Pareto(scale, shape) is scale * shape / (shape - 1).
@@ -143,17 +181,19 @@ impl ZipfSpec {
                 let dist = Pareto::new(scale.max(1.0), shape).expect("checked above");
                 let mut rng = StdRng::seed_from_u64(self.seed ^ 0x5eed_5123);
                 (0..n)
-                    .map(|_| (dist.sample(&mut rng) as u64).clamp(1, self.size_max))
+                    .map(|_| clamp(dist.sample(&mut rng) as u64))
                     .collect()
             }
         }
     }
 }
 
-/// Reads a trace: one request a line, as a path (`/a/b?c`), an absolute URL (its path is
-/// used), a bare key with an optional size in bytes (`KEY [SIZE]`, requested from the
-/// built-in origin as `/obj/KEY?size=SIZE`), or a common/combined access-log line. Returns the
-/// workload and the number of lines it could not read.
+/// Reads a trace: one request a line, as a path (`/a/b?c`), an absolute URL (its path and
+/// query are used: every request goes to the bench's target, whatever host the line names), a
+/// bare key with an optional size in bytes (`KEY [SIZE]`, requested from the built-in origin
+/// as `/obj/KEY?size=SIZE`), or a common/combined access-log line (GET and HEAD requests; the
+/// bench replays them as GET). Returns the workload and the number of lines it could not read
+/// or replay.
 pub fn from_trace(input: impl BufRead) -> std::io::Result<(Workload, u64)> {
     let mut index = std::collections::HashMap::<Box<str>, u32>::new();
     let mut targets = Vec::new();
@@ -169,6 +209,12 @@ pub fn from_trace(input: impl BufRead) -> std::io::Result<(Workload, u64)> {
             skipped += 1;
             continue;
         };
+        if sequence.len() as u64 >= MAX_REQUESTS {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "more than 2^28 requests in the trace",
+            ));
+        }
         let next = targets.len() as u32;
         let i = *index.entry(target.clone()).or_insert_with(|| {
             targets.push(target);
@@ -178,7 +224,7 @@ pub fn from_trace(input: impl BufRead) -> std::io::Result<(Workload, u64)> {
     }
     Ok((
         Workload {
-            targets,
+            targets: Targets::List(targets),
             sequence,
             warmup: 0,
         },
@@ -190,22 +236,17 @@ fn trace_target(line: &str) -> Option<Box<str>> {
     if let Some(start) = line.find('"') {
         // `host - - [date] "GET /path HTTP/1.1" 200 123 ...`
         let rest = &line[start + 1..];
-        let request = &rest[..rest.find('"')?];
-        let path = request.split_whitespace().nth(1)?;
-        return path.starts_with('/').then(|| path.into());
+        let mut request = rest[..rest.find('"')?].split_whitespace();
+        let (method, target) = (request.next()?, request.next()?);
+        if method != "GET" && method != "HEAD" {
+            return None;
+        }
+        return path_of(target);
     }
     let mut words = line.split_whitespace();
     let first = words.next()?;
-    if first.starts_with('/') {
-        return Some(first.into());
-    }
-    for scheme in ["http://", "https://"] {
-        if let Some(rest) = first.strip_prefix(scheme) {
-            return Some(match rest.find('/') {
-                Some(i) => rest[i..].into(),
-                None => "/".into(),
-            });
-        }
+    if let Some(p) = path_of(first) {
+        return Some(p);
     }
     let key = percent_encoding::utf8_percent_encode(first, percent_encoding::NON_ALPHANUMERIC)
         .to_string();
@@ -216,6 +257,22 @@ fn trace_target(line: &str) -> Option<Box<str>> {
         }
         .into(),
     )
+}
+
+/// The path and query of a request target in origin form (`/a?b`) or absolute form
+/// (`http://host/a?b`, `http://host?b` -> `/?b`).
+fn path_of(target: &str) -> Option<Box<str>> {
+    if target.starts_with('/') {
+        return Some(target.into());
+    }
+    let rest = ["http://", "https://"]
+        .iter()
+        .find_map(|s| target.strip_prefix(s))?;
+    Some(match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => rest[i..].into(),
+        Some(i) => format!("/{}", &rest[i..]).into(),
+        None => "/".into(),
+    })
 }
 
 #[cfg(test)]
@@ -279,12 +336,19 @@ mod tests {
     #[test]
     fn sizes_are_heavy_tailed_bounded_and_stable() {
         let w = spec().generate().unwrap();
-        let sizes: Vec<u64> = w
-            .targets
-            .iter()
-            .map(|t| t.rsplit('=').next().unwrap().parse().unwrap())
+        let sizes: Vec<u64> = (0..w.targets.len() as u32)
+            .map(|i| {
+                w.targets
+                    .get(i)
+                    .rsplit('=')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
             .collect();
         assert!(sizes.iter().all(|&s| (1..=1 << 20).contains(&s)));
+        assert_eq!(w.targets.get(3), format!("/obj/3?size={}", sizes[3]));
         let mut sorted = sizes.clone();
         sorted.sort_unstable();
         let (median, p99) = (sorted[500], sorted[990]);
@@ -301,13 +365,9 @@ mod tests {
             size_dist: SizeDist::Fixed,
             ..spec()
         };
-        assert!(
-            fixed
-                .generate()
-                .unwrap()
-                .targets
-                .iter()
-                .all(|t| t.ends_with("?size=16384"))
+        assert_eq!(
+            fixed.generate().unwrap().targets,
+            Targets::Objects(vec![16384; 1000])
         );
     }
 
@@ -386,26 +446,36 @@ mod tests {
 /a.css
 http://example.com/b?x=1 999
 https://example.com
+http://example.com?q=2
 k1 2048
 k 1 junk
 weird key 12x
 10.0.0.1 - - [25/Nov/2026:10:00:00 +0000] \"GET /c.js HTTP/1.1\" 200 512 \"-\" \"curl\"
+10.0.0.1 - - [25/Nov/2026:10:00:01 +0000] \"POST /c.js HTTP/1.1\" 200 512 \"-\" \"curl\"
+10.0.0.1 - - [25/Nov/2026:10:00:02 +0000] \"HEAD http://h.example/d HTTP/1.1\" 200 0
 
 ";
         let (w, skipped) = from_trace(text.as_bytes()).unwrap();
-        let t: Vec<&str> = w.targets.iter().map(|t| &**t).collect();
+        let t: Vec<String> = (0..w.targets.len() as u32)
+            .map(|i| w.targets.get(i).into_owned())
+            .collect();
         assert_eq!(
             t,
             [
                 "/a.css",
                 "/b?x=1",
                 "/",
+                "/?q=2",
                 "/obj/k1?size=2048",
                 "/obj/k?size=1",
-                "/c.js"
+                "/c.js",
+                "/d"
             ]
         );
-        assert_eq!(w.sequence, [0, 0, 1, 2, 3, 4, 5]);
-        assert_eq!(skipped, 1, "`weird key 12x` has no valid size");
+        assert_eq!(w.sequence, [0, 0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(
+            skipped, 2,
+            "`weird key 12x` has no valid size; POST is not replayed"
+        );
     }
 }

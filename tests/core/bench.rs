@@ -57,8 +57,10 @@ async fn sweep_hit_counts_agree_with_the_origin() {
         // What the headers said reached the origin is what the origin counted.
         assert_eq!(run.origin_requests, Some(run.misses - run.collapsed));
         assert_eq!(run.origin_not_modified, Some(0));
+        assert_eq!(run.origin_agrees, Some(true));
         // Equal sizes: byte and object ratios agree.
-        assert!((run.byte_hit_ratio - run.object_hit_ratio).abs() < 1e-9);
+        let (obj, byte) = (run.object_hit_ratio.unwrap(), run.byte_hit_ratio.unwrap());
+        assert!((byte - obj).abs() < 1e-9);
         assert!(run.requests_per_sec > 0.0);
         assert!(run.latency_ms.p50 <= run.latency_ms.p99);
         assert!(run.latency_ms.p99 <= run.latency_ms.max);
@@ -70,8 +72,8 @@ async fn sweep_hit_counts_agree_with_the_origin() {
     assert_eq!(big.origin_requests, Some(distinct));
     assert_eq!(big.hits, 3000 - big.misses);
     assert!(
-        small.object_hit_ratio < big.object_hit_ratio,
-        "{} vs {}",
+        small.object_hit_ratio.unwrap() < big.object_hit_ratio.unwrap(),
+        "{:?} vs {:?}",
         small.object_hit_ratio,
         big.object_hit_ratio
     );
@@ -136,9 +138,11 @@ async fn built_in_origin_behind_an_edge_cross_checks_its_count() {
     // Everything fits in the default budget: one origin request per distinct object.
     assert_eq!(run.origin_requests, Some(r.workload.distinct_targets));
     assert_eq!(run.origin_requests, Some(run.misses - run.collapsed));
+    assert_eq!(run.origin_agrees, Some(true));
     let from_origin = run.origin_hit_ratio.unwrap();
-    assert!(from_origin >= run.object_hit_ratio);
-    assert!(run.byte_hit_ratio > 0.0 && run.byte_hit_ratio < 1.0);
+    assert!(from_origin >= run.object_hit_ratio.unwrap());
+    let byte = run.byte_hit_ratio.unwrap();
+    assert!(byte > 0.0 && byte < 1.0);
 }
 
 /// The `--json` document's field names are an interface: a change here breaks scripts.
@@ -201,6 +205,7 @@ fn json_schema_is_stable() {
                 "origin_requests",
                 "origin_not_modified",
                 "origin_hit_ratio",
+                "origin_agrees",
                 "seconds",
                 "requests_per_sec",
                 "latency_ms",
@@ -218,6 +223,67 @@ fn json_schema_is_stable() {
         );
     }
     assert_eq!(runs[1]["max_memory_bytes"], 2 << 20);
+}
+
+#[tokio::test]
+async fn warmup_is_left_out_of_the_counts_and_the_origin_check() {
+    // 40 objects, all fit: the 400 warm-up requests fetch nearly all of them, so the measured
+    // part reaches the origin only for what the warm-up missed.
+    let r = bench(
+        "--sweep-memory 4MiB --objects 40 --alpha 0 --warmup 400 --requests 300 \
+         --size-dist fixed --size-mean 1KiB --concurrency 2",
+    )
+    .await;
+    let run = &r.runs[0];
+    assert_eq!((r.workload.requests, r.workload.warmup), (300, 400));
+    assert_eq!(run.requests, 300);
+    assert_eq!(run.origin_agrees, Some(true));
+    assert!(
+        run.origin_requests.unwrap() <= 2,
+        "{:?}",
+        run.origin_requests
+    );
+    assert!(run.object_hit_ratio.unwrap() > 0.99);
+}
+
+#[tokio::test]
+async fn client_errors_and_caches_that_say_nothing_stay_out_of_the_ratios() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let trace =
+        std::env::temp_dir().join(format!("edgecache-bench-{}-e.trace", std::process::id()));
+    std::fs::write(
+        &trace,
+        "/ok?cc=max-age=60&size=10\n/gone?status=404&size=10\n/ok?cc=max-age=60&size=10\n",
+    )
+    .unwrap();
+    let through_edge = bench(&format!(
+        "--url {} --trace {} --concurrency 1",
+        edge.url,
+        trace.display()
+    ))
+    .await;
+    let run = &through_edge.runs[0];
+    assert_eq!(
+        (run.requests, run.errors, run.hits, run.misses),
+        (3, 1, 1, 1)
+    );
+    assert!(
+        run.first_error.as_deref().unwrap().contains("404"),
+        "{run:?}"
+    );
+    assert_eq!(run.object_hit_ratio, Some(0.5));
+    // Straight to the origin: no header says hit or miss, so there is no ratio to report.
+    let direct = bench(&format!(
+        "--url {} --trace {} --concurrency 1",
+        origin.url,
+        trace.display()
+    ))
+    .await;
+    let _ = std::fs::remove_file(&trace);
+    let run = &direct.runs[0];
+    assert_eq!((run.unknown, run.errors), (2, 1));
+    assert_eq!((run.object_hit_ratio, run.byte_hit_ratio), (None, None));
 }
 
 #[test]
@@ -274,8 +340,28 @@ fn bad_invocations_say_what_is_wrong() {
             "invalid value 'lots'",
         ),
         (
-            &["bench", "--sweep-memory", "64KiB", "--requests", "1"][..],
+            &["bench", "--sweep-memory", "4MiB,64KiB", "--requests", "1"][..],
             "edge for max_memory 64KiB: cache.max_memory: must be at least 1MiB",
+        ),
+        (
+            &["bench", "--url", "http://127.0.0.1:1", "--size-max", "1GiB"][..],
+            "--size-max must be at most 256MiB",
+        ),
+        (
+            &[
+                "bench",
+                "--url",
+                "http://127.0.0.1:1",
+                "--trace",
+                "t",
+                "--alpha",
+                "1",
+            ][..],
+            "cannot be used with",
+        ),
+        (
+            &["bench", "--url", "http://127.0.0.1:1", "--requests", "3"][..],
+            "every request to http://127.0.0.1:1 failed",
         ),
     ] {
         let out = Command::new(BIN).args(args).output().unwrap();
