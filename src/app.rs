@@ -8,12 +8,11 @@ use crate::{
     },
     config::Config,
     proxy::{
-        self, Edge, Settings,
+        Edge, Settings,
         site::{Site, Sites},
     },
     server,
 };
-use axum::Router;
 use std::{future::Future, sync::Arc};
 use tokio::net::TcpListener;
 
@@ -29,7 +28,6 @@ pub struct BuildError {
 /// The running parts of an edge.
 pub struct App {
     pub edge: Arc<Edge>,
-    pub router: Router,
 }
 
 impl App {
@@ -72,8 +70,7 @@ impl App {
                 structured_log: cfg.log.format == crate::config::LogFormat::Json,
             },
         });
-        let router = proxy::router(edge.clone());
-        Ok(Self { edge, router })
+        Ok(Self { edge })
     }
 
     /// Serves until `shutdown` completes, then drains.
@@ -83,6 +80,6 @@ impl App {
         cfg: &Config,
         shutdown: impl Future<Output = ()>,
     ) {
-        server::serve(listener, self.router, &cfg.server, shutdown).await;
+        server::serve(listener, self.edge, &cfg.server, shutdown).await;
     }
 }

@@ -1,23 +1,21 @@
 //! The accept loop: hyper with the limits axum's `serve` does not expose (head size, header
 //! count, head read timeout, connection cap) and a graceful drain bounded by a timeout.
 
-use crate::{config::ServerConfig, proxy::ClientAddr};
-use axum::Router;
+use crate::{config::ServerConfig, proxy::Edge};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
-    service::TowerToHyperService,
 };
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::Semaphore};
-use tower::ServiceExt;
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and gives
-/// in-flight requests up to `drain_timeout` to finish.
+/// Serves `edge` on `listener` until `shutdown` completes, then stops accepting and gives
+/// in-flight requests up to `drain_timeout` to finish. Requests go straight to
+/// [`crate::proxy::handle`]: a router in front (every path is the edge's) cost 5 % of a HIT.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    edge: Arc<Edge>,
     cfg: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -63,13 +61,14 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let svc = TowerToHyperService::new(tower::service_fn(
-            move |mut req: http::Request<Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            },
-        ));
+        let edge = edge.clone();
+        let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let edge = edge.clone();
+            async move {
+                let req = req.map(axum::body::Body::new);
+                Ok::<_, Infallible>(crate::proxy::handle(edge, Some(peer), req).await)
+            }
+        });
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {

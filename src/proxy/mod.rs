@@ -18,7 +18,7 @@ use crate::{
     },
     telemetry::access::{AccessRecord, LoggedBody},
 };
-use axum::{Router, body::Body, extract::State};
+use axum::body::Body;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use site::{Authority, Sites};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -61,10 +61,6 @@ pub struct FillMeta {
     pub origin_ms: Option<f64>,
 }
 
-/// The client's address, put on each request by the server loop.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
-
 /// Per-request facts gathered for the response and the access log.
 pub struct RequestCtx {
     pub peer: Option<SocketAddr>,
@@ -80,14 +76,14 @@ pub struct RequestCtx {
     pub origin_ms: Option<f64>,
 }
 
-/// The router: every path goes to [`handle`].
-pub fn router(edge: Arc<Edge>) -> Router {
-    Router::new().fallback(handle).with_state(edge)
-}
-
-async fn handle(State(edge): State<Arc<Edge>>, req: Request<Body>) -> Response<Body> {
+/// Serves one request from `peer`: the whole request path, called by the server loop for every
+/// request (there is no router in front: every path is the edge's).
+pub async fn handle(
+    edge: Arc<Edge>,
+    peer: Option<SocketAddr>,
+    req: Request<Body>,
+) -> Response<Body> {
     let started = tokio::time::Instant::now();
-    let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
     let (parts, body) = req.into_parts();
     let target = parts
         .uri

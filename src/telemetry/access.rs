@@ -94,6 +94,14 @@ impl Drop for LoggedBody {
                 use std::fmt::Write as _;
                 line.push_str("client=");
                 match client {
+                    Some(std::net::IpAddr::V4(v4)) => {
+                        for (i, o) in v4.octets().into_iter().enumerate() {
+                            if i > 0 {
+                                line.push('.');
+                            }
+                            push_u64(line, u64::from(o));
+                        }
+                    }
                     Some(c) => {
                         let _ = write!(line, "{c}");
                     }
