@@ -32,9 +32,14 @@ const HEADER_SLOT: usize = 112;
 /// and the variants vector.
 const ENTRY_OVERHEAD: usize = 512;
 
-/// A heap allocation of `n` bytes as the allocator rounds it (16-byte classes at least).
+/// A heap allocation of `n` bytes as the allocator rounds it: jemalloc's size classes, four
+/// per doubling (1025 bytes take 1280, 1.1 MiB take 1.25 MiB).
 fn alloc_size(n: usize) -> usize {
-    if n == 0 { 0 } else { n.next_multiple_of(16) }
+    if n <= 128 {
+        return n.next_multiple_of(16);
+    }
+    let step = 1usize << ((usize::BITS - (n - 1).leading_zeros()).saturating_sub(3));
+    n.next_multiple_of(step)
 }
 
 /// One stored response.
@@ -63,7 +68,7 @@ impl Object {
             .map(|(k, v)| alloc_size(v.len()) + alloc_size(k.as_str().len()))
             .sum();
         let headers = self.headers.capacity() * HEADER_SLOT + heap;
-        self.body.len() + headers + self.vary.weight() + OBJECT_OVERHEAD
+        alloc_size(self.body.len()) + headers + self.vary.weight() + OBJECT_OVERHEAD
     }
 }
 
@@ -361,6 +366,25 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT_ENCODING, v.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn allocations_are_charged_by_size_class() {
+        let classes = [
+            (0, 0),
+            (1, 16),
+            (16, 16),
+            (17, 32),
+            (100, 112),
+            (129, 160),
+            (1024, 1024),
+        ];
+        for (n, class) in classes
+            .into_iter()
+            .chain([(1025, 1280), (1100 << 10, 1280 << 10)])
+        {
+            assert_eq!(alloc_size(n), class, "{n}");
+        }
     }
 
     #[test]
