@@ -141,8 +141,10 @@ fn append(shared: &Shared, lines: &[u8]) {
         shared.dropped.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    let before = buf.len();
     buf.extend_from_slice(lines);
-    if buf.len() >= WAKE_AT {
+    // Once, when the threshold is crossed: not on every line until the writer gets the lock.
+    if before < WAKE_AT && buf.len() >= WAKE_AT {
         shared.wake.notify_one();
     }
 }
