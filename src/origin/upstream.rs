@@ -11,6 +11,9 @@ pub struct Upstream {
     client: reqwest::Client,
     /// Scheme, authority and optional base path, without a trailing slash.
     base: String,
+    /// `base` parsed once: each request only sets its path and query (parsing the whole URL,
+    /// host included, was 3 % of a MISS).
+    base_url: reqwest::Url,
     /// Overrides the Host header sent upstream.
     host: Option<http::HeaderValue>,
     first_byte_timeout: Duration,
@@ -26,14 +29,21 @@ impl Upstream {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .tcp_nodelay(true)
+            // Its default retries only HTTP/2 protocol refusals, which this HTTP/1 client never
+            // sees; without it no retry budget is kept per request.
+            .retry(reqwest::retry::never())
             .build()
             .map_err(|e| e.to_string())?;
         let host = host
             .map(|h| h.parse().map_err(|_| format!("`{h}` is not a valid Host")))
             .transpose()?;
+        let base = base.trim_end_matches('/');
+        let base_url =
+            reqwest::Url::parse(base).map_err(|e| format!("`{base}` is not a valid URL: {e}"))?;
         Ok(Self {
             client,
-            base: base.trim_end_matches('/').to_string(),
+            base_url,
+            base: base.to_string(),
             host,
             first_byte_timeout: cfg.first_byte_timeout.0,
             total_timeout: cfg.total_timeout.0,
@@ -45,7 +55,18 @@ impl Upstream {
     }
 
     pub async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
-        let url = format!("{}{}", self.base, req.path_and_query);
+        let mut url = self.base_url.clone();
+        let (path, query) = match req.path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (req.path_and_query.as_str(), None),
+        };
+        let base_path = self.base_url.path().trim_end_matches('/');
+        if base_path.is_empty() {
+            url.set_path(path);
+        } else {
+            url.set_path(&format!("{base_path}{path}"));
+        }
+        url.set_query(query);
         let mut headers = req.headers;
         if let Some(h) = &self.host {
             headers.insert(http::header::HOST, h.clone());

@@ -306,3 +306,31 @@ async fn via_and_x_forwarded_headers_are_added() {
     assert_eq!(seen["via"], "1.1 edgecache");
     assert_eq!(seen["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
 }
+
+#[tokio::test]
+async fn an_origin_url_with_a_path_prefixes_every_request_and_keeps_the_query() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::from_toml(&format!(
+        "[[site]]\nname = \"p\"\nhosts = [\"*\"]\norigin = \"{}/base/\"\n",
+        origin.url
+    ))
+    .await;
+    let r = edge
+        .get("/a/b?cc=public,max-age=60&x=%2F")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "cache-control"), "public,max-age=60");
+    r.bytes().await.unwrap();
+    assert_eq!(origin.count("/base/a/b"), 1);
+    assert_eq!(origin.count("/a/b"), 0);
+    // Cached under the edge's own URL.
+    let r = edge
+        .get("/a/b?cc=public,max-age=60&x=%2F")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "x-cache"), "HIT");
+    assert_eq!(origin.count("/base/a/b"), 1);
+}
