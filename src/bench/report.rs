@@ -38,27 +38,30 @@ pub struct WorkloadInfo {
 impl WorkloadInfo {
     pub fn zipf(spec: ZipfSpec, w: &Workload, concurrency: usize) -> Self {
         Self {
-            kind: "zipf",
-            requests: w.measured() as u64,
-            warmup: w.warmup as u64,
-            distinct_targets: w.distinct_measured() as u64,
-            concurrency,
             zipf: Some(spec),
-            trace: None,
-            skipped_lines: 0,
+            ..Self::of("zipf", w, concurrency)
         }
     }
 
     pub fn trace(path: &std::path::Path, w: &Workload, skipped: u64, concurrency: usize) -> Self {
         Self {
-            kind: "trace",
+            trace: Some(path.display().to_string()),
+            skipped_lines: skipped,
+            ..Self::of("trace", w, concurrency)
+        }
+    }
+
+    /// What every kind reports: the sequence's counts.
+    fn of(kind: &'static str, w: &Workload, concurrency: usize) -> Self {
+        Self {
+            kind,
             requests: w.measured() as u64,
             warmup: w.warmup as u64,
             distinct_targets: w.distinct_measured() as u64,
             concurrency,
             zipf: None,
-            trace: Some(path.display().to_string()),
-            skipped_lines: skipped,
+            trace: None,
+            skipped_lines: 0,
         }
     }
 }

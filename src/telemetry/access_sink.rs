@@ -29,13 +29,8 @@ thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Is a text access log being written? (Installed, and the target enabled.)
-pub fn enabled() -> bool {
-    SINK.get().is_some() && tracing::enabled!(target: TARGET, tracing::Level::INFO)
-}
-
-/// Writes one line, `fill` giving what follows the timestamp and target. Does nothing unless
-/// [`enabled`].
+/// Writes one line, `fill` giving what follows the timestamp and target. Does nothing unless a
+/// text log is installed and the target is enabled.
 pub fn write(fill: impl FnOnce(&mut String)) {
     let Some(sink) = SINK.get() else { return };
     if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {

@@ -1,8 +1,9 @@
 //! Coalescing: concurrent misses for one key share one origin request; waits are bounded,
 //! failures leave no lock, and private or other-variant responses are never shared.
 
+use crate::common::free_port;
 use crate::common::{TestEdge, TestOrigin, header};
-use crate::support::{free_port, late_origin, poll_for_hit};
+use crate::support::{late_origin, poll_for_hit};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 

@@ -60,12 +60,6 @@ pub async fn read_at_least(res: &mut reqwest::Response, n: usize) -> usize {
     got
 }
 
-/// A 127.0.0.1 port that was free a moment ago (bound, then released).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// Serves `late|ok` with `Cache-Control: max-age=60` on `addr`, counting requests.
 pub async fn late_origin(addr: SocketAddr) -> Arc<AtomicUsize> {
     let listener = tokio::net::TcpListener::bind(addr)

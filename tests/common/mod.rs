@@ -6,3 +6,9 @@ pub mod origin;
 
 pub use edge::{TestEdge, header, raw_request};
 pub use origin::TestOrigin;
+
+/// A 127.0.0.1 port that was free a moment ago (bound, then released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}

@@ -2,7 +2,7 @@
 //! received, its JSON schema must stay put, and bad invocations must say what is wrong. No
 //! timing is asserted.
 
-use crate::common::{TestEdge, TestOrigin};
+use crate::common::{TestEdge, TestOrigin, free_port};
 use clap::Parser;
 use edgecache::bench::{BenchArgs, Plan, report::BenchReport};
 use std::{
@@ -27,14 +27,6 @@ async fn bench(args: &str) -> BenchReport {
     };
     b.progress = false;
     b.run().await.expect("bench runs")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -1,10 +1,9 @@
 //! The binary: check-config, refusing bad configs, env variables, JSON logs, SIGTERM, and the
 //! memory budget seen from outside (RSS).
 
-use crate::common::TestOrigin;
+use crate::common::{TestOrigin, free_port};
 use std::{
     io::Read,
-    net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -16,14 +15,6 @@ fn write_temp(name: &str, text: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("edgecache-test-{}-{name}", std::process::id()));
     std::fs::write(&p, text).unwrap();
     p
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Waits (bounded) until the server answers /healthz.
