@@ -82,4 +82,14 @@ impl App {
     ) {
         server::serve(listener, self.edge, &cfg.server, shutdown).await;
     }
+
+    /// Serves on one event loop per listener (see [`server::bind`]), each on its own thread,
+    /// until [`server::Loops::shutdown`].
+    pub fn start_loops(
+        self,
+        listeners: Vec<std::net::TcpListener>,
+        cfg: &Config,
+    ) -> std::io::Result<server::Loops> {
+        server::Loops::start(listeners, self.edge, &cfg.server)
+    }
 }

@@ -132,9 +132,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let app = App::build(&cfg).await?;
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    let listen = cfg.server.listen;
+    let loops = cfg.server.threads;
+    let listener = || format!("cannot listen on {listen}");
     for s in &cfg.sites {
         let to = s.origin.clone().unwrap_or_else(|| {
             format!(
@@ -144,8 +144,23 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         });
         tracing::info!(site = %s.name, hosts = ?s.hosts, origin = %to, "site");
     }
-    tracing::info!(listen = %cfg.server.listen, max_memory = %cfg.cache.max_memory, "edgecache ready");
-    app.serve(listener, &cfg, shutdown_signal()).await;
+    if loops == 0 {
+        let l = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(listener)?;
+        tracing::info!(%listen, max_memory = %cfg.cache.max_memory, "edgecache ready");
+        app.serve(l, &cfg, shutdown_signal()).await;
+    } else {
+        let ls = edgecache::server::bind(listen, loops)
+            .await
+            .with_context(listener)?;
+        let loops = app
+            .start_loops(ls, &cfg)
+            .context("cannot start the event loops")?;
+        tracing::info!(%listen, threads = loops.count(), max_memory = %cfg.cache.max_memory, "edgecache ready");
+        shutdown_signal().await;
+        loops.shutdown().await;
+    }
     Ok(())
 }
 

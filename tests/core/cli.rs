@@ -167,6 +167,83 @@ async fn env_variables_json_access_log_and_sigterm() {
     }
 }
 
+/// `server.threads = N`: N event loops, each with its own listening socket. They share one
+/// cache and one set of fills, so concurrent misses for one key still make one origin
+/// request whichever loop their connections landed on; a second edge cannot take the port;
+/// SIGTERM drains every loop.
+#[tokio::test]
+async fn event_loops_share_one_cache_and_refuse_a_busy_port() {
+    let origin = TestOrigin::start().await;
+    let port = free_port();
+    let cfg = write_temp("loops.toml", "[server]\nthreads = 3\n");
+    let listen = format!("127.0.0.1:{port}");
+    let args = |cfg: &PathBuf| {
+        let mut c = Command::new(BIN);
+        c.args(["--config", cfg.to_str().unwrap(), "--listen", &listen])
+            .args(["--origin", &origin.url]);
+        c
+    };
+    let mut child = args(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port).await;
+    // One client per request: separate connections, spread over the loops by the kernel.
+    let url = format!("http://127.0.0.1:{port}/c/shared?cc=max-age=60&delay=300");
+    let gets = (0..24).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let r = reqwest::Client::new().get(&url).send().await.unwrap();
+            let cache = r.headers()["x-cache"].to_str().unwrap().to_owned();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap();
+            cache
+        })
+    });
+    let answers = futures_util::future::join_all(gets).await;
+    assert!(answers.iter().all(|a| a.as_ref().unwrap() == "MISS"));
+    assert_eq!(
+        origin.count("/c/shared"),
+        1,
+        "one origin request for 24 clients"
+    );
+    for _ in 0..6 {
+        let r = reqwest::Client::new().get(&url).send().await.unwrap();
+        assert_eq!(r.headers()["x-cache"], "HIT");
+    }
+    assert_eq!(origin.count("/c/shared"), 1);
+
+    let mut second = args(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(10) {
+            second.kill().unwrap();
+            panic!("a second edge started on a busy port");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "a second edge on a busy port must fail");
+    let mut err = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains(&format!("cannot listen on {listen}")), "{err}");
+
+    assert!(terminate(&mut child).success(), "clean exit on SIGTERM");
+    let _ = std::fs::remove_file(cfg);
+}
+
 #[tokio::test]
 async fn memory_stays_near_the_budget_however_many_objects_arrive() {
     let origin = TestOrigin::start().await;
