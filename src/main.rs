@@ -158,8 +158,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
             .start_loops(ls, &cfg)
             .context("cannot start the event loops")?;
         tracing::info!(%listen, threads = loops.count(), max_memory = %cfg.cache.max_memory, "edgecache ready");
-        shutdown_signal().await;
-        loops.shutdown().await;
+        let failed = tokio::select! {
+            () = shutdown_signal() => false,
+            () = loops.failed() => true,
+        };
+        if failed {
+            tracing::error!("an event loop ended early: shutting down");
+        }
+        loops.shutdown().await?;
     }
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! The accept loop: hyper with the limits axum's `serve` does not expose (head size, header
 //! count, head read timeout, connection cap) and a graceful drain bounded by a timeout.
 //!
-//! The binary runs one such loop per core, each on its own thread with a single-threaded
-//! runtime and its own listening socket (see [`bind`] and [`Loops`]), the way nginx runs one
-//! worker process per core: a connection, the fill it starts and the origin connection it uses
-//! then live on one thread, and a request pays no cross-thread wake-ups or work-stealing.
+//! By default the binary runs one loop on a work-stealing runtime. With `server.threads = N` it
+//! runs N loops instead, each on its own thread with a single-threaded runtime and its own
+//! listening socket (see [`bind`] and [`Loops`]), the way nginx runs one worker process per
+//! core: a connection and the fill it starts stay on one thread, with no cross-thread wake-ups
+//! or work-stealing between them.
 
 use crate::{config::ServerConfig, proxy::Edge};
 use hyper::body::Incoming;
@@ -12,7 +13,14 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use std::{convert::Infallible, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use tokio::{
     net::{TcpListener, TcpSocket},
     sync::{Semaphore, watch},
@@ -137,10 +145,30 @@ pub async fn bind(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpLis
         .collect()
 }
 
-/// Event loops serving one edge, one thread each, sharing the connection cap.
+/// Event loops serving one edge, one thread each. Each takes an equal share of
+/// `max_connections` (as nginx's workers each take `worker_connections`): a shared cap would
+/// let a loop hold a permit while its own socket is empty and the others' queues fill.
 pub struct Loops {
     threads: Vec<std::thread::JoinHandle<()>>,
-    stop: watch::Sender<bool>,
+    /// `Some(deadline)` once the loops are to stop accepting and drain.
+    stop: watch::Sender<Option<Instant>>,
+    /// Loops still serving or draining; a loop's runtime (and the fills, refreshes and origin
+    /// connections spawned on it, which other loops' requests may be waiting on) lives until
+    /// this reaches 0 or the drain deadline passes.
+    running: Arc<watch::Sender<usize>>,
+    /// Loops that ended, however (normally, in a panic, or failing to start).
+    ended: Arc<watch::Sender<usize>>,
+    drain_timeout: Duration,
+}
+
+/// Counts a loop in `running` until it stops serving, or in `ended` once its thread ends, on
+/// every way out, panics included.
+struct Counted(Arc<watch::Sender<usize>>, isize);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_add_signed(self.1));
+    }
 }
 
 impl Loops {
@@ -150,32 +178,65 @@ impl Loops {
         edge: Arc<Edge>,
         cfg: &ServerConfig,
     ) -> io::Result<Self> {
-        let (stop, _) = watch::channel(false);
-        let permits = Arc::new(Semaphore::new(cfg.max_connections));
-        let mut threads = Vec::with_capacity(listeners.len());
+        let n = listeners.len();
+        let (stop, _) = watch::channel(None);
+        let running = Arc::new(watch::Sender::new(n));
+        let ended = Arc::new(watch::Sender::new(0));
+        let mut loops = Self {
+            threads: Vec::with_capacity(n),
+            stop,
+            running,
+            ended,
+            drain_timeout: cfg.drain_timeout.0,
+        };
+        let share = cfg.max_connections.div_ceil(n.max(1));
         for (i, l) in listeners.into_iter().enumerate() {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let (edge, cfg, permits) = (edge.clone(), cfg.clone(), permits.clone());
-            let mut rx = stop.subscribe();
+            let (edge, cfg) = (edge.clone(), cfg.clone());
+            let stop = loops.stop.subscribe();
+            let mut others = loops.running.subscribe();
+            let serving = Counted(loops.running.clone(), -1);
+            let end = Counted(loops.ended.clone(), 1);
             let t = std::thread::Builder::new()
                 .name(format!("edgecache-io-{i}"))
                 .spawn(move || {
+                    let _end = end;
+                    // Built here, not by the caller: a runtime must not be dropped inside
+                    // another one if this thread never starts.
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => return tracing::error!(error = %e, "cannot build a runtime"),
+                    };
                     rt.block_on(async move {
                         let listener = match TcpListener::from_std(l) {
                             Ok(l) => l,
                             Err(e) => return tracing::error!(error = %e, "cannot adopt listener"),
                         };
+                        let mut stopped = stop.clone();
                         let shutdown = async move {
-                            let _ = rx.wait_for(|stop| *stop).await;
+                            let _ = stopped.wait_for(Option::is_some).await;
                         };
+                        let permits = Arc::new(Semaphore::new(share));
                         serve_with(listener, edge, &cfg, permits, shutdown).await;
+                        drop(serving);
+                        let deadline = stop.borrow().unwrap_or_else(Instant::now);
+                        let _ =
+                            tokio::time::timeout_at(deadline.into(), others.wait_for(|n| *n == 0))
+                                .await;
                     });
-                })?;
-            threads.push(t);
+                });
+            match t {
+                Ok(t) => loops.threads.push(t),
+                Err(e) => {
+                    // The loops already started stop with `loops` as it drops.
+                    loops.stop.send_replace(Some(Instant::now()));
+                    return Err(e);
+                }
+            }
         }
-        Ok(Self { threads, stop })
+        Ok(loops)
     }
 
     /// How many loops run.
@@ -183,21 +244,39 @@ impl Loops {
         self.threads.len()
     }
 
-    /// Stops accepting on every loop, lets each drain (bounded by `drain_timeout`) and waits
-    /// for their threads.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
+    /// Completes if a loop ends before [`Loops::shutdown`]: it panicked or could not start.
+    pub async fn failed(&self) {
+        let mut ended = self.ended.subscribe();
+        let _ = ended.wait_for(|n| *n > 0).await;
+    }
+
+    /// Stops accepting on every loop, lets them drain (bounded by `drain_timeout`) and waits for
+    /// their threads. Errs if a loop had ended early or in a panic.
+    pub async fn shutdown(self) -> Result<(), LoopFailed> {
+        let early = *self.ended.borrow();
+        self.stop
+            .send_replace(Some(Instant::now() + self.drain_timeout));
         let threads = self.threads;
-        let joined = tokio::task::spawn_blocking(move || {
+        let panicked = tokio::task::spawn_blocking(move || {
             threads
                 .into_iter()
                 .map(|t| t.join())
                 .filter(Result::is_err)
                 .count()
         })
-        .await;
-        if !matches!(joined, Ok(0)) {
-            tracing::error!("an event loop ended in a panic");
+        .await
+        .unwrap_or(1);
+        match (early, panicked) {
+            (0, 0) => Ok(()),
+            (early, panicked) => Err(LoopFailed { early, panicked }),
         }
     }
+}
+
+/// Some event loops did not run to the end.
+#[derive(Debug, thiserror::Error)]
+#[error("{early} event loop(s) ended before shutdown, {panicked} in a panic")]
+pub struct LoopFailed {
+    pub early: usize,
+    pub panicked: usize,
 }

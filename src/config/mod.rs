@@ -136,8 +136,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// 0: one work-stealing runtime serves every connection on all CPUs (the default: the best
     /// tail latency when the CPUs are shared with other busy processes). N: N event loops, one
-    /// thread each with its own listening socket (thread per core, like nginx's workers): about
-    /// a third less CPU per cache MISS, but a loop the OS preempts stalls its connections.
+    /// thread each with its own listening socket and `max_connections / N` (thread per core,
+    /// like nginx's workers): less CPU per cache MISS, but a loop the OS preempts stalls its
+    /// connections.
     pub threads: usize,
     /// Answered by the edge itself, never forwarded; empty string turns it off.
     pub health_path: String,

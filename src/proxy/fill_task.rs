@@ -38,15 +38,15 @@ pub struct FillJob {
 }
 
 impl FillJob {
-    pub async fn run(self, mut w: FillWriter<FillMeta>) {
+    pub async fn run(mut self, mut w: FillWriter<FillMeta>) {
         let started = Instant::now();
         let res = self
             .site
             .origin
             .fetch(OriginRequest {
                 method: Method::GET,
-                path_and_query: self.target.clone(),
-                headers: self.origin_headers.clone(),
+                path_and_query: std::mem::take(&mut self.target),
+                headers: std::mem::take(&mut self.origin_headers),
                 body: None,
             })
             .await;
