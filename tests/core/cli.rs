@@ -187,19 +187,15 @@ async fn event_loops_share_one_cache_and_refuse_a_busy_port() {
     let port = free_port();
     let cfg = write_temp("loops.toml", "[server]\nthreads = 3\n");
     let listen = format!("127.0.0.1:{port}");
-    let args = |cfg: &PathBuf| {
+    let start = |stderr: Stdio| {
         let mut c = Command::new(BIN);
         c.args(["--config", cfg.to_str().unwrap(), "--listen", &listen])
-            .args(["--origin", &origin.url]);
-        c
-    };
-    let mut edge = Running(
-        args(&cfg)
+            .args(["--origin", &origin.url])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+            .stderr(stderr);
+        Running(c.spawn().unwrap())
+    };
+    let mut edge = start(Stdio::null());
     wait_healthy(port).await;
     let loops = std::fs::read_dir(format!("/proc/{}/task", edge.0.id()))
         .unwrap()
@@ -241,13 +237,7 @@ async fn event_loops_share_one_cache_and_refuse_a_busy_port() {
     }
     assert_eq!(origin.count("/c/shared"), 1);
 
-    let mut second = Running(
-        args(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut second = start(Stdio::piped());
     let t = Instant::now();
     let status = loop {
         if let Some(s) = second.0.try_wait().unwrap() {
