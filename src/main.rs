@@ -134,7 +134,7 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let app = App::build(&cfg).await?;
     let listen = cfg.server.listen;
     let loops = cfg.server.threads;
-    let listener = || format!("cannot listen on {listen}");
+    let cannot_listen = || format!("cannot listen on {listen}");
     for s in &cfg.sites {
         let to = s.origin.clone().unwrap_or_else(|| {
             format!(
@@ -147,13 +147,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     if loops == 0 {
         let l = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(listener)?;
+            .with_context(cannot_listen)?;
         tracing::info!(%listen, max_memory = %cfg.cache.max_memory, "edgecache ready");
         app.serve(l, &cfg, shutdown_signal()).await;
     } else {
         let ls = edgecache::server::bind(listen, loops)
             .await
-            .with_context(listener)?;
+            .with_context(cannot_listen)?;
         let loops = app
             .start_loops(ls, &cfg)
             .context("cannot start the event loops")?;

@@ -39,7 +39,7 @@ pub async fn serve(
     serve_with(listener, edge, cfg, permits, shutdown).await;
 }
 
-/// [`serve`], with a connection cap shared with other loops.
+/// [`serve`], with the connection cap given (an event loop's share of it).
 async fn serve_with(
     listener: TcpListener,
     edge: Arc<Edge>,
