@@ -275,6 +275,61 @@ async fn event_loops_share_one_cache_and_refuse_a_busy_port() {
     let _ = std::fs::remove_file(cfg);
 }
 
+/// The out-of-the-box edge (demo site and its SQLite product API) on two event loops: the
+/// data layer's cache-aside reads, writes and invalidation work from loop threads too.
+#[tokio::test]
+async fn the_demo_and_its_api_work_on_event_loops() {
+    let dir = std::env::temp_dir().join(format!("edgecache-loops-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("loops.toml"), "[server]\nthreads = 2\n").unwrap();
+    let port = free_port();
+    let mut edge = Running(
+        Command::new(BIN)
+            .current_dir(&dir)
+            .args([
+                "--config",
+                "loops.toml",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_healthy(port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let page = c.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("edgecache demo"));
+    let product = format!("{base}/api/products/2");
+    let get = || async {
+        let r = c.get(&product).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let cache = r.headers()["x-cache"].to_str().unwrap().to_owned();
+        (cache, r.text().await.unwrap())
+    };
+    assert_eq!(get().await.0, "MISS");
+    assert_eq!(get().await.0, "HIT");
+    let put = c
+        .put(&product)
+        .header("content-type", "application/json")
+        .body(r#"{"name":"Loop mug","price_cents":999,"stock":3}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let (cache, body) = get().await;
+    assert_eq!(cache, "MISS", "the write invalidated the cached read");
+    assert!(body.contains("Loop mug"), "{body}");
+    assert!(terminate(&mut edge.0).success(), "clean exit on SIGTERM");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn memory_stays_near_the_budget_however_many_objects_arrive() {
     let origin = TestOrigin::start().await;
