@@ -4,8 +4,9 @@
 //! By default the binary runs one loop on a work-stealing runtime. With `server.threads = N` it
 //! runs N loops instead, each on its own thread with a single-threaded runtime and its own
 //! listening socket (see [`bind`] and [`Loops`]), the way nginx runs one worker process per
-//! core: a connection and the fill it starts stay on one thread, with no cross-thread wake-ups
-//! or work-stealing between them.
+//! core: a connection, the fill it starts and the origin connection it uses (each loop has its
+//! own pool, see [`loop_index`]) stay on one thread, with no cross-thread wake-ups or
+//! work-stealing between them.
 
 use crate::{config::ServerConfig, proxy::Edge};
 use hyper::body::Incoming;
@@ -123,6 +124,16 @@ async fn serve_with(
     }
 }
 
+thread_local! {
+    static LOOP_INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The event loop this thread runs (0 outside the loops, and with the default runtime), for
+/// per-loop resources such as origin connection pools.
+pub fn loop_index() -> usize {
+    LOOP_INDEX.get()
+}
+
 /// Binds `n` listening sockets to `addr` with `SO_REUSEPORT`, one per event loop: the kernel
 /// spreads new connections across them by address hash. Runs inside a runtime (tokio registers
 /// a socket when it listens); the sockets come back unregistered, for the loops to adopt.
@@ -200,6 +211,7 @@ impl Loops {
                 .name(format!("edgecache-io-{i}"))
                 .spawn(move || {
                     let _end = end;
+                    LOOP_INDEX.set(i);
                     // Built here, not by the caller: a runtime must not be dropped inside
                     // another one if this thread never starts.
                     let rt = match tokio::runtime::Builder::new_current_thread()

@@ -187,7 +187,7 @@ pub struct OriginConfig {
     pub first_byte_timeout: Secs,
     /// For the whole exchange, body included.
     pub total_timeout: Secs,
-    /// Idle keep-alive connections kept per origin host.
+    /// Idle keep-alive connections kept per origin host (per event loop with `server.threads`).
     pub max_idle_per_host: usize,
 }
 

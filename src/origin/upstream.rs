@@ -8,7 +8,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use std::{error::Error as _, time::Duration};
 
 pub struct Upstream {
-    client: reqwest::Client,
+    /// One client, and so one connection pool, per event loop (`server.threads`; one in all with
+    /// the default runtime): a pooled connection's task runs on the loop that dialled it, and a
+    /// fill using another loop's connection would cross threads at every read.
+    clients: Vec<reqwest::Client>,
     /// Scheme, authority and optional base path, without a trailing slash.
     base: String,
     /// `base` parsed once: each request only sets its path and query (parsing the whole URL,
@@ -21,8 +24,33 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(base: &str, host: Option<&str>, cfg: &OriginConfig) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+    pub fn new(
+        base: &str,
+        host: Option<&str>,
+        cfg: &OriginConfig,
+        pools: usize,
+    ) -> Result<Self, String> {
+        let clients = (0..pools.max(1))
+            .map(|_| Self::client(cfg))
+            .collect::<Result<_, _>>()?;
+        let host = host
+            .map(|h| h.parse().map_err(|_| format!("`{h}` is not a valid Host")))
+            .transpose()?;
+        let base = base.trim_end_matches('/');
+        let base_url =
+            reqwest::Url::parse(base).map_err(|e| format!("`{base}` is not a valid URL: {e}"))?;
+        Ok(Self {
+            clients,
+            base_url,
+            base: base.to_string(),
+            host,
+            first_byte_timeout: cfg.first_byte_timeout.0,
+            total_timeout: cfg.total_timeout.0,
+        })
+    }
+
+    fn client(cfg: &OriginConfig) -> Result<reqwest::Client, String> {
+        reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout.0)
             .pool_max_idle_per_host(cfg.max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -33,21 +61,7 @@ impl Upstream {
             // sees; without it no retry budget is kept per request.
             .retry(reqwest::retry::never())
             .build()
-            .map_err(|e| e.to_string())?;
-        let host = host
-            .map(|h| h.parse().map_err(|_| format!("`{h}` is not a valid Host")))
-            .transpose()?;
-        let base = base.trim_end_matches('/');
-        let base_url =
-            reqwest::Url::parse(base).map_err(|e| format!("`{base}` is not a valid URL: {e}"))?;
-        Ok(Self {
-            client,
-            base_url,
-            base: base.to_string(),
-            host,
-            first_byte_timeout: cfg.first_byte_timeout.0,
-            total_timeout: cfg.total_timeout.0,
-        })
+            .map_err(|e| e.to_string())
     }
 
     pub fn base(&self) -> &str {
@@ -71,8 +85,8 @@ impl Upstream {
         if let Some(h) = &self.host {
             headers.insert(http::header::HOST, h.clone());
         }
-        let mut rb = self
-            .client
+        let client = &self.clients[crate::server::loop_index() % self.clients.len()];
+        let mut rb = client
             .request(req.method, url)
             .headers(headers)
             .timeout(self.total_timeout);

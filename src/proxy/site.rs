@@ -53,7 +53,13 @@ impl Site {
     pub fn build(cfg: &SiteConfig, all: &Config) -> Result<Self, String> {
         let origin = match (&cfg.origin, &cfg.root) {
             (Some(url), _) => {
-                Origin::Upstream(Upstream::new(url, cfg.origin_host.as_deref(), &all.origin)?)
+                let pools = all.server.threads;
+                Origin::Upstream(Upstream::new(
+                    url,
+                    cfg.origin_host.as_deref(),
+                    &all.origin,
+                    pools,
+                )?)
             }
             (None, Some(root)) => Origin::Static(
                 StaticDir::new(root.clone(), &cfg.cache_rules)
