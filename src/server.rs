@@ -14,17 +14,11 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use std::{
-    convert::Infallible,
-    future::Future,
-    io,
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{convert::Infallible, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
     net::{TcpListener, TcpSocket},
     sync::{Semaphore, watch},
+    time::Instant,
 };
 
 /// Serves `edge` on `listener` until `shutdown` completes, then stops accepting and gives
@@ -235,8 +229,7 @@ impl Loops {
                         drop(serving);
                         let deadline = stop.borrow().unwrap_or_else(Instant::now);
                         let _ =
-                            tokio::time::timeout_at(deadline.into(), others.wait_for(|n| *n == 0))
-                                .await;
+                            tokio::time::timeout_at(deadline, others.wait_for(|n| *n == 0)).await;
                     });
                 });
             match t {
