@@ -40,17 +40,27 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
         .arg(child.id().to_string())
         .status()
         .unwrap();
+    wait_exit(child, Duration::from_secs(15), "no exit after SIGTERM")
+}
+
+/// Waits (bounded by `limit`) for `child` to exit; fails with `why` if it does not.
+fn wait_exit(child: &mut Child, limit: Duration, why: &str) -> std::process::ExitStatus {
     let t = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {
             return s;
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "no exit after SIGTERM"
-        );
+        assert!(t.elapsed() < limit, "{why}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A client whose requests give up after 10 s, so that a test never hangs on the edge.
+fn bounded_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
 }
 
 /// Starts the binary (its stdout captured), GETs `path` twice, stops it with SIGTERM (which
@@ -205,17 +215,11 @@ async fn event_loops_share_one_cache_and_refuse_a_busy_port() {
         })
         .count();
     assert_eq!(loops, 3, "one thread per event loop");
-    let client = || {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap()
-    };
     // One client per request: separate connections, spread over the loops by the kernel.
     // Those that come after the fill has finished are HITs; none may reach the origin.
     let url = format!("http://127.0.0.1:{port}/c/shared?cc=max-age=60&delay=500");
     let gets = (0..24).map(|_| {
-        let (url, c) = (url.clone(), client());
+        let (url, c) = (url.clone(), bounded_client());
         tokio::spawn(async move {
             let r = c.get(&url).send().await.unwrap();
             assert_eq!(r.status(), 200);
@@ -232,23 +236,17 @@ async fn event_loops_share_one_cache_and_refuse_a_busy_port() {
         "one origin request for 24 clients"
     );
     for _ in 0..6 {
-        let r = client().get(&url).send().await.unwrap();
+        let r = bounded_client().get(&url).send().await.unwrap();
         assert_eq!(r.headers()["x-cache"], "HIT");
     }
     assert_eq!(origin.count("/c/shared"), 1);
 
     let mut second = start(Stdio::piped());
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = second.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "a second edge started on a busy port"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(
+        &mut second.0,
+        Duration::from_secs(10),
+        "a second edge started on a busy port",
+    );
     assert!(!status.success(), "a second edge on a busy port must fail");
     let mut err = String::new();
     let mut stderr = second.0.stderr.take().unwrap();
@@ -259,7 +257,7 @@ async fn event_loops_share_one_cache_and_refuse_a_busy_port() {
     let slow =
         format!("http://127.0.0.1:{port}/c/slow?cc=max-age=60&delay=300&slow=600&size=10000");
     let inflight = tokio::spawn(async move {
-        let r = client().get(&slow).send().await.unwrap();
+        let r = bounded_client().get(&slow).send().await.unwrap();
         (r.status(), r.bytes().await.unwrap().len())
     });
     for _ in 0..100 {
@@ -299,10 +297,7 @@ async fn the_demo_and_its_api_work_on_event_loops() {
     );
     wait_healthy(port).await;
     let base = format!("http://127.0.0.1:{port}");
-    let c = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let c = bounded_client();
     let page = c.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("edgecache demo"));
