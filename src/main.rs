@@ -133,7 +133,7 @@ fn main() -> anyhow::Result<()> {
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let app = App::build(&cfg).await?;
     let listen = cfg.server.listen;
-    let loops = cfg.server.threads;
+    let threads = cfg.server.threads;
     let cannot_listen = || format!("cannot listen on {listen}");
     for s in &cfg.sites {
         let to = s.origin.clone().unwrap_or_else(|| {
@@ -144,14 +144,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         });
         tracing::info!(site = %s.name, hosts = ?s.hosts, origin = %to, "site");
     }
-    if loops == 0 {
+    if threads == 0 {
         let l = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(cannot_listen)?;
         tracing::info!(%listen, max_memory = %cfg.cache.max_memory, "edgecache ready");
         app.serve(l, &cfg, shutdown_signal()).await;
     } else {
-        let ls = edgecache::server::bind(listen, loops)
+        let ls = edgecache::server::bind(listen, threads)
             .await
             .with_context(cannot_listen)?;
         let loops = app
