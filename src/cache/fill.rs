@@ -13,6 +13,11 @@
 //! pace. A fill that ends in an error ends every reader's body in that error, so nobody takes a
 //! truncated body for a complete one. Dropping the writer without finishing counts as an error,
 //! so no outcome leaves a key locked.
+//!
+//! A writer may *hold back* a small body: readers are woken once, when the head, the whole body
+//! and its end are all there, rather than once for each. On a miss that saves the waiting client
+//! connections two wake-ups (each a pass through the HTTP server's connection loop), and they
+//! answer with one buffer of known length ([`FillReader::whole`]).
 
 use super::key::{CacheKey, VaryValues};
 use bytes::{Bytes, BytesMut};
@@ -201,17 +206,19 @@ pub struct FillReader<M> {
 }
 
 impl<M> FillReader<M> {
-    /// Waits (at most `timeout`) for the response head.
+    /// Waits (at most `timeout`) for the response head. A fill that has already failed is an
+    /// error here even if its head is in: nothing has gone to this reader's client yet, so it
+    /// can answer with an error status rather than a head and a cut body.
     pub async fn head(&mut self, timeout: Duration) -> Result<Arc<FillHead<M>>, FillError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             {
                 let st = self.fill.lock();
-                if let Some(h) = &st.head {
-                    return Ok(h.clone());
-                }
                 if let Some(Err(e)) = &st.end {
                     return Err(e.clone());
+                }
+                if let Some(h) = &st.head {
+                    return Ok(h.clone());
                 }
                 if let Some(Ok(())) = &st.end {
                     return Err(FillError::Abandoned);
@@ -256,6 +263,20 @@ impl<M> FillReader<M> {
                 Ok(Err(_)) => return Some(Err(FillError::Abandoned)),
                 Ok(Ok(())) => {}
             }
+        }
+    }
+
+    /// The whole body in one buffer, if the fill has ended cleanly and this reader has read
+    /// nothing yet and the body is one chunk (a held-back fill that was stored, or a small one).
+    pub fn whole(&self) -> Option<Bytes> {
+        let st = self.fill.lock();
+        if self.next != 0 || st.first != 0 || !matches!(st.end, Some(Ok(()))) {
+            return None;
+        }
+        match st.chunks.len() {
+            0 => Some(Bytes::new()),
+            1 => Some(st.chunks[0].clone()),
+            _ => None,
         }
     }
 
@@ -331,6 +352,7 @@ impl<M> Fills<M> {
             table: Some((self.clone(), key)),
             max_object_size: usize::MAX,
             finished: false,
+            held_back: false,
         })
     }
 
@@ -341,6 +363,7 @@ impl<M> Fills<M> {
             table: None,
             max_object_size: usize::MAX,
             finished: false,
+            held_back: false,
         }
     }
 
@@ -356,6 +379,8 @@ pub struct FillWriter<M> {
     table: Option<(Arc<Fills<M>>, FillKey)>,
     max_object_size: usize,
     finished: bool,
+    /// Readers are not woken until [`FillWriter::publish`] or the end (see the module docs).
+    held_back: bool,
 }
 
 impl<M> FillWriter<M> {
@@ -366,6 +391,25 @@ impl<M> FillWriter<M> {
     /// Bodies beyond this are not retained (and so not stored).
     pub fn set_max_object_size(&mut self, n: usize) {
         self.max_object_size = n;
+    }
+
+    /// From now on readers are woken only by [`FillWriter::publish`] or the end. For bodies
+    /// that fit the reader window: a held-back fill never waits on its readers.
+    pub fn hold_back(&mut self) {
+        self.held_back = true;
+    }
+
+    /// Wakes readers for what a held-back fill has so far; later changes wake them as usual.
+    pub fn publish(&mut self) {
+        if std::mem::take(&mut self.held_back) {
+            self.fill.bump();
+        }
+    }
+
+    fn notify(&self) {
+        if !self.held_back {
+            self.fill.bump();
+        }
     }
 
     /// Takes the fill out of the table: later requests start their own.
@@ -398,7 +442,7 @@ impl<M> FillWriter<M> {
         if !retain {
             self.close_door();
         }
-        self.fill.bump();
+        self.notify();
         head
     }
 
@@ -454,7 +498,7 @@ impl<M> FillWriter<M> {
         if drop_retention {
             self.close_door();
         }
-        self.fill.bump();
+        self.notify();
         loop {
             let notified = self.fill.progress.notified();
             {
@@ -489,10 +533,19 @@ impl<M> FillWriter<M> {
 
     /// The whole body, once the origin has sent all of it, if it was retained. Store it before
     /// calling [`FillWriter::finish`], so that a request arriving meanwhile finds either this
-    /// fill or the stored object, never neither.
-    pub fn retained_body(&self) -> Option<Bytes> {
-        let st = self.fill.lock();
-        st.retain.then(|| concat(&st.chunks, st.held))
+    /// fill or the stored object, never neither. While held back, no reader has read a chunk:
+    /// they are given this one buffer instead of the origin's chunks.
+    pub fn retained_body(&mut self) -> Option<Bytes> {
+        let mut st = self.fill.lock();
+        if !st.retain {
+            return None;
+        }
+        let body = concat(&st.chunks, st.held);
+        if self.held_back && st.first == 0 {
+            st.chunks.clear();
+            st.chunks.push_back(body.clone());
+        }
+        Some(body)
     }
 
     /// Ends the fill: readers see the end of the body, or the error.
@@ -505,6 +558,7 @@ impl<M> FillWriter<M> {
             st.reserved = 0;
         }
         self.finished = true;
+        self.held_back = false;
         self.fill.bump();
     }
 
@@ -543,7 +597,8 @@ fn trim<M>(st: &mut State<M>) {
     }
 }
 
-/// One contiguous buffer of exactly the body's size (a single chunk is shared, not copied).
+/// One contiguous buffer of exactly the body's size. A single chunk is copied too: it is a
+/// slice of the origin connection's read buffer, which storing it would pin.
 fn concat(chunks: &VecDeque<Bytes>, len: usize) -> Bytes {
     if chunks.len() == 1 {
         return Bytes::copy_from_slice(&chunks[0]);
@@ -577,6 +632,55 @@ mod tests {
     }
 
     const T: Duration = Duration::from_secs(5);
+
+    /// Polls `fut` once: is it still waiting?
+    async fn pending<F: std::future::Future>(fut: &mut std::pin::Pin<&mut F>) -> bool {
+        std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_pending())).await
+    }
+
+    #[tokio::test]
+    async fn a_held_back_fill_wakes_its_readers_once_with_one_buffer() {
+        let f = fills(1 << 20);
+        let Joined::Leader(mut w) = f.join(key("/a")) else {
+            panic!()
+        };
+        let mut r = w.fill().reader(T).unwrap();
+        let stored = {
+            let mut waiting = std::pin::pin!(r.head(T));
+            assert!(pending(&mut waiting).await);
+            w.hold_back();
+            w.set_head(head(true), Some(6));
+            w.push(Bytes::from_static(b"abc"), T).await.unwrap();
+            w.push(Bytes::from_static(b"def"), T).await.unwrap();
+            // Head and body are in, but the waiting reader has not been woken for them.
+            assert!(pending(&mut waiting).await);
+            let stored = w.retained_body().unwrap();
+            w.finish(Ok(()));
+            assert!(!pending(&mut waiting).await);
+            stored
+        };
+        // It answers with the very buffer that was stored, not the origin's two chunks.
+        let whole = r.whole().expect("the fill ended with one buffer");
+        assert_eq!(whole, "abcdef");
+        assert_eq!(whole.as_ptr(), stored.as_ptr());
+        // A fill that is not held back wakes readers as things arrive, and streams its chunks.
+        let Joined::Leader(mut w) = f.join(key("/b")) else {
+            panic!()
+        };
+        let mut r = w.fill().reader(T).unwrap();
+        {
+            let mut waiting = std::pin::pin!(r.head(T));
+            assert!(pending(&mut waiting).await);
+            w.set_head(head(true), Some(6));
+            assert!(!pending(&mut waiting).await);
+        }
+        w.push(Bytes::from_static(b"abc"), T).await.unwrap();
+        w.push(Bytes::from_static(b"def"), T).await.unwrap();
+        w.retained_body().unwrap();
+        w.finish(Ok(()));
+        assert!(r.whole().is_none(), "two chunks are streamed, not joined");
+        assert_eq!(r.next_chunk().await.unwrap().unwrap(), "abc");
+    }
 
     #[tokio::test]
     async fn followers_stream_the_leaders_body() {

@@ -234,6 +234,8 @@ async fn fetch(
         let body = if req.method == Method::HEAD {
             drop(reader);
             Body::empty()
+        } else if let Some(whole) = reader.whole() {
+            Body::from(whole)
         } else {
             Body::from_stream(reader.into_stream().map_err(std::io::Error::other))
         };

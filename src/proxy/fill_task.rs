@@ -20,6 +20,13 @@ use std::{
     time::{Instant, SystemTime},
 };
 
+/// Bodies of known length up to this are held back until complete, so that the clients waiting
+/// on the fill are woken once for all of it (see `FillWriter::hold_back`).
+const HOLD_BACK_MAX: u64 = 64 * 1024;
+/// How long a small body may hold its head back. Its last byte reaches the client no later for
+/// it; only the first byte of a slow body waits, and never longer than this.
+const HOLD_BACK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Everything a fill needs from the request that started it.
 pub struct FillJob {
     pub edge: Arc<Edge>,
@@ -271,6 +278,14 @@ impl FillJob {
             object: None,
             origin_ms: Some(origin_ms),
         };
+        // A small body is published with its head once it is all there (see `hold_back`), if it
+        // comes within `HOLD_BACK_WAIT`; after that the head goes out and the body streams.
+        let mut held_until = content_length
+            .is_some_and(|n| n <= HOLD_BACK_MAX)
+            .then(|| tokio::time::Instant::now() + HOLD_BACK_WAIT);
+        if held_until.is_some() {
+            w.hold_back();
+        }
         let head = w.set_head(
             FillHead {
                 status,
@@ -282,7 +297,9 @@ impl FillJob {
         );
         let idle = self.edge.settings.body_idle_timeout;
         loop {
-            match tokio::time::timeout(idle, body.next()).await {
+            let until = held_until.unwrap_or_else(|| tokio::time::Instant::now() + idle);
+            match tokio::time::timeout_at(until, body.next()).await {
+                Err(_) if held_until.take().is_some() => w.publish(),
                 Err(_) => {
                     w.finish(Err(FillError::Timeout));
                     return;

@@ -56,12 +56,47 @@ async fn leader_and_follower_get_bytes_before_the_origin_finishes() {
     assert_eq!(origin.count("/st/slow"), 1);
 }
 
+/// Small bodies are held back until complete so that waiting clients are woken once, but only
+/// briefly: one that trickles out of the origin still streams, and is stored whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_small_body_that_trickles_is_not_held_back_for_long() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    // 2000 bytes in ten pieces over 2 s.
+    let p = "/st/small-slow?cc=max-age=60&size=2000&slow=2000";
+    let t0 = Instant::now();
+    let leader = edge.get(p).send().await.unwrap();
+    let head_at = t0.elapsed();
+    assert_eq!(leader.status(), 200);
+    assert_eq!(header(&leader, "content-length"), "2000");
+    let read = read_timed(leader).await;
+    let body = read.body.expect("complete body");
+    assert_eq!(body.len(), 2000);
+    assert!(
+        read.done - t0 >= Duration::from_millis(1500),
+        "the origin really was slow"
+    );
+    assert!(
+        head_at < Duration::from_millis(1500),
+        "the head waited for the whole body: {head_at:?}"
+    );
+    assert!(
+        read.first_chunk.expect("bytes") - t0 < Duration::from_millis(1500),
+        "the body did not stream"
+    );
+    let r = edge.get(p).send().await.unwrap();
+    assert_eq!(header(&r, "x-cache"), "HIT");
+    assert_eq!(r.bytes().await.unwrap(), body);
+    assert_eq!(origin.count("/st/small-slow"), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_body_cut_by_the_origin_is_an_error_for_every_reader_and_not_stored() {
     let origin = TestOrigin::start().await;
     let edge = TestEdge::in_front_of(&origin, "").await;
-    // 20000 bytes announced, 5000 sent, then the connection is cut; the delay lets followers join.
-    let p = "/st/abort?abort=5000&size=20000&cc=max-age=60&delay=300";
+    // 200 000 bytes announced, 5000 sent, then the connection is cut; the delay lets followers
+    // join. (A body this large streams: small ones are the next test's.)
+    let p = "/st/abort?abort=5000&size=200000&cc=max-age=60&delay=300";
     let tasks: Vec<_> = (0..5)
         .map(|_| {
             let rb = edge.get(p);
@@ -89,6 +124,35 @@ async fn a_body_cut_by_the_origin_is_an_error_for_every_reader_and_not_stored() 
     let r = edge.get("/st/fine?cc=max-age=60").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().starts_with("v1|"));
+}
+
+/// A small body is held back until it is complete, so when the origin cuts it no head has gone
+/// out yet: every reader gets a clean 502 instead of a head and a cut body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_small_body_cut_by_the_origin_is_a_502_for_every_reader_and_not_stored() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let p = "/st/abort-small?abort=5000&size=20000&cc=max-age=60&delay=300";
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let rb = edge.get(p);
+            tokio::spawn(async move {
+                let r = rb.send().await.expect("an answer, not a cut connection");
+                let cs = header(&r, "cache-status");
+                (r.status().as_u16(), cs, r.text().await)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (status, cs, body) = t.await.unwrap();
+        assert_eq!(status, 502, "{cs}");
+        assert!(cs.contains("detail=origin-error"), "{cs}");
+        assert!(!body.expect("a complete error body").is_empty());
+    }
+    assert_eq!(origin.count("/st/abort-small"), 1);
+    let r = edge.get(p).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(origin.count("/st/abort-small"), 2, "nothing was stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
