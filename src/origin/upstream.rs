@@ -5,6 +5,7 @@
 use super::{BodyStream, OriginError, OriginRequest, OriginResponse, headers::strip_hop_by_hop};
 use crate::config::OriginConfig;
 use futures_util::{StreamExt, TryStreamExt};
+use http_body_util::BodyDataStream;
 use std::{error::Error as _, time::Duration};
 
 pub struct Upstream {
@@ -98,12 +99,13 @@ impl Upstream {
             Ok(Err(e)) => return Err(classify(e)),
             Ok(Ok(r)) => r,
         };
-        let status = res.status();
-        let mut headers = res.headers().clone();
+        // Taken apart rather than read through `headers()`: the map is moved, not copied.
+        let (parts, body) = http::Response::from(res).into_parts();
+        let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
-        let body: BodyStream = res.bytes_stream().map_err(classify).boxed();
+        let body: BodyStream = BodyDataStream::new(body).map_err(classify).boxed();
         Ok(OriginResponse {
-            status,
+            status: parts.status,
             headers,
             body,
         })
