@@ -206,8 +206,7 @@ pub fn evaluate(
         }
         _ => res_headers,
     };
-    let res_cc = res_headers.get_all(header::CACHE_CONTROL);
-    let has = |name: &str| directive(res_cc.iter(), name).is_some();
+    let cc = ResponseDirectives::parse(res_headers.get_all(header::CACHE_CONTROL).iter());
     let policy = CachePolicy::new_options(
         req,
         &PolicyResponse(status, res_headers),
@@ -220,9 +219,9 @@ pub fn evaluate(
     if !policy.is_storable() {
         let req_cc = req.headers.get_all(header::CACHE_CONTROL);
         return Err(
-            if has("no-store") || directive(req_cc.iter(), "no-store").is_some() {
+            if cc.no_store || directive(req_cc.iter(), "no-store").is_some() {
                 NotStorable::NoStore
-            } else if has("private") {
+            } else if cc.private {
                 NotStorable::Private
             } else if req.headers.contains_key(header::AUTHORIZATION) {
                 NotStorable::Authorization
@@ -235,7 +234,7 @@ pub fn evaluate(
     }
     // Like Authorization (RFC 9111 section 3.5): a response to a request with a Cookie may be
     // personal even when the origin forgot to say `private`; share it only when told to.
-    if req.headers.contains_key(header::COOKIE) && !has("public") && !has("s-maxage") {
+    if req.headers.contains_key(header::COOKIE) && !cc.public && !cc.s_maxage {
         return Err(NotStorable::Cookie);
     }
     if res_headers.get_all(header::VARY).iter().any(|v| {
@@ -244,23 +243,14 @@ pub fn evaluate(
     }) {
         return Err(NotStorable::VaryStar);
     }
-    let secs = |name: &str| {
-        directive(res_cc.iter(), name)
-            .flatten()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map_or(Duration::ZERO, |s| Duration::from_secs(s).min(MAX_DELTA))
-    };
     let f = Freshness {
         response_time: now,
         initial_age: policy.age(now).min(MAX_DELTA),
         fresh_for: policy.time_to_live(now).min(MAX_DELTA),
-        stale_while_revalidate: secs("stale-while-revalidate"),
-        stale_if_error: secs("stale-if-error"),
+        stale_while_revalidate: delta(cc.stale_while_revalidate),
+        stale_if_error: delta(cc.stale_if_error),
         // s-maxage carries proxy-revalidate's meaning for shared caches (RFC 9111 5.2.2.10).
-        must_revalidate: has("must-revalidate")
-            || has("proxy-revalidate")
-            || has("no-cache")
-            || has("s-maxage"),
+        must_revalidate: cc.must_revalidate || cc.proxy_revalidate || cc.no_cache || cc.s_maxage,
         has_validator: res_headers.contains_key(header::ETAG)
             || res_headers.contains_key(header::LAST_MODIFIED),
     };
@@ -283,19 +273,74 @@ pub fn directive<'a>(
     values: impl Iterator<Item = &'a HeaderValue>,
     name: &str,
 ) -> Option<Option<&'a str>> {
-    for v in values {
-        let Ok(v) = v.to_str() else { continue };
-        for part in v.split(',') {
-            let (k, val) = match part.split_once('=') {
-                Some((k, val)) => (k.trim(), Some(val.trim().trim_matches('"'))),
-                None => (part.trim(), None),
-            };
-            if k.eq_ignore_ascii_case(name) {
-                return Some(val);
+    directives(values)
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Every Cache-Control directive in order, as (name, value without quotes).
+fn directives<'a>(
+    values: impl Iterator<Item = &'a HeaderValue>,
+) -> impl Iterator<Item = (&'a str, Option<&'a str>)> {
+    values
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|part| match part.split_once('=') {
+            Some((k, val)) => (k.trim(), Some(val.trim().trim_matches('"'))),
+            None => (part.trim(), None),
+        })
+}
+
+/// The response directives the verdict reads besides http-cache-semantics, found in one pass
+/// (a scan of the header for each was 3 % of a MISS's instructions). A directive given twice
+/// counts with its first value, as [`directive`] reads it.
+#[derive(Default)]
+struct ResponseDirectives<'a> {
+    no_store: bool,
+    private: bool,
+    public: bool,
+    s_maxage: bool,
+    no_cache: bool,
+    must_revalidate: bool,
+    proxy_revalidate: bool,
+    stale_while_revalidate: Option<Option<&'a str>>,
+    stale_if_error: Option<Option<&'a str>>,
+}
+
+impl<'a> ResponseDirectives<'a> {
+    fn parse(values: impl Iterator<Item = &'a HeaderValue>) -> Self {
+        let mut d = Self::default();
+        for (k, v) in directives(values) {
+            let is = |name: &str| k.eq_ignore_ascii_case(name);
+            if is("no-store") {
+                d.no_store = true;
+            } else if is("private") {
+                d.private = true;
+            } else if is("public") {
+                d.public = true;
+            } else if is("s-maxage") {
+                d.s_maxage = true;
+            } else if is("no-cache") {
+                d.no_cache = true;
+            } else if is("must-revalidate") {
+                d.must_revalidate = true;
+            } else if is("proxy-revalidate") {
+                d.proxy_revalidate = true;
+            } else if is("stale-while-revalidate") {
+                d.stale_while_revalidate.get_or_insert(v);
+            } else if is("stale-if-error") {
+                d.stale_if_error.get_or_insert(v);
             }
         }
+        d
     }
-    None
+}
+
+/// A delta-seconds directive value as a duration (zero when absent or malformed), capped.
+fn delta(v: Option<Option<&str>>) -> Duration {
+    v.flatten()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(Duration::ZERO, |s| Duration::from_secs(s).min(MAX_DELTA))
 }
 
 /// With `honor_client_no_cache`, does the client's request forbid using this stored copy
@@ -414,6 +459,38 @@ mod tests {
             SiteRules::default(),
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
         )
+    }
+
+    #[test]
+    fn response_directives_are_read_in_one_pass_as_a_scan_reads_them() {
+        let h = hm(&[
+            (
+                "cache-control",
+                "Public, MAX-AGE=60, Stale-While-Revalidate=\"30\"",
+            ),
+            (
+                "cache-control",
+                "stale-while-revalidate=99, stale-if-error=x, s-maxage=5",
+            ),
+        ]);
+        let cc = h.get_all(header::CACHE_CONTROL);
+        let d = ResponseDirectives::parse(cc.iter());
+        assert!(d.public && d.s_maxage);
+        assert!(!d.private && !d.no_store && !d.no_cache && !d.must_revalidate);
+        // The first occurrence counts, quotes removed, as `directive` finds it.
+        assert_eq!(d.stale_while_revalidate, Some(Some("30")));
+        assert_eq!(
+            d.stale_while_revalidate,
+            directive(cc.iter(), "stale-while-revalidate")
+        );
+        assert_eq!(delta(d.stale_while_revalidate), Duration::from_secs(30));
+        // A malformed value is no grace at all.
+        assert_eq!(delta(d.stale_if_error), Duration::ZERO);
+        let f = eval(&[], &[("cache-control", "max-age=60, Must-Revalidate")]).unwrap();
+        assert!(f.must_revalidate);
+        let f = eval(&[], &[("cache-control", "max-age=60, stale-if-error=120")]).unwrap();
+        assert!(!f.must_revalidate);
+        assert_eq!(f.stale_if_error, Duration::from_secs(120));
     }
 
     #[test]
