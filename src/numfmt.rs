@@ -13,7 +13,10 @@ pub fn push_u64(s: &mut String, mut n: u64) {
             break;
         }
     }
-    s.push_str(std::str::from_utf8(&buf[i..]).expect("ASCII digits"));
+    // A char at a time: a UTF-8 check and a `memcpy` call per number cost more than the digits.
+    for &d in &buf[i..] {
+        s.push(char::from(d));
+    }
 }
 
 /// Appends `n` in decimal, with a sign when negative.
