@@ -713,15 +713,19 @@ mod tests {
             panic!()
         };
         let mut r = w.fill().reader(T).unwrap();
+        let mut late = w.fill().reader(T).unwrap();
         w.set_head(head(true), None);
+        r.head(T).await.unwrap();
         w.push(Bytes::from_static(b"par"), T).await.unwrap();
         drop(w);
-        r.head(T).await.unwrap();
+        // A reader already answering its client gets what came, then the error.
         assert_eq!(r.next_chunk().await.unwrap().unwrap(), "par");
         assert!(matches!(
             r.next_chunk().await,
             Some(Err(FillError::Abandoned))
         ));
+        // One that had not sent its head yet gets the error instead of a head.
+        assert!(matches!(late.head(T).await, Err(FillError::Abandoned)));
         assert!(matches!(f.join(key("/a")), Joined::Leader(_)));
     }
 
