@@ -160,8 +160,8 @@ async fn route(
     let Some(authority) = host_value.to_str().ok().and_then(Authority::parse) else {
         return respond::error(StatusCode::BAD_REQUEST, "Host header is not valid", None);
     };
-    ctx.host = authority.host.clone();
     ctx.authority = authority.canonical();
+    ctx.host = authority.host;
     let Some(site) = edge.sites.find(&ctx.host, path).cloned() else {
         return respond::error(
             StatusCode::MISDIRECTED_REQUEST,
@@ -169,7 +169,12 @@ async fn route(
             None,
         );
     };
-    ctx.host_value = HeaderValue::from_str(&ctx.authority).expect("validated above");
+    // Usually the client already sent the canonical form: share its bytes.
+    ctx.host_value = if host_value.as_bytes() == ctx.authority.as_bytes() {
+        host_value
+    } else {
+        HeaderValue::from_str(&ctx.authority).expect("validated above")
+    };
     match parts.method {
         Method::GET | Method::HEAD => cached::serve(edge, &site, parts, ctx).await,
         _ => {
