@@ -23,8 +23,9 @@ use std::{
 /// Bodies of known length up to this are held back until complete, so that the clients waiting
 /// on the fill are woken once for all of it (see `FillWriter::hold_back`).
 const HOLD_BACK_MAX: u64 = 64 * 1024;
-/// How long a small body may hold its head back. Its last byte reaches the client no later for
-/// it; only the first byte of a slow body waits, and never longer than this.
+/// How long a small body may hold its head back. Holding back never delays a body's last byte;
+/// only the first byte of a slow body waits, at most this long (or `body_idle_timeout`, if
+/// shorter).
 const HOLD_BACK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Everything a fill needs from the request that started it.
@@ -280,9 +281,10 @@ impl FillJob {
         };
         // A small body is published with its head once it is all there (see `hold_back`), if it
         // comes within `HOLD_BACK_WAIT`; after that the head goes out and the body streams.
+        let idle = self.edge.settings.body_idle_timeout;
         let mut held_until = content_length
             .is_some_and(|n| n <= HOLD_BACK_MAX)
-            .then(|| tokio::time::Instant::now() + HOLD_BACK_WAIT);
+            .then(|| tokio::time::Instant::now() + HOLD_BACK_WAIT.min(idle));
         if held_until.is_some() {
             w.hold_back();
         }
@@ -295,7 +297,6 @@ impl FillJob {
             },
             content_length,
         );
-        let idle = self.edge.settings.body_idle_timeout;
         loop {
             let until = held_until.unwrap_or_else(|| tokio::time::Instant::now() + idle);
             match tokio::time::timeout_at(until, body.next()).await {
