@@ -1,19 +1,34 @@
 //! Numbers into text on the request path, without `core::fmt`'s dynamic machinery (and its
 //! float formatting, which cost more than the rest of an access-log line together).
 
+/// "00" to "99", for writing two digits at a time.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// Appends `n` in decimal.
 pub fn push_u64(s: &mut String, mut n: u64) {
+    // Filled from the end, two digits per division: a number of a log line costs a few
+    // instructions instead of a UTF-8 check and a `memcpy` call.
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
     }
-    // A char at a time: a UTF-8 check and a `memcpy` call per number cost more than the digits.
+    if n >= 10 {
+        let d = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
     for &d in &buf[i..] {
         s.push(char::from(d));
     }
@@ -62,7 +77,19 @@ mod tests {
 
     #[test]
     fn integers_and_millis() {
-        for n in [0, 7, 10, 99, 1000, 65_535, u64::MAX] {
+        for n in [
+            0,
+            7,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            65_535,
+            1_000_000,
+            u64::MAX,
+        ] {
             assert_eq!(with(|s| push_u64(s, n)), n.to_string());
         }
         for n in [0, -1, -300, i64::MIN, i64::MAX] {
