@@ -22,9 +22,6 @@ pub(super) fn install(writer: BatchWriter) {
     let _ = SINK.set(writer);
 }
 
-/// Room reserved for a line before it is built.
-const LINE_CAPACITY: usize = 512;
-
 thread_local! {
     /// The formatted second, reused for every line within it.
     static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
@@ -45,8 +42,6 @@ pub fn write(fill: impl FnOnce(&mut String)) {
     LINE.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
-        // Most lines fit: no growth check ends in a reallocation halfway through one.
-        line.reserve(LINE_CAPACITY);
         SECOND.with(|s| {
             let mut s = s.borrow_mut();
             if s.0 != now.as_secs() {
