@@ -535,7 +535,7 @@ impl<M> FillWriter<M> {
     /// calling [`FillWriter::finish`], so that a request arriving meanwhile finds either this
     /// fill or the stored object, never neither. While held back, no reader has read a chunk:
     /// they are given this one buffer instead of the origin's chunks.
-    pub fn retained_body(&mut self) -> Option<Bytes> {
+    pub fn retained_body(&self) -> Option<Bytes> {
         let mut st = self.fill.lock();
         if !st.retain {
             return None;
@@ -633,6 +633,14 @@ mod tests {
 
     const T: Duration = Duration::from_secs(5);
 
+    /// Starts the fill for `p`, which must be new.
+    fn lead(f: &Arc<Fills<()>>, p: &str) -> FillWriter<()> {
+        match f.join(key(p)) {
+            Joined::Leader(w) => w,
+            Joined::Follower(_) => panic!("{p} already has a fill"),
+        }
+    }
+
     /// Polls `fut` once: is it still waiting?
     async fn pending<F: std::future::Future>(fut: &mut std::pin::Pin<&mut F>) -> bool {
         std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_pending())).await
@@ -641,9 +649,7 @@ mod tests {
     #[tokio::test]
     async fn a_held_back_fill_wakes_its_readers_once_with_one_buffer() {
         let f = fills(1 << 20);
-        let Joined::Leader(mut w) = f.join(key("/a")) else {
-            panic!()
-        };
+        let mut w = lead(&f, "/a");
         let mut r = w.fill().reader(T).unwrap();
         let stored = {
             let mut waiting = std::pin::pin!(r.head(T));
@@ -664,9 +670,7 @@ mod tests {
         assert_eq!(whole, "abcdef");
         assert_eq!(whole.as_ptr(), stored.as_ptr());
         // A fill that is not held back wakes readers as things arrive, and streams its chunks.
-        let Joined::Leader(mut w) = f.join(key("/b")) else {
-            panic!()
-        };
+        let mut w = lead(&f, "/b");
         let mut r = w.fill().reader(T).unwrap();
         {
             let mut waiting = std::pin::pin!(r.head(T));
@@ -685,9 +689,7 @@ mod tests {
     #[tokio::test]
     async fn followers_stream_the_leaders_body() {
         let f = fills(1 << 20);
-        let Joined::Leader(mut w) = f.join(key("/a")) else {
-            panic!()
-        };
+        let mut w = lead(&f, "/a");
         let Joined::Follower(fill) = f.join(key("/a")) else {
             panic!()
         };
@@ -709,9 +711,7 @@ mod tests {
     #[tokio::test]
     async fn an_abandoned_writer_fails_readers_and_frees_the_key() {
         let f = fills(1 << 20);
-        let Joined::Leader(mut w) = f.join(key("/a")) else {
-            panic!()
-        };
+        let mut w = lead(&f, "/a");
         let mut r = w.fill().reader(T).unwrap();
         let mut late = w.fill().reader(T).unwrap();
         w.set_head(head(true), None);
@@ -732,9 +732,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_budget_stops_retention_and_closes_the_door() {
         let f = fills(4);
-        let Joined::Leader(mut w) = f.join(key("/a")) else {
-            panic!()
-        };
+        let mut w = lead(&f, "/a");
         let mut r = w.fill().reader(T).unwrap();
         w.set_head(head(true), None);
         w.push(Bytes::from_static(b"abc"), T).await.unwrap();
@@ -757,9 +755,7 @@ mod tests {
     #[tokio::test]
     async fn window_mode_trims_and_gives_up_without_readers() {
         let f = fills(1 << 30);
-        let Joined::Leader(mut w) = f.join(key("/big")) else {
-            panic!()
-        };
+        let mut w = lead(&f, "/big");
         w.set_max_object_size(10);
         let r = w.fill().reader(T).unwrap();
         w.set_head(head(true), Some(100));
@@ -775,9 +771,7 @@ mod tests {
     #[tokio::test]
     async fn a_reader_that_stalls_a_windowed_fill_is_dropped_not_everyone() {
         let f = fills(1 << 30);
-        let Joined::Leader(mut w) = f.join(key("/big")) else {
-            panic!()
-        };
+        let mut w = lead(&f, "/big");
         w.set_max_object_size(10);
         let mut fast = w.fill().reader(T).unwrap();
         let mut slow = w.fill().reader(T).unwrap();
@@ -819,9 +813,7 @@ mod tests {
     #[tokio::test]
     async fn unshareable_heads_close_the_door() {
         let f = fills(1 << 20);
-        let Joined::Leader(mut w) = f.join(key("/p")) else {
-            panic!()
-        };
+        let mut w = lead(&f, "/p");
         w.set_head(head(false), None);
         assert!(matches!(f.join(key("/p")), Joined::Leader(_)));
     }
