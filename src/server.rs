@@ -84,11 +84,13 @@ async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         let edge = edge.clone();
+        let client = crate::proxy::Client::new(peer);
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let edge = edge.clone();
+            let client = client.clone();
             async move {
                 let req = req.map(axum::body::Body::new);
-                Ok::<_, Infallible>(crate::proxy::handle(edge, Some(peer), req).await)
+                Ok::<_, Infallible>(crate::proxy::handle(edge, Some(client), req).await)
             }
         });
         let builder = builder.clone();

@@ -102,7 +102,8 @@ fn job(
     stale: Option<Arc<Object>>,
     miss: MissReason,
 ) -> FillJob {
-    let mut origin_headers = forward::fill_headers(site, &req.headers, &ctx.host_value, ctx.peer);
+    let mut origin_headers =
+        forward::fill_headers(site, &req.headers, &ctx.host_value, ctx.client_ip());
     if let Some(s) = &stale {
         policy::add_validators(&s.headers, &mut origin_headers);
     }

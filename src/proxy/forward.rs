@@ -7,7 +7,6 @@
 use super::site::Site;
 use crate::{cache::key::preferred_encoding, origin::headers::strip_hop_by_hop};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
-use std::net::SocketAddr;
 
 pub const VIA: HeaderValue = HeaderValue::from_static("1.1 edgecache");
 
@@ -33,7 +32,7 @@ pub fn fill_headers(
     site: &Site,
     client: &HeaderMap,
     host: &HeaderValue,
-    peer: Option<SocketAddr>,
+    client_ip: Option<&HeaderValue>,
 ) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(12);
     for name in SAFE_ON_FILL.iter().chain(site.forward_headers.iter()) {
@@ -46,15 +45,19 @@ pub fn fill_headers(
         header::ACCEPT_ENCODING,
         HeaderValue::from_static(preferred_encoding(client)),
     );
-    add_proxy_headers(&mut h, client, host, peer);
+    add_proxy_headers(&mut h, client, host, client_ip);
     h
 }
 
 /// Headers for a pass-through request: all but hop-by-hop ones.
-pub fn pass_headers(client: &HeaderMap, host: &HeaderValue, peer: Option<SocketAddr>) -> HeaderMap {
+pub fn pass_headers(
+    client: &HeaderMap,
+    host: &HeaderValue,
+    client_ip: Option<&HeaderValue>,
+) -> HeaderMap {
     let mut h = client.clone();
     strip_hop_by_hop(&mut h);
-    add_proxy_headers(&mut h, client, host, peer);
+    add_proxy_headers(&mut h, client, host, client_ip);
     h
 }
 
@@ -62,17 +65,22 @@ fn add_proxy_headers(
     h: &mut HeaderMap,
     client: &HeaderMap,
     host: &HeaderValue,
-    peer: Option<SocketAddr>,
+    client_ip: Option<&HeaderValue>,
 ) {
     h.insert(header::HOST, host.clone());
     h.append(header::VIA, VIA);
-    if let Some(peer) = peer {
-        let ip = peer.ip().to_string();
-        let xff = match client.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {ip}"),
-            None => ip,
+    if let Some(ip) = client_ip {
+        let xff = match client.get(&X_FORWARDED_FOR) {
+            Some(prev) => {
+                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                v.extend_from_slice(prev.as_bytes());
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_bytes(&v).ok()
+            }
+            None => Some(ip.clone()),
         };
-        if let Ok(v) = HeaderValue::try_from(xff) {
+        if let Some(v) = xff {
             h.insert(X_FORWARDED_FOR.clone(), v);
         }
     }
@@ -111,7 +119,7 @@ mod tests {
             &site(),
             &c,
             &HeaderValue::from_static("site.example"),
-            Some(([10, 0, 0, 1], 5).into()),
+            Some(&HeaderValue::from_static("10.0.0.1")),
         );
         assert_eq!(h["x-forwarded-host"], "site.example");
         assert!(!h.contains_key("x-original-url"));

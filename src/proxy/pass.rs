@@ -42,7 +42,7 @@ pub async fn serve(
             Some(&cs),
         );
     }
-    let headers = forward::pass_headers(&req.headers, &ctx.host_value, ctx.peer);
+    let headers = forward::pass_headers(&req.headers, &ctx.host_value, ctx.client_ip());
     let started = Instant::now();
     let res = site
         .origin

@@ -6,7 +6,6 @@ use bytes::Bytes;
 use http::Method;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use std::{
-    net::SocketAddr,
     pin::Pin,
     task::{Context, Poll},
 };
@@ -15,7 +14,8 @@ use tokio::time::Instant;
 /// What is known about a request when its response head is ready.
 pub struct AccessRecord {
     pub started: Instant,
-    pub client: Option<SocketAddr>,
+    /// The client's IP address as text.
+    pub client: Option<http::HeaderValue>,
     pub method: Method,
     pub host: String,
     pub target: String,
@@ -86,27 +86,13 @@ impl Drop for LoggedBody {
         let Some(r) = self.record.take() else { return };
         let complete =
             self.complete || self.inner.is_end_stream() || self.expected == Some(self.bytes);
-        let client = r.client.map(|c| c.ip());
+        let client = r.client.as_ref().and_then(|c| c.to_str().ok());
         let total_us = u64::try_from(r.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if !r.structured {
             super::access_sink::write(|line| {
                 use crate::numfmt::{push_millis, push_u64};
-                use std::fmt::Write as _;
                 line.push_str("client=");
-                match client {
-                    Some(std::net::IpAddr::V4(v4)) => {
-                        for (i, o) in v4.octets().into_iter().enumerate() {
-                            if i > 0 {
-                                line.push('.');
-                            }
-                            push_u64(line, u64::from(o));
-                        }
-                    }
-                    Some(c) => {
-                        let _ = write!(line, "{c}");
-                    }
-                    None => line.push('-'),
-                }
+                line.push_str(client.unwrap_or("-"));
                 line.push_str(" method=");
                 line.push_str(r.method.as_str());
                 line.push_str(" host=");
@@ -136,7 +122,7 @@ impl Drop for LoggedBody {
         }
         tracing::info!(
             target: "edgecache::access",
-            client = client.map(tracing::field::display),
+            client,
             method = %r.method,
             host = %r.host,
             path = %r.target,
