@@ -70,7 +70,8 @@ fn add_proxy_headers(
     h.insert(header::HOST, host.clone());
     h.append(header::VIA, VIA);
     if let Some(ip) = client_ip {
-        let xff = match client.get(&X_FORWARDED_FOR) {
+        // A client's list that is not plain text is replaced, not extended.
+        let xff = match client.get(&X_FORWARDED_FOR).filter(|v| v.to_str().is_ok()) {
             Some(prev) => {
                 let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
                 v.extend_from_slice(prev.as_bytes());
@@ -129,5 +130,24 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.1");
         assert_eq!(h["via"], "1.1 edgecache");
         assert_eq!(h["host"], "site.example");
+    }
+
+    #[test]
+    fn a_client_forwarded_for_list_is_extended_only_when_it_is_text() {
+        let ip = HeaderValue::from_static("10.0.0.1");
+        let host = HeaderValue::from_static("site.example");
+        let xff = |v: HeaderValue| {
+            let mut c = HeaderMap::new();
+            c.insert("x-forwarded-for", v);
+            fill_headers(&site(), &c, &host, Some(&ip))["x-forwarded-for"].clone()
+        };
+        assert_eq!(
+            xff(HeaderValue::from_static("1.2.3.4")),
+            "1.2.3.4, 10.0.0.1"
+        );
+        assert_eq!(
+            xff(HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap()),
+            "10.0.0.1"
+        );
     }
 }

@@ -80,7 +80,7 @@ impl Client {
 
 /// Per-request facts gathered for the response and the access log.
 pub struct RequestCtx {
-    pub peer: Option<Client>,
+    pub client: Option<Client>,
     /// Lower-case host without port: what sites match on.
     pub host: String,
     /// Host and non-default port: what the cache key records and the origin is sent.
@@ -96,13 +96,13 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// The client's IP address as text, for `X-Forwarded-For`.
     pub fn client_ip(&self) -> Option<&HeaderValue> {
-        self.peer.as_ref().map(|c| &c.ip)
+        self.client.as_ref().map(|c| &c.ip)
     }
 }
 
-/// Serves one request from `peer`: the whole request path, called by the server loop for every
+/// Serves one request from `client`: the whole request path, called by the server loop for every
 /// request (there is no router in front: every path is the edge's).
-pub async fn handle(edge: Arc<Edge>, peer: Option<Client>, req: Request<Body>) -> Response<Body> {
+pub async fn handle(edge: Arc<Edge>, client: Option<Client>, req: Request<Body>) -> Response<Body> {
     let started = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
     let target = parts
@@ -111,7 +111,7 @@ pub async fn handle(edge: Arc<Edge>, peer: Option<Client>, req: Request<Body>) -
         .map_or("/", |p| p.as_str())
         .to_string();
     let mut ctx = RequestCtx {
-        peer,
+        client,
         host: String::new(),
         authority: String::new(),
         host_value: HeaderValue::from_static(""),
@@ -133,7 +133,7 @@ pub async fn handle(edge: Arc<Edge>, peer: Option<Client>, req: Request<Body>) -
     };
     let record = AccessRecord {
         started,
-        client: ctx.peer.map(|c| c.ip),
+        client: ctx.client.map(|c| c.ip),
         method: parts.method,
         target: ctx.target,
         host: ctx.host,
