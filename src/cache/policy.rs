@@ -394,7 +394,7 @@ pub fn add_validators(stored: &HeaderMap, req: &mut HeaderMap) {
 }
 
 /// Fields a 304 may not change: they describe the stored body.
-const KEEP_ON_304: [HeaderName; 4] = [
+static KEEP_ON_304: [HeaderName; 4] = [
     header::CONTENT_LENGTH,
     header::CONTENT_ENCODING,
     header::TRANSFER_ENCODING,

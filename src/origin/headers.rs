@@ -4,7 +4,7 @@
 use http::{HeaderMap, HeaderName, header};
 
 /// The fixed hop-by-hop set; fields named in `Connection` are removed as well.
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -13,29 +13,37 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Removes hop-by-hop fields, including those listed in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names is cheaper than nine removals, each
-    // hashing its name.
-    if !h
+    // Only the fields present are removed, found in one pass over the names: a removal hashes
+    // its name, and a message usually carries one or two of the nine (nginx always sends
+    // `Connection: keep-alive`).
+    let mut doomed: Vec<HeaderName> = h
         .keys()
-        .any(|k| k == header::UPGRADE || HOP_BY_HOP.contains(k))
-    {
-        return;
-    }
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|k| HOP_BY_HOP.contains(k))
+        .cloned()
         .collect();
-    for n in named.iter().chain(HOP_BY_HOP.iter()) {
+    // `Connection` may name more fields; the fixed ones and the `close` option are not looked up.
+    let listed = |t: &&str| {
+        !t.eq_ignore_ascii_case("close")
+            && !HOP_BY_HOP
+                .iter()
+                .any(|n| t.eq_ignore_ascii_case(n.as_str()))
+    };
+    for v in h.get_all(header::CONNECTION) {
+        let tokens = v.to_str().unwrap_or_default().split(',').map(str::trim);
+        doomed.extend(
+            tokens
+                .filter(listed)
+                .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok()),
+        );
+    }
+    for n in &doomed {
         h.remove(n);
     }
-    h.remove(header::UPGRADE);
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub const VIA: HeaderValue = HeaderValue::from_static("1.1 edgecache");
 /// Request headers forwarded on cacheable requests. Each either names what the client can
 /// take (and responses that depend on it must say `Vary`), or makes the response unstorable
 /// unless the origin marks it shareable (Authorization, Cookie).
-const SAFE_ON_FILL: [HeaderName; 7] = [
+static SAFE_ON_FILL: [HeaderName; 7] = [
     header::ACCEPT,
     header::ACCEPT_LANGUAGE,
     header::USER_AGENT,
