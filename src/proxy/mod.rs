@@ -165,6 +165,15 @@ async fn route(
             None,
         );
     }
+    if has_dot_segment(path) {
+        // An origin (or `Url::set_path` on the way to it) would resolve `..` and could leave the
+        // site's `path_prefix` or the origin's base path; browsers never send them.
+        return respond::error(
+            StatusCode::BAD_REQUEST,
+            "request path has a `.` or `..` segment",
+            None,
+        );
+    }
     if let Some(data) = edge.data.as_ref().filter(|d| d.owns(path)) {
         return Box::pin(data::serve(edge, data, parts, body, ctx)).await;
     }
@@ -204,9 +213,48 @@ async fn route(
     }
 }
 
+/// Does the path have a `.` or `..` segment, once percent-decoded, with a backslash also taken as a
+/// separator (as URL parsers and some origins do)?
+fn has_dot_segment(path: &str) -> bool {
+    if !path.contains('.') && !path.contains('%') {
+        return false;
+    }
+    let decoded: std::borrow::Cow<'_, [u8]> = percent_encoding::percent_decode_str(path).into();
+    decoded
+        .split(|b| *b == b'/' || *b == b'\\')
+        .any(|seg| seg == b"." || seg == b"..")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Client;
+    use super::{Client, has_dot_segment};
+
+    #[test]
+    fn dot_segments_are_found_however_they_are_spelled() {
+        for p in [
+            "/..",
+            "/a/../b",
+            "/a/./b",
+            "/%2e%2e/private",
+            "/a/.%2E/b",
+            "/a/..%2fb",
+            "/a/..\\b",
+            "/a/%2e%2e%5cb",
+        ] {
+            assert!(has_dot_segment(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/a.b",
+            "/.well-known/x",
+            "/a/...",
+            "/a/..b",
+            "/%41",
+            "/a/b.",
+        ] {
+            assert!(!has_dot_segment(p), "{p}");
+        }
+    }
 
     #[test]
     fn a_client_address_is_written_as_its_plain_ip() {

@@ -334,3 +334,31 @@ async fn an_origin_url_with_a_path_prefixes_every_request_and_keeps_the_query() 
     assert_eq!(header(&r, "x-cache"), "HIT");
     assert_eq!(origin.count("/base/a/b"), 1);
 }
+
+#[tokio::test]
+async fn dot_segments_cannot_leave_the_origin_base_path() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::from_toml(&format!(
+        "[[site]]\nname = \"p\"\nhosts = [\"*\"]\norigin = \"{}/public\"\n",
+        origin.url
+    ))
+    .await;
+    for target in [
+        "/../private/secret",
+        "/%2e%2e/private/secret",
+        "/a/.%2E/../private/secret",
+        "/a/..%2f..%2fprivate/secret",
+        "/a/..\\..\\private/secret",
+        "/./private/secret",
+    ] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+        let res = raw_request(edge.addr, req.as_bytes()).await;
+        assert!(res.starts_with("HTTP/1.1 400"), "{target}: {res}");
+        assert!(res.contains("segment"), "{target}: says why: {res}");
+    }
+    assert_eq!(origin.total(), 0, "nothing reached the origin");
+    // Dots inside names are fine.
+    let r = edge.get("/.well-known/a..b.txt").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(origin.count("/public/.well-known/a..b.txt"), 1);
+}
