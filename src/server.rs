@@ -63,6 +63,7 @@ async fn serve_with(
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     let head_timeout = cfg.header_read_timeout.0;
+    let send_timeout = cfg.send_timeout.0;
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -96,16 +97,11 @@ async fn serve_with(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            // hyper's head timeout starts only once it has sniffed the protocol version: a
-            // client that connects and sends nothing would hold its permit forever.
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(head_timeout, stream.peek(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return drop(permit),
+            if !version_known(&stream, Instant::now() + head_timeout).await {
+                return drop(permit);
             }
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                .into_owned();
+            let io = TokioIo::new(SendTimeout::new(stream, send_timeout));
+            let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
@@ -117,6 +113,131 @@ async fn serve_with(
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(cfg.drain_timeout.0) => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits, until `deadline`, for enough of the first bytes to tell HTTP/1 from HTTP/2. hyper's
+/// head timeout starts only once its own sniffing is done, and that waits for as long as the
+/// bytes so far could still begin the HTTP/2 preface: a client that sends nothing, or only
+/// `P`, would hold its connection slot forever. False if the deadline passes or the client
+/// goes away first.
+async fn version_known(stream: &tokio::net::TcpStream, deadline: Instant) -> bool {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return false,
+        };
+        if n == buf.len() || buf[..n] != H2_PREFACE[..n] {
+            return true;
+        }
+        // A prefix of the preface: wait for more. Peeking again at once would find the same
+        // bytes ready and spin; real clients send the preface whole, so this path is rare.
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(10))).await;
+    }
+}
+
+/// A connection whose writes fail once the client has taken nothing for `timeout`: a client
+/// that stops reading (or a vanished one the kernel still retransmits to) must not hold its
+/// slot, its response and the object it pins forever. The clock runs only while a write is
+/// blocked, and restarts whenever the client takes some bytes (nginx's `send_timeout`).
+pub struct SendTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    /// Armed while a write is blocked.
+    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> SendTimeout<S> {
+    pub fn new(inner: S, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Records the outcome of a write: progress disarms the clock, a blocked write arms it
+    /// (once) and fails when it runs out.
+    fn check<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        r: std::task::Poll<io::Result<T>>,
+    ) -> std::task::Poll<io::Result<T>> {
+        use std::task::Poll;
+        if !r.is_pending() {
+            self.stalled = None;
+            return r;
+        }
+        let timeout = self.timeout;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client took no data within server.send_timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for SendTimeout<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SendTimeout<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.check(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.check(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = std::pin::Pin::new(&mut this.inner).poll_flush(cx);
+        this.check(cx, r)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

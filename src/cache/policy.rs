@@ -99,6 +99,9 @@ pub enum NotStorable {
     Method,
     Status,
     NoStore,
+    /// The request said `no-store`: this response is not stored, but that says nothing about
+    /// the URL or the copy others share.
+    RequestNoStore,
     Private,
     Authorization,
     /// The request carried a Cookie and the response did not say it may be shared.
@@ -118,6 +121,7 @@ impl NotStorable {
             NotStorable::Method => "method",
             NotStorable::Status => "status",
             NotStorable::NoStore => "no-store",
+            NotStorable::RequestNoStore => "request-no-store",
             NotStorable::Private => "private",
             NotStorable::Authorization => "authorization",
             NotStorable::Cookie => "cookie",
@@ -218,19 +222,19 @@ pub fn evaluate(
     );
     if !policy.is_storable() {
         let req_cc = req.headers.get_all(header::CACHE_CONTROL);
-        return Err(
-            if cc.no_store || directive(req_cc.iter(), "no-store").is_some() {
-                NotStorable::NoStore
-            } else if cc.private {
-                NotStorable::Private
-            } else if req.headers.contains_key(header::AUTHORIZATION) {
-                NotStorable::Authorization
-            } else if !is_understood(status) {
-                NotStorable::Status
-            } else {
-                NotStorable::Uncacheable
-            },
-        );
+        return Err(if cc.no_store {
+            NotStorable::NoStore
+        } else if directive(req_cc.iter(), "no-store").is_some() {
+            NotStorable::RequestNoStore
+        } else if cc.private {
+            NotStorable::Private
+        } else if req.headers.contains_key(header::AUTHORIZATION) {
+            NotStorable::Authorization
+        } else if !is_understood(status) {
+            NotStorable::Status
+        } else {
+            NotStorable::Uncacheable
+        });
     }
     // Like Authorization (RFC 9111 section 3.5): a response to a request with a Cookie may be
     // personal even when the origin forgot to say `private`; share it only when told to.
@@ -527,6 +531,13 @@ mod tests {
         assert_eq!(
             eval(&[], &[("cache-control", "private, max-age=60")]),
             Err(NotStorable::Private)
+        );
+        assert_eq!(
+            eval(
+                &[("cache-control", "no-store")],
+                &[("cache-control", "max-age=60")]
+            ),
+            Err(NotStorable::RequestNoStore)
         );
         assert_eq!(
             eval(

@@ -150,6 +150,9 @@ pub struct ServerConfig {
     pub max_headers: usize,
     /// A client must send its whole request head within this time (slowloris guard).
     pub header_read_timeout: Secs,
+    /// A response write that makes no progress for this long (the client stopped reading)
+    /// closes the connection.
+    pub send_timeout: Secs,
     /// Largest request body forwarded to an origin (POST/PUT/...); 413 beyond.
     pub max_request_body: ByteSize,
     /// On SIGTERM / Ctrl-C, in-flight requests get this long to finish.
@@ -265,6 +268,7 @@ impl Default for ServerConfig {
             max_header_bytes: ByteSize(64 << 10),
             max_headers: 100,
             header_read_timeout: Secs(Duration::from_secs(10)),
+            send_timeout: Secs(Duration::from_secs(60)),
             max_request_body: ByteSize(16 << 20),
             drain_timeout: Secs(Duration::from_secs(10)),
         }
@@ -482,6 +486,26 @@ impl Config {
         }
         if self.server.max_header_bytes.0 < 1024 {
             return Err(invalid("server.max_header_bytes", "must be at least 1KiB"));
+        }
+        let mut timeouts = vec![
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+            ),
+            ("server.send_timeout", self.server.send_timeout),
+            ("origin.connect_timeout", self.origin.connect_timeout),
+            ("origin.first_byte_timeout", self.origin.first_byte_timeout),
+            ("origin.total_timeout", self.origin.total_timeout),
+        ];
+        if let Some(db) = &self.database {
+            if db.max_connections == 0 {
+                return Err(invalid("database.max_connections", "must be at least 1"));
+            }
+            timeouts.push(("database.acquire_timeout", db.acquire_timeout));
+            timeouts.push(("database.statement_timeout", db.statement_timeout));
+        }
+        if let Some((name, _)) = timeouts.iter().find(|(_, t)| t.0.is_zero()) {
+            return Err(invalid(*name, "must be more than 0s"));
         }
         if !self.server.health_path.is_empty() && !self.server.health_path.starts_with('/') {
             return Err(invalid("server.health_path", "must start with /"));

@@ -171,9 +171,16 @@ impl FillJob {
         }
         // The stored copy is already shared; whose request renewed it does not change that, so
         // the verdict is the response's alone (a user's Cookie must not evict everyone's copy).
+        // Nor whether the user asked for no-store: that was about this request's own copy.
         let mut anonymous = self.client_headers.clone();
-        anonymous.remove(header::AUTHORIZATION);
-        anonymous.remove(header::COOKIE);
+        for name in [
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::CACHE_CONTROL,
+            header::PRAGMA,
+        ] {
+            anonymous.remove(name);
+        }
         let req = PolicyRequest {
             method: &Method::GET,
             uri: &self.uri,
@@ -256,6 +263,7 @@ impl FillJob {
                     | NotStorable::InflightBudget
                     | NotStorable::Authorization
                     | NotStorable::Cookie
+                    | NotStorable::RequestNoStore
             )
         );
         if freshness.is_none() && !transient {

@@ -91,3 +91,81 @@ async fn a_revalidation_by_a_user_with_a_cookie_keeps_the_shared_copy() {
     assert_eq!(header(&r, "x-cache"), "HIT", "the anonymous copy survived");
     assert_eq!(origin.count("/c/shared"), 2);
 }
+
+#[tokio::test]
+async fn a_client_no_store_neither_evicts_the_shared_copy_nor_blocks_caching() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let get = |p: &'static str, no_store: bool| {
+        let mut rb = edge.get(p);
+        if no_store {
+            rb = rb.header("cache-control", "no-store");
+        }
+        async move {
+            let r = rb.send().await.unwrap();
+            let cs = header(&r, "cache-status");
+            let xc = header(&r, "x-cache");
+            r.bytes().await.unwrap();
+            (xc, cs)
+        }
+    };
+    // A miss asked with no-store is not stored, and leaves no mark on the URL.
+    let p = "/c/ns?cc=max-age=60";
+    let (xc, cs) = get(p, true).await;
+    assert_eq!(xc, "MISS");
+    assert!(cs.contains("detail=request-no-store"), "{cs}");
+    assert_eq!(get(p, false).await.0, "MISS", "the next client fills it");
+    assert_eq!(get(p, false).await.0, "HIT");
+    assert_eq!(
+        get(p, true).await.0,
+        "HIT",
+        "client Cache-Control is ignored"
+    );
+    assert_eq!(origin.count("/c/ns"), 2);
+
+    // A revalidation asked with no-store renews the shared copy instead of dropping it.
+    let p = "/c/ns2?cc=max-age=1&etag=1";
+    get(p, false).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(p, true).await.0, "REVALIDATED");
+    assert_eq!(get(p, false).await.0, "HIT", "the shared copy survived");
+    assert_eq!(origin.count("/c/ns2"), 2);
+}
+
+#[tokio::test]
+async fn a_partial_http2_preface_does_not_hold_a_slot() {
+    use tokio::io::AsyncWriteExt;
+    let origin = TestOrigin::start().await;
+    let extra = "[server]\nmax_connections = 2\nheader_read_timeout = \"500ms\"";
+    let edge = TestEdge::in_front_of(&origin, extra).await;
+    let mut held = Vec::new();
+    for prefix in [&b"P"[..], b"PRI * HTTP/2.0\r\n"] {
+        let mut s = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+        s.write_all(prefix).await.unwrap();
+        held.push(s);
+    }
+    let r = tokio::time::timeout(Duration::from_secs(5), edge.get("/healthz").send())
+        .await
+        .expect("served once the stuck prefaces timed out")
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_send_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let origin = TestOrigin::start().await;
+    let extra = "[server]\nmax_connections = 1\nsend_timeout = \"500ms\"";
+    let edge = TestEdge::in_front_of(&origin, extra).await;
+    // Far more than the loopback socket buffers hold, so the edge's writes block.
+    let mut s = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
+    s.write_all(b"GET /c/big?size=40000000 HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(10), edge.get("/healthz").send())
+        .await
+        .expect("the slot came free once the stalled write timed out")
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(s);
+}
