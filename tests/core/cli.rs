@@ -117,6 +117,16 @@ fn check_config_accepts_the_example_and_names_bad_fields() {
             "site[0].origin",
         ),
         (
+            "zero.toml",
+            "[server]\nsend_timeout = \"0s\"\n",
+            "server.send_timeout",
+        ),
+        (
+            "dbpool.toml",
+            "[database]\nurl = \"sqlite::memory:\"\nmax_connections = 0\n",
+            "database.max_connections",
+        ),
+        (
             "both.toml",
             "[[site]]\nname = \"a\"\nhosts = [\"*\"]\norigin = \"http://x\"\nroot = \"static\"\n",
             "site[0].origin",
