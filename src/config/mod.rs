@@ -41,7 +41,9 @@ pub struct DatabaseConfig {
     /// A request waits at most this long for a connection (then 503).
     #[serde(default = "default_db_acquire")]
     pub acquire_timeout: Secs,
-    /// A statement running longer is abandoned (503), so it cannot hold its key's waiters.
+    /// A read running longer is abandoned (503), so it cannot hold its key's waiters; a write
+    /// is answered 503 but followed to its end, and invalidates then. PostgreSQL connections
+    /// also get it as their server-side `statement_timeout`.
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout: Secs,
     /// After a write, reads of the tags it invalidated go to the primary this long, so a

@@ -22,9 +22,20 @@ pub enum DbError {
     /// Could not reach the database or get a connection in time (503).
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// The statement failed (constraint, type, syntax): the request is not served (500/409).
+    /// The statement failed (type, syntax, ...): the request is not served (500).
     #[error("query failed: {0}")]
     Query(String),
+    /// The data broke a constraint (unique, foreign key: 409; not null, check: 422). The
+    /// statement was rolled back.
+    #[error("{0}")]
+    Constraint(Constraint),
+    /// The connection failed while the statement ran: a write may have committed (503).
+    #[error("connection lost during the statement: {0}")]
+    Interrupted(String),
+    /// The database cancelled the statement at its server-side `statement_timeout` and rolled
+    /// it back (503).
+    #[error("the database cancelled the statement (statement_timeout)")]
+    Cancelled,
     /// The statement did not finish within `statement_timeout`; a write may or may not have
     /// happened (503).
     #[error("statement timed out after {0:?}")]
@@ -36,16 +47,67 @@ pub enum DbError {
     Config(String),
 }
 
+/// Which constraint a write broke, and the database's words for it.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct Constraint {
+    pub kind: &'static str,
+    pub message: String,
+    /// 409 when the data clashes with other rows, 422 when the values themselves are refused.
+    pub conflict: bool,
+}
+
+impl DbError {
+    /// Might a write that ended with this error have changed the data? Then what it
+    /// invalidates must be invalidated anyway.
+    pub fn may_have_written(&self) -> bool {
+        matches!(
+            self,
+            DbError::Interrupted(_) | DbError::Timeout(_) | DbError::Render(_)
+        )
+    }
+}
+
+/// An error from running a statement on a connection already acquired.
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => DbError::Unavailable(e.to_string()),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                DbError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => DbError::Interrupted(e.to_string()),
+            sqlx::Error::Database(db) => {
+                // PostgreSQL's query_canceled: its statement_timeout, set per connection.
+                if db.code().as_deref() == Some("57014") {
+                    return DbError::Cancelled;
+                }
+                let (kind, conflict) = match db.kind() {
+                    sqlx::error::ErrorKind::UniqueViolation => ("unique constraint", true),
+                    sqlx::error::ErrorKind::ForeignKeyViolation => ("foreign key constraint", true),
+                    sqlx::error::ErrorKind::ExclusionViolation => ("exclusion constraint", true),
+                    sqlx::error::ErrorKind::NotNullViolation => ("not-null constraint", false),
+                    sqlx::error::ErrorKind::CheckViolation => ("check constraint", false),
+                    _ => return DbError::Query(db.message().to_string()),
+                };
+                DbError::Constraint(Constraint {
+                    kind,
+                    message: db.message().to_string(),
+                    conflict,
+                })
+            }
             other => DbError::Query(other.to_string()),
         }
     }
+}
+
+/// What a write did: the rows it returned (RETURNING) and how many it changed.
+#[derive(Debug, Default)]
+pub struct Written {
+    pub rows: Vec<Map<String, Json>>,
+    pub affected: u64,
 }
 
 /// Binds values in order; a macro because sqlx's query types differ per backend.
@@ -94,7 +156,12 @@ pub struct Database {
 impl Pool {
     /// Opens a pool lazily (PostgreSQL) so the edge starts even while the database is down;
     /// SQLite files are created on first use.
-    pub fn open(url: &str, max: u32, acquire: Duration) -> Result<Self, DbError> {
+    pub fn open(
+        url: &str,
+        max: u32,
+        acquire: Duration,
+        statement_timeout: Duration,
+    ) -> Result<Self, DbError> {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| DbError::Config(e.to_string()))?
@@ -116,8 +183,12 @@ impl Pool {
                 .connect_lazy_with(opts);
             Ok(Pool::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts =
-                PgConnectOptions::from_str(url).map_err(|e| DbError::Config(e.to_string()))?;
+            // The server enforces statement_timeout itself: a statement the edge stopped
+            // waiting for must not keep running (and commit) behind its back.
+            let ms = statement_timeout.as_millis().max(1).to_string();
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| DbError::Config(e.to_string()))?
+                .options([("statement_timeout", ms.as_str())]);
             let pool = PoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(acquire)
@@ -155,6 +226,40 @@ impl Pool {
                 rows.iter().map(|r| pg_row(r).map_err(rendering)).collect()
             }
         }
+    }
+
+    /// Runs a write and returns its rows (RETURNING) and the number of rows it changed.
+    pub async fn write(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
+        use futures_util::TryStreamExt;
+        use sqlx::{Either, Executor};
+        let mut out = Written::default();
+        match self {
+            Pool::Sqlite(p) => {
+                let q = sqlx::query(sqlx::AssertSqlSafe(stmt.sqlite.clone()));
+                let q = bind_values!(q, values);
+                let mut conn = p.acquire().await.map_err(unavailable)?;
+                let mut steps = conn.fetch_many(q);
+                while let Some(step) = steps.try_next().await? {
+                    match step {
+                        Either::Left(done) => out.affected += done.rows_affected(),
+                        Either::Right(row) => out.rows.push(sqlite_row(&row).map_err(rendering)?),
+                    }
+                }
+            }
+            Pool::Postgres(p) => {
+                let q = sqlx::query(sqlx::AssertSqlSafe(stmt.postgres.clone()));
+                let q = bind_values!(q, values);
+                let mut conn = p.acquire().await.map_err(unavailable)?;
+                let mut steps = conn.fetch_many(q);
+                while let Some(step) = steps.try_next().await? {
+                    match step {
+                        Either::Left(done) => out.affected += done.rows_affected(),
+                        Either::Right(row) => out.rows.push(pg_row(&row).map_err(rendering)?),
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Runs statements that set a database up (schema, seed), one by one.
@@ -247,14 +352,15 @@ fn unsupported(col: &str, ty: &str) -> DbError {
     ))
 }
 
+/// How many `statement_timeout`s a write may run before the edge gives up on it.
+pub const WRITE_BACKSTOP: u32 = 4;
+
 impl Database {
     pub fn open(s: &DbSettings) -> Result<Self, DbError> {
-        let primary = Pool::open(&s.url, s.max_connections, s.acquire_timeout)?;
-        let replica = s
-            .read_url
-            .as_deref()
-            .map(|u| Pool::open(u, s.max_connections, s.acquire_timeout))
-            .transpose()?;
+        let open =
+            |u: &str| Pool::open(u, s.max_connections, s.acquire_timeout, s.statement_timeout);
+        let primary = open(&s.url)?;
+        let replica = s.read_url.as_deref().map(open).transpose()?;
         Ok(Self {
             primary,
             replica,
@@ -287,14 +393,22 @@ impl Database {
         }
     }
 
-    /// A write: always on the primary.
-    pub async fn write(
-        &self,
-        stmt: &Statement,
-        values: &[Value],
-    ) -> Result<Vec<Map<String, Json>>, DbError> {
+    /// A write: always on the primary. It is not abandoned at `statement_timeout`, since
+    /// dropping it would not stop the database from committing it later, unseen: the caller
+    /// stops waiting instead, and whoever runs this learns when it really ended. PostgreSQL
+    /// cancels it itself at `statement_timeout`; SQLite bounds lock waits by `busy_timeout`.
+    /// Only a statement still unfinished after [`WRITE_BACKSTOP`] times the timeout (a
+    /// connection gone silent) is given up, as [`DbError::Timeout`].
+    pub async fn write(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
         self.primary_queries.fetch_add(1, Ordering::Relaxed);
-        self.bounded(self.primary.rows(stmt, values)).await
+        let backstop = self.statement_timeout.saturating_mul(WRITE_BACKSTOP);
+        tokio::time::timeout(backstop, self.primary.write(stmt, values))
+            .await
+            .unwrap_or(Err(DbError::Timeout(backstop)))
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        self.statement_timeout
     }
 
     /// Has a replica (reads may lag behind writes)?

@@ -223,7 +223,7 @@ impl DataApi {
             method
         };
         let mut shape_ok = false;
-        for route in &self.routes {
+        for (index, route) in self.routes.iter().enumerate() {
             let Some(matched) = route.path.matches(path) else {
                 continue;
             };
@@ -236,7 +236,7 @@ impl DataApi {
                 Err(e) => return DataResponse::param(StatusCode::BAD_REQUEST, &e),
             };
             return if route.method == Method::GET {
-                self.read(route, path, path_values).await
+                self.read(index, route, path_values).await
             } else {
                 self.write(route, path_values, body).await
             };
@@ -256,20 +256,28 @@ impl DataApi {
         r
     }
 
-    async fn read(&self, route: &Route, path: &str, values: Vec<(String, Value)>) -> DataResponse {
+    async fn read(
+        &self,
+        index: usize,
+        route: &Route,
+        values: Vec<(String, Value)>,
+    ) -> DataResponse {
         let tags = match render_all(&route.tags, &values) {
             Ok(t) => t,
             Err(e) => return DataResponse::error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         };
         let binds = bind_order(&route.stmt, &values);
         let (db, stmt, single) = (self.db.clone(), route.stmt.clone(), route.single);
-        // A replica may not have the latest write to these tags yet: read the primary.
-        let from_primary =
-            self.db.has_replica() && tags.iter().any(|t| self.recent_writes.contains_key(t));
-        let key = format!("GET {path}");
+        let (recent, row_tags) = (self.recent_writes.clone(), tags.clone());
+        let key = cache_key(index, &values);
         let fetched = self
             .aside
             .get_or_load(&key, &tags, &route.opts, move || async move {
+                // A replica may not have the latest write to these tags yet: read the primary.
+                // Decided here, after the load took its tag stamp: a write that lands in
+                // between is either seen here or makes this load's result outdated.
+                let from_primary =
+                    db.has_replica() && row_tags.iter().any(|t| recent.contains_key(t));
                 let rows = db.read(&stmt, &binds, from_primary).await?;
                 Ok::<_, DbError>(render_rows(rows, single))
             })
@@ -289,15 +297,10 @@ impl DataApi {
                     Some(f.status),
                 ),
             },
-            Err(AsideError::Load(e)) => {
-                let status = match e.downcast_ref::<DbError>() {
-                    Some(DbError::Query(_) | DbError::Render(_)) => {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    }
-                    _ => StatusCode::SERVICE_UNAVAILABLE,
-                };
-                DataResponse::error(status, &e.to_string())
-            }
+            Err(AsideError::Load(e)) => match e.downcast_ref::<DbError>() {
+                Some(e) => db_error(e),
+                None => DataResponse::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            },
             Err(AsideError::Timeout) => DataResponse::error(
                 StatusCode::GATEWAY_TIMEOUT,
                 "timed out waiting for the database",
@@ -340,34 +343,43 @@ impl DataApi {
             self.aside.clone(),
             self.recent_writes.clone(),
         );
+        let wait = self.db.statement_timeout();
         let task = tokio::spawn(async move {
+            // Runs to its end even when the client stops waiting (see `Database::write`): the
+            // invalidation must follow the commit, whenever that comes.
             let result = db.write(&stmt, &binds).await;
-            // Invalidate when the write may have committed: it returned rows, or it ran and only
-            // rendering its result failed. A statement the database refused (constraint,
-            // syntax) was rolled back, and one that never got a connection never ran.
+            // Invalidate when the write may have changed something: it changed or returned
+            // rows, or it ended in a way that leaves that open. A statement the database
+            // refused (constraint, syntax) was rolled back, and one that never got a
+            // connection never ran.
             let touched = match &result {
-                Ok(rows) => !rows.is_empty(),
-                Err(DbError::Render(_) | DbError::Timeout(_)) => true,
-                Err(_) => false,
+                Ok(w) => w.affected > 0 || !w.rows.is_empty(),
+                Err(e) => e.may_have_written(),
             };
             if touched {
-                aside.invalidate(&tags);
-                for t in tags {
-                    recent.insert(t, ());
+                // Readers check these first: recorded before the invalidation, no reader can
+                // miss the entry's removal and still pick the replica.
+                for t in &tags {
+                    recent.insert(t.clone(), ());
                 }
+                aside.invalidate(&tags);
             }
             result
         });
-        let rows = match task.await {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e @ (DbError::Unavailable(_) | DbError::Timeout(_)))) => {
-                return DataResponse::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-            }
-            Ok(Err(e)) => {
-                return DataResponse::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        let rows = match tokio::time::timeout(wait, task).await {
+            Ok(Ok(Ok(w))) => w.rows,
+            Ok(Ok(Err(e))) => return db_error(&e),
+            Ok(Err(_)) => {
+                return DataResponse::error(StatusCode::INTERNAL_SERVER_ERROR, "write task failed");
             }
             Err(_) => {
-                return DataResponse::error(StatusCode::INTERNAL_SERVER_ERROR, "write task failed");
+                return DataResponse::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "the write did not finish within {wait:?}; it may still be applied, \
+                         and the cache will follow if it is"
+                    ),
+                );
             }
         };
         let cache = Some(CacheStatus::new(Outcome::Bypass("method")));
@@ -388,6 +400,52 @@ impl DataApi {
             age: None,
         }
     }
+}
+
+/// A database failure as the client sees it. Query errors (a table gone, a type the SQL did
+/// not expect) are the operator's: their text goes to the log, not to the client.
+fn db_error(e: &DbError) -> DataResponse {
+    match e {
+        DbError::Constraint(c) => {
+            let status = if c.conflict {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            DataResponse::error(status, &format!("the data breaks a {c}"))
+        }
+        DbError::Query(m) => {
+            tracing::warn!(error = %m, "data route query failed");
+            DataResponse::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "query failed (the edge's log has the details)",
+            )
+        }
+        DbError::Render(_) | DbError::Config(_) => {
+            DataResponse::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+        DbError::Unavailable(_)
+        | DbError::Interrupted(_)
+        | DbError::Cancelled
+        | DbError::Timeout(_) => {
+            DataResponse::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+    }
+}
+
+/// The cache key of a read: the route and its typed parameter values, so that every spelling
+/// of one request (`/7`, `/07`, `/%37`) shares one entry and one database query.
+fn cache_key(route: usize, values: &[(String, Value)]) -> String {
+    use std::fmt::Write;
+    let mut key = format!("GET #{route}");
+    for (name, v) in values {
+        let v = match v {
+            Value::Str(s) => Json::from(s.as_str()).to_string(),
+            other => other.render(),
+        };
+        let _ = write!(key, " {name}={v}");
+    }
+    key
 }
 
 fn render_all(templates: &[String], values: &[(String, Value)]) -> Result<Vec<String>, String> {

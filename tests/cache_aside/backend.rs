@@ -73,7 +73,7 @@ impl Backend {
     pub async fn sqlite_named(name_prefix: &str) -> Backend {
         let dir = TempDir::new();
         let url = format!("sqlite://{}", dir.0.join("data.db").display());
-        let pool = Pool::open(&url, 2, Duration::from_secs(5)).unwrap();
+        let pool = Pool::open(&url, 2, Duration::from_secs(5), Duration::from_secs(10)).unwrap();
         let b = Backend {
             url,
             table: "products".into(),
@@ -95,7 +95,7 @@ impl Backend {
             return None;
         };
         let table = format!("products_{}", unique());
-        let pool = Pool::open(&url, 2, Duration::from_secs(5)).unwrap();
+        let pool = Pool::open(&url, 2, Duration::from_secs(5), Duration::from_secs(10)).unwrap();
         let b = Backend {
             url,
             table,

@@ -11,7 +11,7 @@ on_both_backends!(
     bad_bodies_are_rejected_naming_the_field,
     stale_if_error_serves_the_old_value_when_the_query_fails,
     stale_if_error_never_brings_back_a_value_a_write_replaced,
-    a_failed_write_is_500_and_leaves_the_cache_as_it_was,
+    a_write_that_breaks_a_constraint_is_422_and_leaves_the_cache_as_it_was,
     a_put_on_a_missing_id_is_404_and_invalidates_nothing,
     a_statement_past_its_timeout_is_503_and_frees_the_key,
 );
@@ -214,15 +214,15 @@ async fn stale_if_error_never_brings_back_a_value_a_write_replaced(b: Backend) {
     edge.stop().await;
 }
 
-async fn a_failed_write_is_500_and_leaves_the_cache_as_it_was(b: Backend) {
+async fn a_write_that_breaks_a_constraint_is_422_and_leaves_the_cache_as_it_was(b: Backend) {
     let (_origin, edge) = edge(&b, "", "").await;
     let one = get(&edge, "/api/products/3").await;
     let list = get(&edge, "/api/products").await;
     // A negative price violates the table's CHECK constraint.
     let w = put(&edge, 3, "cheaper", -1).await;
-    assert_eq!(w.status, 500, "{}", w.json);
+    assert_eq!(w.status, 422, "{}", w.json);
     let msg = w.json["error"].as_str().unwrap();
-    assert!(msg.starts_with("query failed"), "{msg}");
+    assert!(msg.contains("check constraint"), "{msg}");
     assert!(
         w.json.get("name").is_none(),
         "a failure is not reported as the row"

@@ -1,7 +1,7 @@
 //! HTTP-level cache-aside: hits cost no query, a miss one (however many ask at once), "not
 //! found" is cached briefly, and a write invalidates every read it changed before answering.
 
-use crate::backend::{Backend, COLS, edge, get, put, q, queries, site_toml};
+use crate::backend::{Backend, COLS, call, edge, get, put, q, queries, site_toml};
 use crate::common::{TestEdge, TestOrigin};
 use serde_json::json;
 use std::time::Duration;
@@ -13,6 +13,10 @@ on_both_backends!(
     a_write_invalidates_the_single_and_list_reads,
     after_a_write_returns_no_read_returns_the_old_value,
     a_hit_says_how_long_it_has_been_cached,
+    a_write_without_returning_invalidates_when_it_changed_rows,
+    every_spelling_of_a_path_value_shares_one_entry,
+    a_write_the_edge_stopped_waiting_for_is_invalidated_when_it_ends,
+    an_insert_of_a_taken_id_is_409_and_changes_nothing,
 );
 
 fn product(id: i64, name: &str) -> serde_json::Value {
@@ -213,4 +217,151 @@ async fn a_hit_says_how_long_it_has_been_cached(b: Backend) {
     assert_eq!(r.headers()["x-cache"], "HIT");
     let age: u64 = r.headers()["age"].to_str().unwrap().parse().unwrap();
     assert!(age >= 1, "{age}");
+}
+
+/// An edge with the product routes, more `[database]` keys, and extra routes (TOML).
+async fn edge_with(b: &Backend, database_extra: &str, routes: &str) -> (TestOrigin, TestEdge) {
+    let origin = TestOrigin::start().await;
+    let toml = format!(
+        "{}{}{database_extra}\n{}{routes}",
+        site_toml(&origin.url),
+        b.database_toml(),
+        b.routes_toml("", ""),
+    );
+    (origin, TestEdge::from_toml(&toml).await)
+}
+
+async fn a_write_without_returning_invalidates_when_it_changed_rows(b: Backend) {
+    let delete = format!("DELETE FROM {} WHERE id = :id", b.table);
+    let route = format!(
+        "[[route]]\nmethod = \"DELETE\"\npath = \"/api/products/{{id:int}}\"\nsql = {}\n\
+         invalidates = [\"products\", \"product:{{id}}\"]\n",
+        q(&delete)
+    );
+    let (_origin, edge) = edge_with(&b, "", &route).await;
+    assert_eq!(get(&edge, "/api/products/4").await.status, 200);
+    assert_eq!(get(&edge, "/api/products/4").await.x_cache, "HIT");
+    let w = call(&edge, "DELETE", "/api/products/4", None).await;
+    assert_eq!(
+        (w.status, &w.json),
+        (200, &json!([])),
+        "no RETURNING: no rows"
+    );
+    let r = get(&edge, "/api/products/4").await;
+    assert_eq!((r.status, r.x_cache.as_str()), (404, "MISS"), "{}", r.json);
+
+    // A write that changed nothing leaves the cache alone.
+    assert_eq!(get(&edge, "/api/products").await.x_cache, "MISS");
+    let before = queries(&edge);
+    call(&edge, "DELETE", "/api/products/99", None).await;
+    assert_eq!(get(&edge, "/api/products").await.x_cache, "HIT");
+    assert_eq!(queries(&edge), before + 1, "only the DELETE ran");
+    edge.stop().await;
+}
+
+async fn every_spelling_of_a_path_value_shares_one_entry(b: Backend) {
+    let (_origin, edge) = edge(&b, "", "").await;
+    let first = get(&edge, "/api/products/3").await;
+    assert_eq!((first.status, first.x_cache.as_str()), (200, "MISS"));
+    for spelling in ["/api/products/03", "/api/products/%33", "/api/products/003"] {
+        let r = get(&edge, spelling).await;
+        assert_eq!(
+            (r.x_cache.as_str(), &r.json),
+            ("HIT", &first.json),
+            "{spelling}"
+        );
+    }
+    assert_eq!(queries(&edge), 1);
+    edge.stop().await;
+}
+
+async fn a_write_the_edge_stopped_waiting_for_is_invalidated_when_it_ends(b: Backend) {
+    // A PUT whose statement runs a few hundred milliseconds, past a 100 ms statement_timeout.
+    let slow = format!(
+        "UPDATE {t} SET name = :name WHERE id = :id AND {} RETURNING {COLS}",
+        b.slow_predicate(),
+        t = b.table
+    );
+    let route = format!(
+        "[[route]]\nmethod = \"PUT\"\npath = \"/api/slow-put/{{id:int}}\"\nsql = {}\n\
+         single = true\ninvalidates = [\"products\", \"product:{{id}}\"]\n\
+         body = {{ name = \"str\" }}\n",
+        q(&slow)
+    );
+    let (_origin, edge) = edge_with(&b, "statement_timeout = \"100ms\"", &route).await;
+    assert_eq!(
+        get(&edge, "/api/products/3").await.json["name"],
+        "products 3"
+    );
+    let w = call(&edge, "PUT", "/api/slow-put/3", Some(r#"{"name":"late"}"#)).await;
+    assert_eq!(w.status, 503, "{}", w.json);
+    // Read at once: the statement may still be running, and the old row may be cached again.
+    get(&edge, "/api/products/3").await;
+    // SQLite finishes the statement and commits it; PostgreSQL cancels it at its own
+    // statement_timeout. Either way the edge must end up serving what the database holds.
+    let reader = b.name_reader();
+    let mut agreed = None;
+    for _ in 0..50 {
+        let in_db = reader.name(3).await.unwrap().unwrap();
+        let served = get(&edge, "/api/products/3").await.json["name"].clone();
+        if served.as_str().map(str::as_bytes) == Some(&in_db[..]) && &in_db[..] == b"late" {
+            agreed = Some("late");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if b.is_postgres() {
+        assert_eq!(agreed, None, "PostgreSQL cancelled the write");
+        assert_eq!(
+            reader.name(3).await.unwrap().as_deref(),
+            Some(&b"products 3"[..])
+        );
+        assert_eq!(
+            get(&edge, "/api/products/3").await.json["name"],
+            "products 3"
+        );
+    } else {
+        assert_eq!(agreed, Some("late"), "the cache followed the late commit");
+    }
+    edge.stop().await;
+}
+
+async fn an_insert_of_a_taken_id_is_409_and_changes_nothing(b: Backend) {
+    let insert = format!(
+        "INSERT INTO {} (id, name, price_cents, stock, updated_at) \
+         VALUES (:id, :name, 0, 0, '2026-11-01') RETURNING {COLS}",
+        b.table
+    );
+    let route = format!(
+        "[[route]]\nmethod = \"POST\"\npath = \"/api/products\"\nsql = {}\nsingle = true\n\
+         invalidates = [\"products\"]\nbody = {{ id = \"int\", name = \"str\" }}\n",
+        q(&insert)
+    );
+    let (_origin, edge) = edge_with(&b, "", &route).await;
+    let list = get(&edge, "/api/products").await;
+    let w = call(
+        &edge,
+        "POST",
+        "/api/products",
+        Some(r#"{"id":2,"name":"dup"}"#),
+    )
+    .await;
+    assert_eq!(w.status, 409, "{}", w.json);
+    let msg = w.json["error"].as_str().unwrap();
+    assert!(msg.contains("unique constraint"), "{msg}");
+    let r = get(&edge, "/api/products").await;
+    assert_eq!((r.x_cache.as_str(), &r.json), ("HIT", &list.json));
+    // A new id goes in, and the list follows.
+    let w = call(
+        &edge,
+        "POST",
+        "/api/products",
+        Some(r#"{"id":7,"name":"new"}"#),
+    )
+    .await;
+    assert_eq!(w.status, 200, "{}", w.json);
+    let r = get(&edge, "/api/products").await;
+    assert_eq!(r.x_cache, "MISS");
+    assert_eq!(r.json.as_array().unwrap().len(), 7);
+    edge.stop().await;
 }
