@@ -17,11 +17,26 @@ pub async fn serve(
     } else {
         let limit = usize::try_from(edge.settings.max_request_body).unwrap_or(usize::MAX);
         match axum::body::to_bytes(body, limit).await {
+            Ok(b) if !b.is_empty() && !is_json(parts) => {
+                // Also keeps out the "simple" cross-site POSTs a browser sends without asking.
+                return respond::error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send the body as Content-Type: application/json",
+                    None,
+                );
+            }
             Ok(b) => Some(b),
-            Err(_) => {
+            Err(e) if too_large(&e) => {
                 return respond::error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "request body too large",
+                    None,
+                );
+            }
+            Err(_) => {
+                return respond::error(
+                    StatusCode::BAD_REQUEST,
+                    "could not read the request body",
                     None,
                 );
             }
@@ -54,4 +69,65 @@ pub async fn serve(
         respond::stamp(h, cs);
     }
     res
+}
+
+/// Is the request body declared as JSON (`application/json`, or a `+json` type)?
+fn is_json(parts: &Parts) -> bool {
+    let Some(ct) = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > "application/+json".len()
+            && essence[..12].eq_ignore_ascii_case("application/")
+            && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Did reading the body fail on the size limit (rather than a broken upload)?
+fn too_large(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_bodies_are_recognised_by_their_media_type() {
+        let parts = |ct: Option<&str>| {
+            let mut b = http::Request::builder();
+            if let Some(ct) = ct {
+                b = b.header("content-type", ct);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json(&parts(Some(ok))), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/+json",
+            "json",
+            "",
+        ] {
+            assert!(!is_json(&parts(Some(bad))), "{bad}");
+        }
+        assert!(!is_json(&parts(None)));
+    }
 }

@@ -365,3 +365,37 @@ async fn an_insert_of_a_taken_id_is_409_and_changes_nothing(b: Backend) {
     assert_eq!(r.json.as_array().unwrap().len(), 7);
     edge.stop().await;
 }
+
+#[tokio::test]
+async fn write_bodies_must_be_json_and_within_the_limit() {
+    let b = Backend::sqlite().await;
+    let (_origin, edge) = edge_with(&b, "[server]\nmax_request_body = \"1KiB\"", "").await;
+    let body = r#"{"name":"x","price_cents":1,"stock":1}"#;
+    for ct in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        let mut rb = edge.request(reqwest::Method::PUT, "/api/products/2");
+        if let Some(ct) = ct {
+            rb = rb.header("content-type", ct);
+        }
+        let r = rb.body(body).send().await.unwrap();
+        assert_eq!(r.status(), 415, "{ct:?}");
+        assert!(r.text().await.unwrap().contains("application/json"));
+    }
+    let big = format!(
+        r#"{{"name":"{}","price_cents":1,"stock":1}}"#,
+        "x".repeat(2000)
+    );
+    let r = edge
+        .request(reqwest::Method::PUT, "/api/products/2")
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(queries(&edge), 0, "nothing reached the database");
+    edge.stop().await;
+}
