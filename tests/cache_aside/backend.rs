@@ -87,13 +87,7 @@ impl Backend {
     /// A uniquely named table on the PostgreSQL server, or `None` (after saying so on stderr)
     /// when [`PG_ENV`] is not set.
     pub async fn postgres(test: &str) -> Option<Backend> {
-        let Ok(url) = std::env::var(PG_ENV) else {
-            // Straight to the process's stderr: the test harness captures eprintln! of passing
-            // tests, and a skip must be visible.
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "skipped: {test} ({PG_ENV} not set)");
-            return None;
-        };
+        let url = postgres_url(test)?;
         let table = format!("products_{}", unique());
         let pool = Pool::open(&url, 2, Duration::from_secs(5), Duration::from_secs(10)).unwrap();
         let b = Backend {
@@ -256,6 +250,19 @@ impl NameReader {
             .and_then(|n| n.as_str())
             .map(|n| Bytes::from(n.to_string())))
     }
+}
+
+/// The PostgreSQL URL from [`PG_ENV`], or `None` after saying on stderr that `test` is
+/// skipped.
+pub fn postgres_url(test: &str) -> Option<String> {
+    let url = std::env::var(PG_ENV).ok();
+    if url.is_none() {
+        // Straight to the process's stderr: the test harness captures eprintln! of passing
+        // tests, and a skip must be visible.
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "skipped: {test} ({PG_ENV} not set)");
+    }
+    url
 }
 
 /// A TOML basic string (JSON string escapes are valid TOML).

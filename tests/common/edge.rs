@@ -47,6 +47,8 @@ impl TestEdge {
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
+            // A bug that hangs a response fails its test instead of hanging the run.
+            .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap();
         TestEdge {
