@@ -95,10 +95,12 @@ impl CacheStatus {
                 s.push_str("; hit");
                 None
             }
-            Outcome::Stale(_) => {
+            Outcome::Stale(StaleReason::WhileRevalidate) => {
                 s.push_str("; hit");
                 None
             }
+            // The request did go forward; the error it met is why the stored copy is served.
+            Outcome::Stale(StaleReason::IfError) => Some("stale"),
             Outcome::Miss(MissReason::Uri) => Some("uri-miss"),
             Outcome::Miss(MissReason::Vary) => Some("vary-miss"),
             Outcome::Miss(_) => Some("miss"),
@@ -175,8 +177,17 @@ mod tests {
         let mut r = CacheStatus::new(Outcome::Revalidated);
         r.fwd_status = Some(304);
         assert_eq!(r.render(), "edgecache; fwd=stale; fwd-status=304");
-        let st = CacheStatus::new(Outcome::Stale(StaleReason::IfError));
-        assert_eq!(st.render(), "edgecache; hit; detail=stale-if-error");
+        let mut st = CacheStatus::new(Outcome::Stale(StaleReason::IfError));
+        st.fwd_status = Some(503);
+        assert_eq!(
+            st.render(),
+            "edgecache; fwd=stale; fwd-status=503; detail=stale-if-error"
+        );
+        let swr = CacheStatus::new(Outcome::Stale(StaleReason::WhileRevalidate));
+        assert_eq!(
+            swr.render(),
+            "edgecache; hit; detail=stale-while-revalidate"
+        );
         assert_eq!(
             CacheStatus::new(Outcome::Bypass("method")).render(),
             "edgecache; fwd=method"
