@@ -194,26 +194,34 @@ pub fn evaluate(
     if had_set_cookie && !rules.cache_set_cookie {
         return Err(NotStorable::SetCookie);
     }
-    // http-cache-semantics adds Age to durations unchecked: clamp it before it sees it.
-    let clamped;
-    let res_headers = match res_headers
+    let cc = ResponseDirectives::parse(res_headers.get_all(header::CACHE_CONTROL).iter());
+    // What http-cache-semantics is shown, where it would misread the response (rare: the
+    // common case shows it the headers as they are).
+    let mut adjusted: Option<HeaderMap> = None;
+    // It adds Age to durations unchecked: clamp it before it sees it.
+    if let Some(Some(age)) = res_headers
         .get(header::AGE)
         .map(|a| a.to_str().ok().and_then(|a| a.trim().parse::<u64>().ok()))
+        && age > MAX_DELTA.as_secs()
     {
-        Some(Some(age)) if age > MAX_DELTA.as_secs() => {
-            clamped = {
-                let mut h = res_headers.clone();
-                h.insert(header::AGE, HeaderValue::from(MAX_DELTA.as_secs()));
-                h
-            };
-            &clamped
+        adjusted
+            .get_or_insert_with(|| res_headers.clone())
+            .insert(header::AGE, HeaderValue::from(MAX_DELTA.as_secs()));
+    }
+    // It gives a shared cache no freshness at all for `proxy-revalidate`, which only forbids
+    // serving the response stale (RFC 9111 section 5.2.2.8): that part is `must_revalidate`.
+    if cc.proxy_revalidate {
+        let kept = without_directive(res_headers, "proxy-revalidate");
+        let h = adjusted.get_or_insert_with(|| res_headers.clone());
+        h.remove(header::CACHE_CONTROL);
+        if let Some(v) = kept {
+            h.insert(header::CACHE_CONTROL, v);
         }
-        _ => res_headers,
-    };
-    let cc = ResponseDirectives::parse(res_headers.get_all(header::CACHE_CONTROL).iter());
+    }
+    let lib_headers = adjusted.as_ref().unwrap_or(res_headers);
     let policy = CachePolicy::new_options(
         req,
-        &PolicyResponse(status, res_headers),
+        &PolicyResponse(status, lib_headers),
         now,
         CacheOptions {
             shared: true,
@@ -262,6 +270,24 @@ pub fn evaluate(
         return Err(NotStorable::NoFreshness);
     }
     Ok(f)
+}
+
+/// The response's Cache-Control directives but `name`, as one value (`None` if none is left).
+fn without_directive(h: &HeaderMap, name: &str) -> Option<HeaderValue> {
+    let kept: Vec<&str> = h
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|d| {
+            let key = d.split_once('=').map_or(*d, |(k, _)| k).trim();
+            !d.is_empty() && !key.eq_ignore_ascii_case(name)
+        })
+        .collect();
+    (!kept.is_empty())
+        .then(|| HeaderValue::from_str(&kept.join(", ")).ok())
+        .flatten()
 }
 
 fn is_understood(status: StatusCode) -> bool {
@@ -520,6 +546,24 @@ mod tests {
                 .as_secs(),
             40
         );
+    }
+
+    #[test]
+    fn proxy_revalidate_keeps_the_freshness_and_forbids_serving_stale() {
+        let f = eval(&[], &[("cache-control", "max-age=600, Proxy-Revalidate")]).unwrap();
+        assert_eq!(f.fresh_for, Duration::from_secs(600));
+        assert!(f.must_revalidate);
+        // Alone, it leaves no freshness: stored only with a validator.
+        assert_eq!(
+            eval(&[], &[("cache-control", "proxy-revalidate")]),
+            Err(NotStorable::NoFreshness)
+        );
+        let f = eval(
+            &[],
+            &[("cache-control", "proxy-revalidate"), ("etag", "\"v1\"")],
+        )
+        .unwrap();
+        assert!(f.fresh_for.is_zero() && f.must_revalidate);
     }
 
     #[test]
