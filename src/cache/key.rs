@@ -115,7 +115,9 @@ pub fn normalize_vary_value(name: &HeaderName, req: &HeaderMap) -> Option<Header
     HeaderValue::from_bytes(&joined).ok()
 }
 
-/// The best of br, gzip, identity that the client accepts (q > 0), preferring br.
+/// What the client accepts (q > 0) among br and gzip, as the Accept-Encoding the origin is
+/// sent and the variant is keyed on: `br, gzip`, `br`, `gzip` or `identity`. A client taking
+/// both is offered both, so that an origin without brotli still compresses.
 pub fn preferred_encoding(req: &HeaderMap) -> &'static str {
     let mut br = false;
     let mut gzip = false;
@@ -140,10 +142,13 @@ pub fn preferred_encoding(req: &HeaderMap) -> &'static str {
                 gzip = true;
             } else if coding == "*" {
                 br = true;
+                gzip = true;
             }
         }
     }
-    if br {
+    if br && gzip {
+        "br, gzip"
+    } else if br {
         "br"
     } else if gzip {
         "gzip"
@@ -176,9 +181,17 @@ mod tests {
     }
 
     #[test]
-    fn accept_encoding_collapses_to_three_values() {
+    fn accept_encoding_collapses_to_four_values() {
         assert_eq!(
             preferred_encoding(&hm(&[("accept-encoding", "gzip, deflate, br")])),
+            "br, gzip"
+        );
+        assert_eq!(
+            preferred_encoding(&hm(&[("accept-encoding", "*")])),
+            "br, gzip"
+        );
+        assert_eq!(
+            preferred_encoding(&hm(&[("accept-encoding", "br, gzip;q=0")])),
             "br"
         );
         assert_eq!(

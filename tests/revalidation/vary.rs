@@ -43,7 +43,12 @@ async fn accept_encoding_spellings_share_normalised_variants() {
     // (first spelling, second spelling, the one coding the origin is asked for)
     let groups = [
         (Some("gzip, deflate"), Some("deflate, gzip;q=0.9"), "gzip"),
-        (Some("br, gzip"), Some("br"), "br"),
+        (
+            Some("br, gzip"),
+            Some("gzip, deflate, br, zstd"),
+            "br, gzip",
+        ),
+        (Some("br"), Some("br, gzip;q=0"), "br"),
         (None, Some("identity"), "identity"),
     ];
     for (n, (first, second, coding)) in groups.into_iter().enumerate() {
