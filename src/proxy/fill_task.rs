@@ -48,16 +48,31 @@ pub struct FillJob {
 impl FillJob {
     pub async fn run(mut self, mut w: FillWriter<FillMeta>) {
         let started = Instant::now();
-        let res = self
-            .site
-            .origin
-            .fetch(OriginRequest {
-                method: Method::GET,
-                path_and_query: std::mem::take(&mut self.target),
-                headers: std::mem::take(&mut self.origin_headers),
-                body: None,
-            })
-            .await;
+        let headers = std::mem::take(&mut self.origin_headers);
+        // Kept for a revalidation: a 304 may turn out to describe another representation.
+        let retry = self.stale.as_ref().map(|_| {
+            let mut h = headers.clone();
+            h.remove(header::IF_NONE_MATCH);
+            h.remove(header::IF_MODIFIED_SINCE);
+            (self.target.clone(), h)
+        });
+        let target = std::mem::take(&mut self.target);
+        let mut res = self.fetch(target, headers).await;
+        let mut revalidating = self.stale.is_some();
+        let foreign_304 = match (&res, &self.stale) {
+            (Ok(r), Some(old)) => {
+                r.status == StatusCode::NOT_MODIFIED
+                    && !policy::not_modified_matches(&old.headers, &r.headers)
+            }
+            _ => false,
+        };
+        if let (true, Some((target, headers))) = (foreign_304, retry) {
+            // It must not update the stored copy (RFC 9111 section 4.3.4), which a later
+            // revalidation would only meet again: ask once more, unconditionally.
+            tracing::debug!(key = self.key.as_str(), "304 for another representation");
+            res = self.fetch(target, headers).await;
+            revalidating = false;
+        }
         let origin_ms = started.elapsed().as_secs_f64() * 1000.0;
         let now = SystemTime::now();
         let stale_ok = self
@@ -82,7 +97,7 @@ impl FillJob {
                     }));
                 }
             },
-            Ok(r) if r.status == StatusCode::NOT_MODIFIED && self.stale.is_some() => {
+            Ok(r) if r.status == StatusCode::NOT_MODIFIED && revalidating => {
                 self.revalidated(&mut w, r, now, origin_ms);
             }
             Ok(r) if r.status.is_server_error() && stale_ok.is_some() => {
@@ -100,6 +115,22 @@ impl FillJob {
             Ok(r) => self.stream(&mut w, r, now, origin_ms).await,
         }
         w.done();
+    }
+
+    async fn fetch(
+        &self,
+        path_and_query: String,
+        headers: HeaderMap,
+    ) -> Result<OriginResponse, crate::origin::OriginError> {
+        self.site
+            .origin
+            .fetch(OriginRequest {
+                method: Method::GET,
+                path_and_query,
+                headers,
+                body: None,
+            })
+            .await
     }
 
     fn policy_request(&self) -> PolicyRequest<'_> {
@@ -157,13 +188,6 @@ impl FillJob {
         origin_ms: f64,
     ) {
         let old = self.stale.clone().expect("revalidation has a stale copy");
-        if !policy::not_modified_matches(&old.headers, &r.headers) {
-            w.finish(Err(FillError::Upstream {
-                status: 502,
-                message: "origin answered 304 for another representation".into(),
-            }));
-            return;
-        }
         let merged = policy::merge_not_modified(&old.headers, &r.headers);
         let mut eval = merged.clone();
         if let Some(age) = r.headers.get(header::AGE) {

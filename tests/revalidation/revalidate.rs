@@ -261,3 +261,65 @@ async fn client_conditionals_are_answered_from_the_cache() {
     assert_eq!(origin.inm_count("/r/cond"), 0);
     assert_eq!(origin.ims_count("/r/cond"), 0);
 }
+
+#[tokio::test]
+async fn a_304_for_another_representation_is_fetched_again_unconditionally() {
+    use axum::{Router, http::HeaderMap, routing::get};
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    // An origin that starts sending ETags: it answers any conditional request with a 304
+    // carrying an ETag the stored copy (Last-Modified only) never had.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = Router::new().route(
+        "/switch",
+        get(move |req: HeaderMap| {
+            let n = h.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let conditional =
+                    req.contains_key("if-modified-since") || req.contains_key("if-none-match");
+                if conditional {
+                    (
+                        axum::http::StatusCode::NOT_MODIFIED,
+                        [("etag", "\"new\""), ("cache-control", "max-age=60")],
+                        String::new(),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::OK,
+                        [
+                            ("last-modified", LAST_MODIFIED),
+                            ("cache-control", "max-age=1"),
+                        ],
+                        format!("body {n}"),
+                    )
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let edge = TestEdge::from_toml(&format!(
+        "[[site]]\nname = \"s\"\nhosts = [\"*\"]\norigin = \"{url}\"\n"
+    ))
+    .await;
+
+    let r = edge.get("/switch").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "body 1");
+    tokio::time::sleep(EXPIRE).await;
+    let r = edge.get("/switch").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-cache"), "EXPIRED");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "body 3",
+        "the unconditional answer"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 3, "304, then a full GET");
+    let r = edge.get("/switch").send().await.unwrap();
+    assert_eq!(header(&r, "x-cache"), "HIT");
+    assert_eq!(r.text().await.unwrap(), "body 3", "and it was stored");
+}
