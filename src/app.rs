@@ -62,7 +62,7 @@ impl App {
             fills: Arc::new(Fills::new(budget)),
             settings: Settings {
                 fill_wait_timeout: cfg.cache.fill_wait_timeout.0,
-                body_idle_timeout: cfg.origin.first_byte_timeout.0,
+                body_idle_timeout: cfg.origin.body_idle_timeout.0,
                 hit_for_miss: cfg.cache.hit_for_miss.0,
                 max_request_body: cfg.server.max_request_body.0,
                 health_path: cfg.server.health_path.clone(),

@@ -192,6 +192,9 @@ pub struct OriginConfig {
     pub first_byte_timeout: Secs,
     /// For the whole exchange, body included.
     pub total_timeout: Secs,
+    /// Longest pause within a response body, from the origin or while a reader waits on a
+    /// fill's next bytes; the body is then cut.
+    pub body_idle_timeout: Secs,
     /// Idle keep-alive connections kept per origin host (per event loop with `server.threads`).
     pub max_idle_per_host: usize,
 }
@@ -310,6 +313,7 @@ impl Default for OriginConfig {
         Self {
             connect_timeout: Secs(Duration::from_secs(3)),
             first_byte_timeout: Secs(Duration::from_secs(30)),
+            body_idle_timeout: Secs(Duration::from_secs(30)),
             total_timeout: Secs(Duration::from_secs(300)),
             max_idle_per_host: 64,
         }
@@ -498,6 +502,7 @@ impl Config {
             ("origin.connect_timeout", self.origin.connect_timeout),
             ("origin.first_byte_timeout", self.origin.first_byte_timeout),
             ("origin.total_timeout", self.origin.total_timeout),
+            ("origin.body_idle_timeout", self.origin.body_idle_timeout),
         ];
         if let Some(db) = &self.database {
             if db.max_connections == 0 {

@@ -152,3 +152,36 @@ async fn a_500_is_not_cached_even_with_max_age() {
     }
     assert_eq!(origin.count("/e/boom"), 2);
 }
+
+#[tokio::test]
+async fn a_pause_in_the_body_longer_than_body_idle_timeout_cuts_it() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "[origin]\nbody_idle_timeout = \"300ms\"").await;
+    // Ten pieces 100 ms apart: within the limit.
+    let r = edge
+        .get("/e/steady?slow=1000&size=5000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 5000);
+    // Ten pieces 500 ms apart: cut, never passed off as complete.
+    let r = edge
+        .get("/e/stall?slow=5000&size=5000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the head went out before the pause");
+    assert!(r.bytes().await.is_err(), "the body was cut");
+    assert_eq!(
+        header(
+            &edge
+                .get("/e/stall?slow=5000&size=5000")
+                .send()
+                .await
+                .unwrap(),
+            "x-cache"
+        ),
+        "MISS",
+        "nothing was stored"
+    );
+}
