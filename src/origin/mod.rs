@@ -3,6 +3,7 @@
 //! alike. Origin selection (pools, health) will slot in behind [`Origin`].
 
 pub(crate) mod headers;
+pub mod range;
 mod static_dir;
 mod upstream;
 

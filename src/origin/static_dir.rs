@@ -6,7 +6,10 @@
 //! `Last-Modified`) and answer conditional GETs with 304; `Cache-Control` comes from the site's
 //! cache rules, globs over the decoded URL path of which the first match wins.
 
-use super::{BodyStream, OriginError, OriginRequest, OriginResponse};
+use super::{
+    BodyStream, OriginError, OriginRequest, OriginResponse,
+    range::{RangeSpec, if_range_holds, parse_range},
+};
 use crate::config::CacheRule;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
@@ -15,7 +18,10 @@ use percent_encoding::percent_decode_str;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
-use tokio::{fs::File, io::AsyncReadExt};
+use tokio::{
+    fs::File,
+    io::{AsyncReadExt, AsyncSeekExt},
+};
 use tokio_util::io::ReaderStream;
 
 /// Read size for streamed bodies; a smaller file comes as one chunk of its own size.
@@ -145,9 +151,41 @@ impl StaticDir {
             return Ok(reply(StatusCode::NOT_MODIFIED, h, stream::empty().boxed()));
         }
         h.insert(header::CONTENT_TYPE, hv(&content_type(&file)));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        Ok(reply(StatusCode::OK, h, file_stream(f, len, path)))
+        // The edge asks for ranges only of files it does not store (see `cached::serve`).
+        let range = headers
+            .get(header::RANGE)
+            .filter(|_| if_range_holds(&h, headers))
+            .map(|v| parse_range(v, len));
+        match range {
+            Some(RangeSpec::Satisfiable(start, end)) => {
+                let mut f = f;
+                f.seek(std::io::SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| io_error(e, &path))?;
+                let n = end - start + 1;
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+                h.insert(
+                    header::CONTENT_RANGE,
+                    hv(&format!("bytes {start}-{end}/{len}")),
+                );
+                Ok(reply(
+                    StatusCode::PARTIAL_CONTENT,
+                    h,
+                    file_stream(f, n, path),
+                ))
+            }
+            Some(RangeSpec::Unsatisfiable) => {
+                h.insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                let empty = stream::empty().boxed();
+                Ok(reply(StatusCode::RANGE_NOT_SATISFIABLE, h, empty))
+            }
+            _ => {
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                Ok(reply(StatusCode::OK, h, file_stream(f, len, path)))
+            }
+        }
     }
 
     /// Canonicalises `p` and stats it; `None` when missing or outside the root.
@@ -451,6 +489,60 @@ mod tests {
         // A long client path against many `**`: polynomial, so this returns at once.
         let long = format!("/{}", "a/".repeat(20_000));
         assert!(!Glob::new("**a**a**a**a**a**a**a**a**b").matches(&long));
+    }
+
+    #[tokio::test]
+    async fn single_ranges_are_read_from_the_file() {
+        let t = Tmp::new();
+        let d = t.dir(&[]);
+        let r = |v: &'static str| [("range", v)];
+        expect(
+            &d,
+            "/index.html",
+            &r("bytes=1-2"),
+            206,
+            &[("body", "h1"), ("content-range", "bytes 1-2/13")],
+        )
+        .await;
+        expect(&d, "/index.html", &r("bytes=-5"), 206, &[("body", "</h1>")]).await;
+        expect(
+            &d,
+            "/big.bin",
+            &r("bytes=199990-"),
+            206,
+            &[
+                ("content-length", "10"),
+                ("content-range", "bytes 199990-199999/200000"),
+            ],
+        )
+        .await;
+        expect(
+            &d,
+            "/index.html",
+            &r("bytes=13-"),
+            416,
+            &[("content-range", "bytes */13"), ("body", "")],
+        )
+        .await;
+        // Several ranges, or an If-Range for another version: the whole file.
+        expect(
+            &d,
+            "/index.html",
+            &r("bytes=0-1,3-4"),
+            200,
+            &[("body", "<h1>home</h1>")],
+        )
+        .await;
+        let stale = [("range", "bytes=1-2"), ("if-range", "\"old\"")];
+        expect(&d, "/index.html", &stale, 200, &[("body", "<h1>home</h1>")]).await;
+        expect(
+            &d,
+            "HEAD /index.html",
+            &r("bytes=1-2"),
+            206,
+            &[("content-length", "2")],
+        )
+        .await;
     }
 
     #[tokio::test]

@@ -76,6 +76,17 @@ pub async fn serve(
         }
     };
     let miss = if solo { MissReason::HitForMiss } else { miss };
+    if solo
+        && stale.is_none()
+        && req.method == Method::GET
+        && req.headers.contains_key(header::RANGE)
+    {
+        // The URL's answers are not being stored (too large, uncacheable): nothing is lost by
+        // letting the origin answer the range itself, and a player seeking in a large video
+        // does not download it from the start at every seek.
+        let outcome = Outcome::Miss(MissReason::HitForMiss);
+        return Box::pin(super::pass::serve(edge, site, req, None, ctx, outcome)).await;
+    }
     // Boxed: the miss path's state is large, and a HIT should not pay for moving it around.
     Box::pin(fetch(edge, site, req, ctx, key, stale, names, miss, solo)).await
 }

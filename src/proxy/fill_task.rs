@@ -278,13 +278,13 @@ impl FillJob {
             (Some(_), Some(n)) if !w.reserve(n) => (None, Some(NotStorable::InflightBudget)),
             (f, _) => (f, detail),
         };
-        // Reasons tied to this request (its credentials) or to this moment (size, budget) say
-        // nothing about the URL: no hit-for-miss mark for them.
+        // Reasons tied to this request (its credentials) or to this moment (the in-flight
+        // budget) say nothing about the URL: no hit-for-miss mark for them. Size does: a large
+        // file stays large, and its range requests can then go to the origin.
         let transient = matches!(
             detail,
             Some(
-                NotStorable::TooLarge
-                    | NotStorable::InflightBudget
+                NotStorable::InflightBudget
                     | NotStorable::Authorization
                     | NotStorable::Cookie
                     | NotStorable::RequestNoStore

@@ -1,7 +1,10 @@
 //! Responses served from a stored object: full, HEAD, 304 to a client's conditional request,
 //! 206 / 416 for ranges; and the short error responses the edge makes itself.
 
-use crate::cache::{Object, status::CacheStatus};
+use crate::{
+    cache::{Object, status::CacheStatus},
+    origin::range::{RangeSpec, if_range_holds, parse_range},
+};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
@@ -114,71 +117,6 @@ pub fn not_modified_response(full: &HeaderMap) -> Response<Body> {
     res
 }
 
-/// `If-Range` must name the stored representation exactly (strong ETag or Last-Modified).
-fn if_range_holds(stored: &HeaderMap, req: &HeaderMap) -> bool {
-    let Some(ir) = req.get(header::IF_RANGE) else {
-        return true;
-    };
-    let ir = ir.as_bytes();
-    if ir.starts_with(b"\"") {
-        stored.get(header::ETAG).is_some_and(|e| e.as_bytes() == ir)
-    } else {
-        stored
-            .get(header::LAST_MODIFIED)
-            .is_some_and(|lm| lm.as_bytes() == ir)
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum RangeSpec {
-    /// Inclusive byte positions.
-    Satisfiable(u64, u64),
-    Unsatisfiable,
-    /// Not a single byte range we serve partially (multiple ranges, other units, garbage):
-    /// the full representation is sent, which RFC 9110 allows.
-    Ignore,
-}
-
-/// Parses a `Range` header against a representation of `len` bytes.
-pub fn parse_range(v: &HeaderValue, len: u64) -> RangeSpec {
-    let Some(spec) = v
-        .to_str()
-        .ok()
-        .and_then(|s| s.trim().strip_prefix("bytes="))
-    else {
-        return RangeSpec::Ignore;
-    };
-    if spec.contains(',') {
-        return RangeSpec::Ignore;
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return RangeSpec::Ignore;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let num = |s: &str| s.parse::<u64>().ok();
-    match (a.is_empty(), b.is_empty()) {
-        (true, true) => RangeSpec::Ignore,
-        (true, false) => match num(b) {
-            Some(0) => RangeSpec::Unsatisfiable,
-            Some(_) if len == 0 => RangeSpec::Unsatisfiable,
-            Some(n) => RangeSpec::Satisfiable(len.saturating_sub(n), len - 1),
-            None => RangeSpec::Ignore,
-        },
-        (false, _) => {
-            let Some(start) = num(a) else {
-                return RangeSpec::Ignore;
-            };
-            let end = if b.is_empty() { Some(u64::MAX) } else { num(b) };
-            match end {
-                None => RangeSpec::Ignore,
-                Some(end) if end < start => RangeSpec::Ignore,
-                Some(_) if start >= len => RangeSpec::Unsatisfiable,
-                Some(end) => RangeSpec::Satisfiable(start, end.min(len - 1)),
-            }
-        }
-    }
-}
-
 fn partial(
     mut headers: HeaderMap,
     body: Bytes,
@@ -238,26 +176,6 @@ pub fn error(status: StatusCode, reason: &str, cache: Option<&CacheStatus>) -> R
 mod tests {
     use super::*;
 
-    fn r(s: &'static str, len: u64) -> RangeSpec {
-        parse_range(&HeaderValue::from_static(s), len)
-    }
-
-    #[test]
-    fn ranges() {
-        assert_eq!(r("bytes=10-19", 1000), RangeSpec::Satisfiable(10, 19));
-        assert_eq!(r("bytes=990-", 1000), RangeSpec::Satisfiable(990, 999));
-        assert_eq!(r("bytes=-10", 1000), RangeSpec::Satisfiable(990, 999));
-        assert_eq!(r("bytes=-5000", 1000), RangeSpec::Satisfiable(0, 999));
-        assert_eq!(r("bytes=900-5000", 1000), RangeSpec::Satisfiable(900, 999));
-        assert_eq!(r("bytes=5000-6000", 1000), RangeSpec::Unsatisfiable);
-        assert_eq!(r("bytes=-0", 1000), RangeSpec::Unsatisfiable);
-        assert_eq!(r("bytes=0-1,5-6", 1000), RangeSpec::Ignore);
-        assert_eq!(r("items=0-1", 1000), RangeSpec::Ignore);
-        assert_eq!(r("bytes=9-3", 1000), RangeSpec::Ignore);
-        assert_eq!(r("bytes=x-3", 1000), RangeSpec::Ignore);
-        assert_eq!(r("bytes=0-0", 0), RangeSpec::Unsatisfiable);
-    }
-
     use crate::test_util::headers as hm;
 
     #[test]
@@ -287,7 +205,5 @@ mod tests {
                 ("if-modified-since", "Mon, 02 Nov 2026 10:00:00 GMT")
             ])
         ));
-        assert!(if_range_holds(&stored, &hm(&[("if-range", "\"v1\"")])));
-        assert!(!if_range_holds(&stored, &hm(&[("if-range", "\"v0\"")])));
     }
 }

@@ -135,3 +135,30 @@ async fn unsafe_methods_on_a_static_site_get_405() {
     assert_eq!(r.status(), 405);
     assert_eq!(header(&r, "x-cache"), "BYPASS");
 }
+
+#[tokio::test]
+async fn a_file_too_large_to_store_is_served_in_ranges_by_the_directory() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
+    let mut cfg = edgecache::config::Config::default()
+        .apply(&Default::default(), || root)
+        .unwrap();
+    cfg.database = None;
+    cfg.routes.clear();
+    cfg.cache.max_object_size = Some(edgecache::config::ByteSize(64));
+    let edge = TestEdge::start(cfg).await;
+    let full = edge.get("/").send().await.unwrap();
+    assert!(header(&full, "cache-status").contains("detail=too-large"));
+    let full = full.bytes().await.unwrap();
+    let r = edge
+        .get("/")
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        header(&r, "content-range"),
+        format!("bytes 10-19/{}", full.len())
+    );
+    assert_eq!(r.bytes().await.unwrap(), full.slice(10..20));
+}

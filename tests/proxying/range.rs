@@ -113,3 +113,40 @@ async fn a_range_on_a_cold_key_gets_the_whole_object_and_fills_it() {
         "the fill must not ask for a part"
     );
 }
+
+#[tokio::test]
+async fn ranges_of_a_url_too_large_to_store_go_to_the_origin() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "[cache]\nmax_object_size = \"1KiB\"").await;
+    let p = "/rg/big?cc=max-age=60&size=5000";
+    let r = edge.get(p).send().await.unwrap();
+    assert!(header(&r, "cache-status").contains("detail=too-large"));
+    assert_eq!(r.bytes().await.unwrap().len(), 5000);
+    // Not stored, and now known to be too large: the range is the origin's to answer.
+    let r = edge
+        .get(p)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    assert!(header(&r, "cache-status").contains("detail=hit-for-miss"));
+    r.bytes().await.unwrap();
+    let seen = origin.last_headers("/rg/big").unwrap();
+    assert_eq!(seen["range"], "bytes=100-199");
+    assert_eq!(origin.count("/rg/big"), 2);
+    // A cacheable URL still fills with the whole object.
+    let q = "/rg/small?cc=max-age=60&size=500";
+    edge.get(q)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        origin
+            .last_headers("/rg/small")
+            .unwrap()
+            .get("range")
+            .is_none()
+    );
+}
