@@ -146,8 +146,16 @@ impl CacheAside {
             stale = Some(obj);
         }
         let mut loader = Some(loader);
+        // After a joined load turned out outdated, load alone: joining again could find that
+        // same load, finished but not yet unregistered.
+        let mut solo = false;
         for _ in 0..ATTEMPTS {
-            let (mut reader, leader) = match self.fills.join((ck.clone(), VaryValues::default())) {
+            let joined = if solo {
+                Joined::Leader(self.fills.solo())
+            } else {
+                self.fills.join((ck.clone(), VaryValues::default()))
+            };
+            let (mut reader, leader) = match joined {
                 Joined::Leader(w) => {
                     let Some(load) = loader.take() else { break };
                     let r = w
@@ -171,6 +179,7 @@ impl CacheAside {
             if !leader && !self.store.tags().is_current(&m.stamp) {
                 // That load began before a write that has since completed: not for us.
                 miss = MissReason::Uri;
+                solo = true;
                 continue;
             }
             let now = SystemTime::now();

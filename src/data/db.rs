@@ -395,16 +395,23 @@ impl Database {
 
     /// A write: always on the primary. It is not abandoned at `statement_timeout`, since
     /// dropping it would not stop the database from committing it later, unseen: the caller
-    /// stops waiting instead, and whoever runs this learns when it really ended. PostgreSQL
-    /// cancels it itself at `statement_timeout`; SQLite bounds lock waits by `busy_timeout`.
-    /// Only a statement still unfinished after [`WRITE_BACKSTOP`] times the timeout (a
-    /// connection gone silent) is given up, as [`DbError::Timeout`].
+    /// stops waiting instead, and whoever runs this learns when it really ended.
+    /// - PostgreSQL cancels it itself at `statement_timeout`. Only a connection gone silent
+    ///   for [`WRITE_BACKSTOP`] times that is given up on, as [`DbError::Timeout`]: by then
+    ///   the server has ended the statement, one way or the other.
+    /// - SQLite runs it in the process, on a thread of its own that dropping the future would
+    ///   not stop: it is waited for to the end (lock waits are bounded by `busy_timeout`).
     pub async fn write(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
         self.primary_queries.fetch_add(1, Ordering::Relaxed);
-        let backstop = self.statement_timeout.saturating_mul(WRITE_BACKSTOP);
-        tokio::time::timeout(backstop, self.primary.write(stmt, values))
-            .await
-            .unwrap_or(Err(DbError::Timeout(backstop)))
+        match self.primary {
+            Pool::Sqlite(_) => self.primary.write(stmt, values).await,
+            Pool::Postgres(_) => {
+                let backstop = self.statement_timeout.saturating_mul(WRITE_BACKSTOP);
+                tokio::time::timeout(backstop, self.primary.write(stmt, values))
+                    .await
+                    .unwrap_or(Err(DbError::Timeout(backstop)))
+            }
+        }
     }
 
     pub fn statement_timeout(&self) -> Duration {

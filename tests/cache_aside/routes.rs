@@ -301,7 +301,9 @@ async fn a_write_the_edge_stopped_waiting_for_is_invalidated_when_it_ends(b: Bac
     // statement_timeout. Either way the edge must end up serving what the database holds.
     let reader = b.name_reader();
     let mut agreed = None;
-    for _ in 0..50 {
+    // PostgreSQL has cancelled it by the time the edge answers: a second shows it stays so.
+    let tries = if b.is_postgres() { 10 } else { 50 };
+    for _ in 0..tries {
         let in_db = reader.name(3).await.unwrap().unwrap();
         let served = get(&edge, "/api/products/3").await.json["name"].clone();
         if served.as_str().map(str::as_bytes) == Some(&in_db[..]) && &in_db[..] == b"late" {
