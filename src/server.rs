@@ -150,8 +150,10 @@ async fn version_known(stream: &tokio::net::TcpStream, deadline: Instant) -> boo
 pub struct SendTimeout<S> {
     inner: S,
     timeout: Duration,
-    /// Armed while a write is blocked.
-    stalled: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// The clock, made the first time a write blocks and reused after that.
+    clock: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// A write is blocked and the clock runs.
+    armed: bool,
 }
 
 impl<S> SendTimeout<S> {
@@ -159,7 +161,8 @@ impl<S> SendTimeout<S> {
         Self {
             inner,
             timeout,
-            stalled: None,
+            clock: None,
+            armed: false,
         }
     }
 
@@ -172,14 +175,18 @@ impl<S> SendTimeout<S> {
     ) -> std::task::Poll<io::Result<T>> {
         use std::task::Poll;
         if !r.is_pending() {
-            self.stalled = None;
+            self.armed = false;
             return r;
         }
+        let was_armed = std::mem::replace(&mut self.armed, true);
         let timeout = self.timeout;
-        let sleep = self
-            .stalled
+        let clock = self
+            .clock
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match sleep.as_mut().poll(cx) {
+        if !was_armed {
+            clock.as_mut().reset(tokio::time::Instant::now() + timeout);
+        }
+        match clock.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "client took no data within server.send_timeout",
@@ -407,4 +414,36 @@ impl Loops {
 pub struct LoopFailed {
     pub early: usize,
     pub panicked: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SendTimeout;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_is_kept_while_it_reads_and_dropped_once_it_stops() {
+        let (edge, mut client) = tokio::io::duplex(1024);
+        let mut w = SendTimeout::new(edge, Duration::from_millis(500));
+        let writer = tokio::spawn(async move { w.write_all(&[7u8; 64 * 1024]).await });
+        // 1 KiB every 300 ms: every read lets the blocked writer on before the clock runs out.
+        let (mut buf, mut got) = ([0u8; 1024], 0);
+        while got < 64 * 1024 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            match client.read(&mut buf).await.unwrap() {
+                0 => break, // the writer gave up
+                n => got += n,
+            }
+        }
+        writer
+            .await
+            .unwrap()
+            .expect("a reader that keeps reading is served to the end");
+
+        let (edge, _client) = tokio::io::duplex(1024);
+        let mut w = SendTimeout::new(edge, Duration::from_millis(500));
+        let err = w.write_all(&[7u8; 4096]).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    }
 }
