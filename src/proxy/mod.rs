@@ -216,7 +216,15 @@ async fn route(
 /// Does the path have a `.` or `..` segment, once percent-decoded, with a backslash also taken as a
 /// separator (as URL parsers and some origins do)?
 fn has_dot_segment(path: &str) -> bool {
-    if !path.contains('.') && !path.contains('%') {
+    // One pass decides for almost every path: a dot segment needs a `.` right after a `/`, a
+    // percent-encoded byte, or a backslash.
+    let mut after_slash = false;
+    let suspect = path.bytes().any(|c| {
+        let hit = c == b'%' || c == b'\\' || (after_slash && c == b'.');
+        after_slash = c == b'/';
+        hit
+    });
+    if !suspect {
         return false;
     }
     let decoded: std::borrow::Cow<'_, [u8]> = percent_encoding::percent_decode_str(path).into();
