@@ -127,6 +127,24 @@ macro_rules! bind_values {
     }};
 }
 
+/// Runs a bound query on a connection and gathers a [`Written`]: rows turned into JSON by
+/// `$row`, and the rows changed. A macro for the same reason as `bind_values!`.
+macro_rules! collect_written {
+    ($conn:expr, $q:expr, $row:expr) => {{
+        use futures_util::TryStreamExt;
+        use sqlx::{Either, Executor};
+        let mut out = Written::default();
+        let mut steps = $conn.fetch_many($q);
+        while let Some(step) = steps.try_next().await? {
+            match step {
+                Either::Left(done) => out.affected += done.rows_affected(),
+                Either::Right(row) => out.rows.push($row(&row).map_err(rendering)?),
+            }
+        }
+        Ok(out)
+    }};
+}
+
 /// One pool of either kind.
 #[derive(Clone)]
 pub enum Pool {
@@ -230,36 +248,18 @@ impl Pool {
 
     /// Runs a write and returns its rows (RETURNING) and the number of rows it changed.
     pub async fn write(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
-        use futures_util::TryStreamExt;
-        use sqlx::{Either, Executor};
-        let mut out = Written::default();
         match self {
             Pool::Sqlite(p) => {
                 let q = sqlx::query(sqlx::AssertSqlSafe(stmt.sqlite.clone()));
-                let q = bind_values!(q, values);
                 let mut conn = p.acquire().await.map_err(unavailable)?;
-                let mut steps = conn.fetch_many(q);
-                while let Some(step) = steps.try_next().await? {
-                    match step {
-                        Either::Left(done) => out.affected += done.rows_affected(),
-                        Either::Right(row) => out.rows.push(sqlite_row(&row).map_err(rendering)?),
-                    }
-                }
+                collect_written!(conn, bind_values!(q, values), sqlite_row)
             }
             Pool::Postgres(p) => {
                 let q = sqlx::query(sqlx::AssertSqlSafe(stmt.postgres.clone()));
-                let q = bind_values!(q, values);
                 let mut conn = p.acquire().await.map_err(unavailable)?;
-                let mut steps = conn.fetch_many(q);
-                while let Some(step) = steps.try_next().await? {
-                    match step {
-                        Either::Left(done) => out.affected += done.rows_affected(),
-                        Either::Right(row) => out.rows.push(pg_row(&row).map_err(rendering)?),
-                    }
-                }
+                collect_written!(conn, bind_values!(q, values), pg_row)
             }
         }
-        Ok(out)
     }
 
     /// Runs statements that set a database up (schema, seed), one by one.

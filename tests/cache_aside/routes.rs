@@ -340,27 +340,16 @@ async fn an_insert_of_a_taken_id_is_409_and_changes_nothing(b: Backend) {
         q(&insert)
     );
     let (_origin, edge) = edge_with(&b, "", &route).await;
+    let post = |body: &'static str| call(&edge, "POST", "/api/products", Some(body));
     let list = get(&edge, "/api/products").await;
-    let w = call(
-        &edge,
-        "POST",
-        "/api/products",
-        Some(r#"{"id":2,"name":"dup"}"#),
-    )
-    .await;
+    let w = post(r#"{"id":2,"name":"dup"}"#).await;
     assert_eq!(w.status, 409, "{}", w.json);
     let msg = w.json["error"].as_str().unwrap();
     assert!(msg.contains("unique constraint"), "{msg}");
     let r = get(&edge, "/api/products").await;
     assert_eq!((r.x_cache.as_str(), &r.json), ("HIT", &list.json));
     // A new id goes in, and the list follows.
-    let w = call(
-        &edge,
-        "POST",
-        "/api/products",
-        Some(r#"{"id":7,"name":"new"}"#),
-    )
-    .await;
+    let w = post(r#"{"id":7,"name":"new"}"#).await;
     assert_eq!(w.status, 200, "{}", w.json);
     let r = get(&edge, "/api/products").await;
     assert_eq!(r.x_cache, "MISS");

@@ -4,6 +4,11 @@ use crate::common::{TestEdge, header, raw_request};
 use std::path::PathBuf;
 
 async fn demo_edge() -> TestEdge {
+    demo_edge_with(|_| {}).await
+}
+
+/// The demo site, with `tweak` applied to its config.
+async fn demo_edge_with(tweak: impl FnOnce(&mut edgecache::config::Config)) -> TestEdge {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
     let mut cfg = edgecache::config::Config::default()
         .apply(&Default::default(), || root)
@@ -11,6 +16,7 @@ async fn demo_edge() -> TestEdge {
     // The demo's database is covered by tests/cache_aside, on temporary files.
     cfg.database = None;
     cfg.routes.clear();
+    tweak(&mut cfg);
     TestEdge::start(cfg).await
 }
 
@@ -138,14 +144,8 @@ async fn unsafe_methods_on_a_static_site_get_405() {
 
 #[tokio::test]
 async fn a_file_too_large_to_store_is_served_in_ranges_by_the_directory() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static");
-    let mut cfg = edgecache::config::Config::default()
-        .apply(&Default::default(), || root)
-        .unwrap();
-    cfg.database = None;
-    cfg.routes.clear();
-    cfg.cache.max_object_size = Some(edgecache::config::ByteSize(64));
-    let edge = TestEdge::start(cfg).await;
+    let edge =
+        demo_edge_with(|c| c.cache.max_object_size = Some(edgecache::config::ByteSize(64))).await;
     let full = edge.get("/").send().await.unwrap();
     assert!(header(&full, "cache-status").contains("detail=too-large"));
     let full = full.bytes().await.unwrap();
