@@ -146,16 +146,8 @@ impl CacheAside {
             stale = Some(obj);
         }
         let mut loader = Some(loader);
-        // After a joined load turned out outdated, load alone: joining again could find that
-        // same load, finished but not yet unregistered.
-        let mut solo = false;
         for _ in 0..ATTEMPTS {
-            let joined = if solo {
-                Joined::Leader(self.fills.solo())
-            } else {
-                self.fills.join((ck.clone(), VaryValues::default()))
-            };
-            let (mut reader, leader) = match joined {
+            let (mut reader, leader) = match self.fills.join((ck.clone(), VaryValues::default())) {
                 Joined::Leader(w) => {
                     let Some(load) = loader.take() else { break };
                     let r = w
@@ -179,7 +171,6 @@ impl CacheAside {
             if !leader && !self.store.tags().is_current(&m.stamp) {
                 // That load began before a write that has since completed: not for us.
                 miss = MissReason::Uri;
-                solo = true;
                 continue;
             }
             let now = SystemTime::now();
@@ -266,6 +257,10 @@ impl CacheAside {
             stored,
             ttl,
         };
+        // Out of the table before the result is published: a waiter that finds the result
+        // outdated and asks again starts (or joins) a new load, never this finished one.
+        // Anyone arriving in between finds what was stored, or loads.
+        w.leave_table();
         w.set_head(
             FillHead {
                 status: StatusCode::OK,

@@ -119,8 +119,9 @@ pub fn normalize_vary_value(name: &HeaderName, req: &HeaderMap) -> Option<Header
 /// sent and the variant is keyed on: `br, gzip`, `br`, `gzip` or `identity`. A client taking
 /// both is offered both, so that an origin without brotli still compresses.
 pub fn preferred_encoding(req: &HeaderMap) -> &'static str {
-    let mut br = false;
-    let mut gzip = false;
+    let (mut br, mut gzip, mut star) = (false, false, false);
+    // Named with q=0: `*` does not bring them back.
+    let (mut br_refused, mut gzip_refused) = (false, false);
     for v in req.get_all(header::ACCEPT_ENCODING) {
         let Ok(v) = v.to_str() else { continue };
         for item in v.split(',') {
@@ -133,18 +134,20 @@ pub fn preferred_encoding(req: &HeaderMap) -> &'static str {
                     .and_then(|q| q.trim().parse::<f32>().ok())
                     .is_some_and(|q| q <= 0.0)
             });
-            if refused {
-                continue;
-            }
             if coding.eq_ignore_ascii_case("br") {
-                br = true;
+                br |= !refused;
+                br_refused |= refused;
             } else if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
-                gzip = true;
+                gzip |= !refused;
+                gzip_refused |= refused;
             } else if coding == "*" {
-                br = true;
-                gzip = true;
+                star |= !refused;
             }
         }
+    }
+    if star {
+        br |= !br_refused;
+        gzip |= !gzip_refused;
     }
     if br && gzip {
         "br, gzip"
@@ -193,6 +196,14 @@ mod tests {
         assert_eq!(
             preferred_encoding(&hm(&[("accept-encoding", "br, gzip;q=0")])),
             "br"
+        );
+        assert_eq!(
+            preferred_encoding(&hm(&[("accept-encoding", "gzip;q=0, *")])),
+            "br"
+        );
+        assert_eq!(
+            preferred_encoding(&hm(&[("accept-encoding", "*, br;q=0")])),
+            "gzip"
         );
         assert_eq!(
             preferred_encoding(&hm(&[("accept-encoding", "gzip;q=0.8, deflate")])),

@@ -230,16 +230,17 @@ pub fn evaluate(
     );
     if !policy.is_storable() {
         let req_cc = req.headers.get_all(header::CACHE_CONTROL);
+        // The response's own reasons first: they hold for every request to the URL.
         return Err(if cc.no_store {
             NotStorable::NoStore
-        } else if directive(req_cc.iter(), "no-store").is_some() {
-            NotStorable::RequestNoStore
         } else if cc.private {
             NotStorable::Private
-        } else if req.headers.contains_key(header::AUTHORIZATION) {
-            NotStorable::Authorization
         } else if !is_understood(status) {
             NotStorable::Status
+        } else if req.headers.contains_key(header::AUTHORIZATION) {
+            NotStorable::Authorization
+        } else if directive(req_cc.iter(), "no-store").is_some() {
+            NotStorable::RequestNoStore
         } else {
             NotStorable::Uncacheable
         });
@@ -582,6 +583,14 @@ mod tests {
                 &[("cache-control", "max-age=60")]
             ),
             Err(NotStorable::RequestNoStore)
+        );
+        // The response's own reason wins: it holds for every request to the URL.
+        assert_eq!(
+            eval(
+                &[("cache-control", "no-store")],
+                &[("cache-control", "private, max-age=60")]
+            ),
+            Err(NotStorable::Private)
         );
         assert_eq!(
             eval(

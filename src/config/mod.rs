@@ -41,9 +41,10 @@ pub struct DatabaseConfig {
     /// A request waits at most this long for a connection (then 503).
     #[serde(default = "default_db_acquire")]
     pub acquire_timeout: Secs,
-    /// A read running longer is abandoned (503), so it cannot hold its key's waiters; a write
-    /// is answered 503 but followed to its end, and invalidates then. PostgreSQL connections
-    /// also get it as their server-side `statement_timeout`.
+    /// A read running longer is abandoned (503), so it cannot hold its key's waiters.
+    /// PostgreSQL connections get it as their server-side `statement_timeout`, and a write's
+    /// client waits for the server's outcome; an SQLite write still running is answered 503
+    /// but followed to its end, and invalidates then.
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout: Secs,
     /// After a write, reads of the tags it invalidated go to the primary this long, so a

@@ -168,6 +168,7 @@ pub struct Database {
     replica: Option<Pool>,
     primary_queries: AtomicU64,
     replica_queries: AtomicU64,
+    acquire_timeout: Duration,
     statement_timeout: Duration,
 }
 
@@ -366,6 +367,7 @@ impl Database {
             replica,
             primary_queries: AtomicU64::new(0),
             replica_queries: AtomicU64::new(0),
+            acquire_timeout: s.acquire_timeout,
             statement_timeout: s.statement_timeout,
         })
     }
@@ -414,8 +416,18 @@ impl Database {
         }
     }
 
-    pub fn statement_timeout(&self) -> Duration {
-        self.statement_timeout
+    /// How long a client waits for a write's outcome. PostgreSQL's own `statement_timeout`
+    /// starts when the statement arrives, after the connection was acquired: waiting for
+    /// both, and a second more, lets the client hear the server's answer (committed, or
+    /// cancelled and rolled back) rather than "it may still be applied". SQLite has no such
+    /// limit: the client waits `statement_timeout`.
+    pub fn write_wait(&self) -> Duration {
+        match self.primary {
+            Pool::Sqlite(_) => self.statement_timeout,
+            Pool::Postgres(_) => {
+                self.acquire_timeout + self.statement_timeout + Duration::from_secs(1)
+            }
+        }
     }
 
     /// Has a replica (reads may lag behind writes)?

@@ -343,7 +343,7 @@ impl DataApi {
             self.aside.clone(),
             self.recent_writes.clone(),
         );
-        let wait = self.db.statement_timeout();
+        let wait = self.db.write_wait();
         let task = tokio::spawn(async move {
             // Runs to its end even when the client stops waiting (see `Database::write`): the
             // invalidation must follow the commit, whenever that comes.

@@ -17,8 +17,12 @@ pub async fn serve(
     } else {
         let limit = usize::try_from(edge.settings.max_request_body).unwrap_or(usize::MAX);
         match axum::body::to_bytes(body, limit).await {
-            Ok(b) if !b.is_empty() && !is_json(parts) => {
-                // Also keeps out the "simple" cross-site POSTs a browser sends without asking.
+            // A body must say it is JSON, and so must any declared type, body or not: an HTML
+            // form always declares one, so a cross-site form POST is refused even empty.
+            Ok(b)
+                if (!b.is_empty() || parts.headers.contains_key(header::CONTENT_TYPE))
+                    && !is_json(parts) =>
+            {
                 return respond::error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "send the body as Content-Type: application/json",

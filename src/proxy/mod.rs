@@ -230,6 +230,8 @@ fn has_dot_segment(path: &str) -> bool {
     let decoded: std::borrow::Cow<'_, [u8]> = percent_encoding::percent_decode_str(path).into();
     decoded
         .split(|b| *b == b'/' || *b == b'\\')
+        // Some origins (Tomcat, Spring) read `..;x` as `..`: parameters are not part of it.
+        .map(|seg| seg.split(|b| *b == b';').next().unwrap_or(seg))
         .any(|seg| seg == b"." || seg == b"..")
 }
 
@@ -248,6 +250,8 @@ mod tests {
             "/a/..%2fb",
             "/a/..\\b",
             "/a/%2e%2e%5cb",
+            "/a/..;/b",
+            "/a/..;x=1/b",
         ] {
             assert!(has_dot_segment(p), "{p}");
         }

@@ -375,6 +375,21 @@ async fn write_bodies_must_be_json_and_within_the_limit() {
         assert_eq!(r.status(), 415, "{ct:?}");
         assert!(r.text().await.unwrap().contains("application/json"));
     }
+    // An empty form POST (a cross-site <form> with no fields) is refused too; a bare request
+    // without a body or a type is not.
+    let r = edge
+        .request(reqwest::Method::PUT, "/api/products/2")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = edge
+        .request(reqwest::Method::PUT, "/api/products/2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "no body where one is needed: not JSON");
     let big = format!(
         r#"{{"name":"{}","price_cents":1,"stock":1}}"#,
         "x".repeat(2000)
