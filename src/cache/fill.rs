@@ -353,6 +353,7 @@ impl<M> Fills<M> {
             max_object_size: usize::MAX,
             finished: false,
             held_back: false,
+            outgrew: false,
         })
     }
 
@@ -364,6 +365,7 @@ impl<M> Fills<M> {
             max_object_size: usize::MAX,
             finished: false,
             held_back: false,
+            outgrew: false,
         }
     }
 
@@ -381,6 +383,8 @@ pub struct FillWriter<M> {
     finished: bool,
     /// Readers are not woken until [`FillWriter::publish`] or the end (see the module docs).
     held_back: bool,
+    /// The body grew past `max_object_size` while streaming.
+    outgrew: bool,
 }
 
 impl<M> FillWriter<M> {
@@ -469,6 +473,11 @@ impl<M> FillWriter<M> {
         fits
     }
 
+    /// Did the body grow past `max_object_size` while streaming (so it was not retained)?
+    pub fn outgrew_object_size(&self) -> bool {
+        self.outgrew
+    }
+
     /// Is the body still being retained for storing?
     pub fn retaining(&self) -> bool {
         self.fill.lock().retain
@@ -485,9 +494,10 @@ impl<M> FillWriter<M> {
                 // Reserve what exceeds an up-front reservation (see `reserve`), if any.
                 let need = (st.held + n) as u64;
                 let more = need.saturating_sub(st.reserved);
-                if st.held + n > self.max_object_size
-                    || (more > 0 && !self.fill.budget.try_reserve(more))
-                {
+                if st.held + n > self.max_object_size {
+                    drop_retention = true;
+                    self.outgrew = true;
+                } else if more > 0 && !self.fill.budget.try_reserve(more) {
                     drop_retention = true;
                 } else {
                     st.reserved += more;

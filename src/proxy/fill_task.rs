@@ -352,6 +352,11 @@ impl FillJob {
                 Ok(None) => break,
             }
         }
+        if freshness.is_some() && w.outgrew_object_size() {
+            // Too large after all (no Content-Length said so up front): as for a declared size.
+            let until = now + self.edge.settings.hit_for_miss;
+            self.edge.store.mark_hit_for_miss(self.key.clone(), until);
+        }
         // Store before finishing: a request arriving meanwhile finds the fill or the object.
         let whole = w
             .retained_body()

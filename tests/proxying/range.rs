@@ -135,6 +135,21 @@ async fn ranges_of_a_url_too_large_to_store_go_to_the_origin() {
     let seen = origin.last_headers("/rg/big").unwrap();
     assert_eq!(seen["range"], "bytes=100-199");
     assert_eq!(origin.count("/rg/big"), 2);
+    // The same when only the streamed body shows it is too large (no Content-Length).
+    let c = "/rg/chunked?cc=max-age=60&size=5000&chunked=1";
+    edge.get(c).send().await.unwrap().bytes().await.unwrap();
+    let r = edge
+        .get(c)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert!(header(&r, "cache-status").contains("detail=hit-for-miss"));
+    r.bytes().await.unwrap();
+    assert_eq!(
+        origin.last_headers("/rg/chunked").unwrap()["range"],
+        "bytes=0-9"
+    );
     // A cacheable URL still fills with the whole object.
     let q = "/rg/small?cc=max-age=60&size=500";
     edge.get(q)
