@@ -189,7 +189,8 @@ pub struct CacheConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct OriginConfig {
     pub connect_timeout: Secs,
-    /// From sending the request to receiving the response head.
+    /// From the end of sending the request (its body included) to receiving the response
+    /// head; an upload's own time is bounded by `total_timeout`.
     pub first_byte_timeout: Secs,
     /// For the whole exchange, body included.
     pub total_timeout: Secs,

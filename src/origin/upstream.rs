@@ -91,13 +91,32 @@ impl Upstream {
             .request(req.method, url)
             .headers(headers)
             .timeout(self.total_timeout);
+        // The first-byte clock starts once the request body is sent: an upload may take longer
+        // than an origin takes to answer (its time is bounded by `total_timeout`).
+        let mut sent = None;
         if let Some(body) = req.body {
-            rb = rb.body(reqwest::Body::wrap_stream(body));
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let signal = futures_util::stream::once(async move {
+                let _ = tx.send(());
+            })
+            .filter_map(|()| async { None });
+            rb = rb.body(reqwest::Body::wrap_stream(body.chain(signal)));
+            sent = Some(rx);
         }
-        let res = match tokio::time::timeout(self.first_byte_timeout, rb.send()).await {
-            Err(_) => return Err(OriginError::Timeout("first byte")),
-            Ok(Err(e)) => return Err(classify(e)),
-            Ok(Ok(r)) => r,
+        let first_byte = self.first_byte_timeout;
+        let deadline = async move {
+            if let Some(sent) = sent {
+                // A body that fails or is dropped unsent ends the wait too (`Err`).
+                let _ = sent.await;
+            }
+            tokio::time::sleep(first_byte).await;
+        };
+        let res = tokio::select! {
+            r = rb.send() => match r {
+                Err(e) => return Err(classify(e)),
+                Ok(r) => r,
+            },
+            () = deadline => return Err(OriginError::Timeout("first byte")),
         };
         // Taken apart rather than read through `headers()`: the map is moved, not copied.
         let (parts, body) = http::Response::from(res).into_parts();

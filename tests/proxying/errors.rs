@@ -3,6 +3,7 @@
 
 use crate::common::{TestEdge, TestOrigin, header, raw_request};
 use crate::support::{healthy, send_oversized, site_toml, status_of};
+use futures_util::StreamExt;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -184,4 +185,34 @@ async fn a_pause_in_the_body_longer_than_body_idle_timeout_cuts_it() {
         "MISS",
         "nothing was stored"
     );
+}
+
+#[tokio::test]
+async fn an_upload_longer_than_first_byte_timeout_still_gets_its_answer() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "[origin]\nfirst_byte_timeout = \"500ms\"").await;
+    // Four pieces 400 ms apart: the upload takes three times the first-byte timeout, and the
+    // origin (which reads it all first) answers at once after it.
+    let pieces = futures_util::stream::iter(0..4).then(|i| async move {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"chunk "))
+    });
+    let r = edge
+        .request(reqwest::Method::POST, "/e/upload")
+        .body(reqwest::Body::wrap_stream(pieces))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "ok POST");
+    // The timeout still applies once the body is sent.
+    let r = edge
+        .request(reqwest::Method::POST, "/e/late?delay=2000")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
 }
