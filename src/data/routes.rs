@@ -161,7 +161,8 @@ impl DataResponse {
         }
     }
 
-    fn error(status: StatusCode, msg: &str) -> Self {
+    /// An error as `{"error": msg}`.
+    pub fn error(status: StatusCode, msg: &str) -> Self {
         Self::json(status, &json!({ "error": msg }), None)
     }
 

@@ -1,8 +1,9 @@
 //! HTTP glue for the data routes: read the bounded body, call the data layer, add headers.
 
 use super::{Edge, RequestCtx, respond};
-use crate::data::routes::DataApi;
+use crate::data::routes::{DataApi, DataResponse};
 use axum::body::Body;
+use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header, request::Parts};
 
 pub async fn serve(
@@ -12,41 +13,10 @@ pub async fn serve(
     body: Body,
     ctx: &mut RequestCtx,
 ) -> Response<Body> {
-    let bytes = if parts.method == Method::GET || parts.method == Method::HEAD {
-        None
-    } else {
-        let limit = usize::try_from(edge.settings.max_request_body).unwrap_or(usize::MAX);
-        match axum::body::to_bytes(body, limit).await {
-            // A body must say it is JSON, and so must any declared type, body or not: an HTML
-            // form always declares one, so a cross-site form POST is refused even empty.
-            Ok(b)
-                if (!b.is_empty() || parts.headers.contains_key(header::CONTENT_TYPE))
-                    && !is_json(parts) =>
-            {
-                return respond::error(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "send the body as Content-Type: application/json",
-                    None,
-                );
-            }
-            Ok(b) => Some(b),
-            Err(e) if too_large(&e) => {
-                return respond::error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "request body too large",
-                    None,
-                );
-            }
-            Err(_) => {
-                return respond::error(
-                    StatusCode::BAD_REQUEST,
-                    "could not read the request body",
-                    None,
-                );
-            }
-        }
+    let r = match read_body(edge, parts, body).await {
+        Ok(bytes) => data.serve(&parts.method, parts.uri.path(), bytes).await,
+        Err((status, msg)) => DataResponse::error(status, msg),
     };
-    let r = data.serve(&parts.method, parts.uri.path(), bytes).await;
     ctx.cache = r.cache;
     let body = if parts.method == Method::HEAD {
         Body::empty()
@@ -73,6 +43,34 @@ pub async fn serve(
         respond::stamp(h, cs);
     }
     res
+}
+
+/// The bounded request body of a write (`None` for GET and HEAD), or why it is refused.
+async fn read_body(
+    edge: &Edge,
+    parts: &Parts,
+    body: Body,
+) -> Result<Option<Bytes>, (StatusCode, &'static str)> {
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        return Ok(None);
+    }
+    let limit = usize::try_from(edge.settings.max_request_body).unwrap_or(usize::MAX);
+    match axum::body::to_bytes(body, limit).await {
+        // A body must say it is JSON, and so must any declared type, body or not: an HTML form
+        // always declares one, so a cross-site form POST is refused even empty.
+        Ok(b)
+            if (!b.is_empty() || parts.headers.contains_key(header::CONTENT_TYPE))
+                && !is_json(parts) =>
+        {
+            Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as Content-Type: application/json",
+            ))
+        }
+        Ok(b) => Ok(Some(b)),
+        Err(e) if too_large(&e) => Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large")),
+        Err(_) => Err((StatusCode::BAD_REQUEST, "could not read the request body")),
+    }
 }
 
 /// Is the request body declared as JSON (`application/json`, or a `+json` type)?

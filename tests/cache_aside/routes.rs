@@ -373,7 +373,9 @@ async fn write_bodies_must_be_json_and_within_the_limit() {
         }
         let r = rb.body(body).send().await.unwrap();
         assert_eq!(r.status(), 415, "{ct:?}");
-        assert!(r.text().await.unwrap().contains("application/json"));
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let err: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert!(err["error"].as_str().unwrap().contains("application/json"));
     }
     // An empty form POST (a cross-site <form> with no fields) is refused too; a bare request
     // without a body or a type is not.
