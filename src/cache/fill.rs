@@ -32,8 +32,12 @@ use std::{
 };
 use tokio::sync::{Notify, watch};
 
-/// Chunks kept for the slowest reader once a fill no longer retains its body.
+/// Chunks kept for the slowest reader once a fill no longer retains its body, taken from the
+/// in-flight budget while it has room ...
 const WINDOW_BYTES: usize = 1 << 20;
+/// ... and this much, outside it, once it has none: memory beyond the budget stays bounded by
+/// this per fill.
+const MIN_WINDOW_BYTES: usize = 64 << 10;
 
 /// Why a fill produced no (complete) body.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -354,6 +358,7 @@ impl<M> Fills<M> {
             finished: false,
             held_back: false,
             outgrew: false,
+            window: None,
         })
     }
 
@@ -366,6 +371,7 @@ impl<M> Fills<M> {
             finished: false,
             held_back: false,
             outgrew: false,
+            window: None,
         }
     }
 
@@ -385,6 +391,9 @@ pub struct FillWriter<M> {
     held_back: bool,
     /// The body grew past `max_object_size` while streaming.
     outgrew: bool,
+    /// Bytes kept ahead of the slowest reader once not retaining, fixed at the first chunk
+    /// pushed after retention ended (see [`WINDOW_BYTES`]).
+    window: Option<usize>,
 }
 
 impl<M> FillWriter<M> {
@@ -515,6 +524,7 @@ impl<M> FillWriter<M> {
             self.close_door();
         }
         self.notify();
+        let window = self.window();
         loop {
             let notified = self.fill.progress.notified();
             {
@@ -526,7 +536,7 @@ impl<M> FillWriter<M> {
                 if !st.readers.iter().any(Option::is_some) {
                     return Err(FillError::Abandoned);
                 }
-                if st.held <= WINDOW_BYTES {
+                if st.held <= window {
                     return Ok(());
                 }
             }
@@ -545,6 +555,27 @@ impl<M> FillWriter<M> {
                 self.fill.bump();
             }
         }
+    }
+
+    /// The window of a fill that no longer retains its body: [`WINDOW_BYTES`] reserved from
+    /// the in-flight budget (released with the rest at the end), or [`MIN_WINDOW_BYTES`] when
+    /// the budget has no room. Irrelevant while retaining.
+    fn window(&mut self) -> usize {
+        if let Some(w) = self.window {
+            return w;
+        }
+        let mut st = self.fill.lock();
+        if st.retain {
+            return WINDOW_BYTES;
+        }
+        let w = if self.fill.budget.try_reserve(WINDOW_BYTES as u64) {
+            st.reserved += WINDOW_BYTES as u64;
+            WINDOW_BYTES
+        } else {
+            MIN_WINDOW_BYTES
+        };
+        self.window = Some(w);
+        w
     }
 
     /// The whole body, once the origin has sent all of it, if it was retained. Store it before
@@ -700,6 +731,48 @@ mod tests {
         w.finish(Ok(()));
         assert!(r.whole().is_none(), "two chunks are streamed, not joined");
         assert_eq!(r.next_chunk().await.unwrap().unwrap(), "abc");
+    }
+
+    #[tokio::test]
+    async fn an_unstored_fill_keeps_its_window_in_the_budget_or_a_small_one_outside() {
+        let f = fills(4 << 20);
+        let mut w = lead(&f, "/a");
+        let _reader = w.fill().reader(T).unwrap();
+        w.set_max_object_size(10);
+        w.set_head(head(true), None);
+        w.push(Bytes::from(vec![0u8; 1000]), T).await.unwrap();
+        assert!(!w.retaining());
+        assert_eq!(
+            f.budget().used(),
+            WINDOW_BYTES as u64,
+            "the window is budgeted"
+        );
+        w.finish(Ok(()));
+        assert_eq!(f.budget().used(), 0);
+
+        // No room in the budget: a small window outside it, which a slow reader fills.
+        let f = fills(1000);
+        let mut w = lead(&f, "/b");
+        let mut r = w.fill().reader(T).unwrap();
+        w.set_max_object_size(10);
+        w.set_head(head(true), None);
+        let chunk = Bytes::from(vec![0u8; 16 << 10]);
+        for _ in 0..4 {
+            w.push(chunk.clone(), T).await.unwrap();
+        }
+        assert_eq!(f.budget().used(), 0);
+        {
+            let mut more = std::pin::pin!(w.push(chunk.clone(), T));
+            assert!(
+                pending(&mut more).await,
+                "a window ahead of the reader: it waits"
+            );
+            r.head(T).await.unwrap();
+            r.next_chunk().await.unwrap().unwrap();
+            r.next_chunk().await.unwrap().unwrap();
+            tokio::time::timeout(T, more).await.unwrap().unwrap();
+        }
+        w.finish(Ok(()));
     }
 
     #[tokio::test]
