@@ -28,6 +28,19 @@ pub enum RangeSpec {
     Ignore,
 }
 
+impl RangeSpec {
+    /// The `Content-Range` of the answer to this range of a `total`-byte representation: the
+    /// slice for a 206, `*` for a 416, none when the whole is sent.
+    pub fn content_range(&self, total: u64) -> Option<HeaderValue> {
+        let text = match self {
+            RangeSpec::Satisfiable(start, end) => format!("bytes {start}-{end}/{total}"),
+            RangeSpec::Unsatisfiable => format!("bytes */{total}"),
+            RangeSpec::Ignore => return None,
+        };
+        HeaderValue::try_from(text).ok()
+    }
+}
+
 /// Parses a `Range` header against a representation of `len` bytes.
 pub fn parse_range(v: &HeaderValue, len: u64) -> RangeSpec {
     let Some(spec) = v
@@ -91,6 +104,10 @@ mod tests {
         assert_eq!(r("bytes=9-3", 1000), RangeSpec::Ignore);
         assert_eq!(r("bytes=x-3", 1000), RangeSpec::Ignore);
         assert_eq!(r("bytes=0-0", 0), RangeSpec::Unsatisfiable);
+        let cr = |s, len| r(s, len).content_range(len);
+        assert_eq!(cr("bytes=10-19", 1000).unwrap(), "bytes 10-19/1000");
+        assert_eq!(cr("bytes=5000-", 1000).unwrap(), "bytes */1000");
+        assert_eq!(cr("bytes=0-1,5-6", 1000), None);
     }
 
     #[test]

@@ -163,6 +163,9 @@ impl StaticDir {
             .get(header::RANGE)
             .filter(|_| ranges && if_range_holds(&h, headers))
             .map(|v| parse_range(v, len));
+        if let Some(cr) = range.as_ref().and_then(|r| r.content_range(len)) {
+            h.insert(header::CONTENT_RANGE, cr);
+        }
         match range {
             Some(RangeSpec::Satisfiable(start, end)) => {
                 let mut f = f;
@@ -171,10 +174,6 @@ impl StaticDir {
                     .map_err(|e| io_error(e, &path))?;
                 let n = end - start + 1;
                 h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-                h.insert(
-                    header::CONTENT_RANGE,
-                    hv(&format!("bytes {start}-{end}/{len}")),
-                );
                 Ok(reply(
                     StatusCode::PARTIAL_CONTENT,
                     h,
@@ -182,7 +181,6 @@ impl StaticDir {
                 ))
             }
             Some(RangeSpec::Unsatisfiable) => {
-                h.insert(header::CONTENT_RANGE, hv(&format!("bytes */{len}")));
                 h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
                 let empty = stream::empty().boxed();
                 Ok(reply(StatusCode::RANGE_NOT_SATISFIABLE, h, empty))

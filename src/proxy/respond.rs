@@ -43,12 +43,15 @@ pub fn from_object(
         .get(header::RANGE)
         .filter(|_| obj.status == StatusCode::OK && method == Method::GET);
     if let Some(range) = range.filter(|_| if_range_holds(&obj.headers, req)) {
-        match parse_range(range, obj.body.len() as u64) {
+        let total = obj.body.len() as u64;
+        let spec = parse_range(range, total);
+        let content_range = spec.content_range(total);
+        match spec {
             RangeSpec::Satisfiable(start, end) => {
                 let part = obj.body.slice(start as usize..=end as usize);
-                return partial(headers, part, start, end, obj.body.len());
+                return partial(headers, part, content_range);
             }
-            RangeSpec::Unsatisfiable => return unsatisfiable(headers, obj.body.len()),
+            RangeSpec::Unsatisfiable => return unsatisfiable(headers, content_range),
             RangeSpec::Ignore => {}
         }
     }
@@ -117,15 +120,9 @@ pub fn not_modified_response(full: &HeaderMap) -> Response<Body> {
     res
 }
 
-fn partial(
-    mut headers: HeaderMap,
-    body: Bytes,
-    start: u64,
-    end: u64,
-    total: usize,
-) -> Response<Body> {
+fn partial(mut headers: HeaderMap, body: Bytes, range: Option<HeaderValue>) -> Response<Body> {
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    if let Ok(v) = HeaderValue::try_from(format!("bytes {start}-{end}/{total}")) {
+    if let Some(v) = range {
         headers.insert(header::CONTENT_RANGE, v);
     }
     let mut res = Response::new(Body::from(body));
@@ -134,7 +131,7 @@ fn partial(
     res
 }
 
-fn unsatisfiable(mut headers: HeaderMap, total: usize) -> Response<Body> {
+fn unsatisfiable(mut headers: HeaderMap, range: Option<HeaderValue>) -> Response<Body> {
     let msg = "range not satisfiable\n";
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(msg.len()));
     headers.insert(
@@ -142,7 +139,7 @@ fn unsatisfiable(mut headers: HeaderMap, total: usize) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.remove(header::CONTENT_ENCODING);
-    if let Ok(v) = HeaderValue::try_from(format!("bytes */{total}")) {
+    if let Some(v) = range {
         headers.insert(header::CONTENT_RANGE, v);
     }
     let mut res = Response::new(Body::from(msg));
