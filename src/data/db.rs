@@ -128,7 +128,7 @@ macro_rules! bind_values {
 }
 
 /// Runs a bound query on a connection and gathers a [`Written`]: rows turned into JSON by
-/// `$row`, and the rows changed. A macro for the same reason as `bind_values!`.
+/// `$row`, and the rows changed (for reads too: it costs nothing). A macro for the same reason as `bind_values!`.
 macro_rules! collect_written {
     ($conn:expr, $q:expr, $row:expr) => {{
         use futures_util::TryStreamExt;
@@ -226,29 +226,13 @@ impl Pool {
         stmt: &Statement,
         values: &[Value],
     ) -> Result<Vec<Map<String, Json>>, DbError> {
-        match self {
-            Pool::Sqlite(p) => {
-                // Operator-written statements from the config, with every value bound: never client text.
-                let q = sqlx::query(sqlx::AssertSqlSafe(stmt.sqlite.clone()));
-                let q = bind_values!(q, values);
-                let mut conn = p.acquire().await.map_err(unavailable)?;
-                let rows = q.fetch_all(&mut *conn).await?;
-                rows.iter()
-                    .map(|r| sqlite_row(r).map_err(rendering))
-                    .collect()
-            }
-            Pool::Postgres(p) => {
-                let q = sqlx::query(sqlx::AssertSqlSafe(stmt.postgres.clone()));
-                let q = bind_values!(q, values);
-                let mut conn = p.acquire().await.map_err(unavailable)?;
-                let rows = q.fetch_all(&mut *conn).await?;
-                rows.iter().map(|r| pg_row(r).map_err(rendering)).collect()
-            }
-        }
+        self.run(stmt, values).await.map(|w| w.rows)
     }
 
-    /// Runs a write and returns its rows (RETURNING) and the number of rows it changed.
-    pub async fn write(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
+    /// Runs a statement: its rows as JSON objects (a write's with RETURNING) and the number
+    /// of rows it changed.
+    pub async fn run(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
+        // Operator-written statements from the config, with every value bound: never client text.
         match self {
             Pool::Sqlite(p) => {
                 let q = sqlx::query(sqlx::AssertSqlSafe(stmt.sqlite.clone()));
@@ -406,10 +390,10 @@ impl Database {
     pub async fn write(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
         self.primary_queries.fetch_add(1, Ordering::Relaxed);
         match self.primary {
-            Pool::Sqlite(_) => self.primary.write(stmt, values).await,
+            Pool::Sqlite(_) => self.primary.run(stmt, values).await,
             Pool::Postgres(_) => {
                 let backstop = self.statement_timeout.saturating_mul(WRITE_BACKSTOP);
-                tokio::time::timeout(backstop, self.primary.write(stmt, values))
+                tokio::time::timeout(backstop, self.primary.run(stmt, values))
                     .await
                     .unwrap_or(Err(DbError::Timeout(backstop)))
             }
