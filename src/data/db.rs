@@ -34,7 +34,7 @@ pub enum DbError {
     Interrupted(String),
     /// The database cancelled the statement at its server-side `statement_timeout` and rolled
     /// it back (503).
-    #[error("the database cancelled the statement (statement_timeout)")]
+    #[error("statement timed out: the database cancelled it at its statement_timeout")]
     Cancelled,
     /// The statement did not finish within `statement_timeout`; a write may or may not have
     /// happened (503).
