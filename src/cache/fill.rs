@@ -425,13 +425,13 @@ impl<M> FillWriter<M> {
         }
     }
 
-    /// Takes the fill out of the table: later requests start their own.
     /// Takes the fill out of the table now, before publishing: whoever comes next starts a
     /// fill of their own (or finds what this one stored) instead of joining this one.
     pub fn leave_table(&mut self) {
         self.close_door();
     }
 
+    /// Takes the fill out of the table: later requests start their own.
     fn close_door(&mut self) {
         if let Some((table, key)) = self.table.take() {
             let mut map = table.lock();
