@@ -196,8 +196,9 @@ pub fn evaluate(
     }
     let cc = ResponseDirectives::parse(res_headers.get_all(header::CACHE_CONTROL).iter());
     // What http-cache-semantics is shown, where it would misread the response (rare: the
-    // common case shows it the headers as they are).
-    let mut adjusted: Option<HeaderMap> = None;
+    // common case shows it the headers as they are). It looks directives up by their
+    // lower-case names, so `Private` or `MAX-AGE` would pass it unseen.
+    let mut adjusted = lowercase_directives(res_headers);
     // It adds Age to durations unchecked: clamp it before it sees it.
     if let Some(Some(age)) = res_headers
         .get(header::AGE)
@@ -211,7 +212,7 @@ pub fn evaluate(
     // It gives a shared cache no freshness at all for `proxy-revalidate`, which only forbids
     // serving the response stale (RFC 9111 section 5.2.2.8): that part is `must_revalidate`.
     if cc.proxy_revalidate {
-        let kept = without_directive(res_headers, "proxy-revalidate");
+        let kept = without_directive(adjusted.as_ref().unwrap_or(res_headers), "proxy-revalidate");
         let h = adjusted.get_or_insert_with(|| res_headers.clone());
         h.remove(header::CACHE_CONTROL);
         if let Some(v) = kept {
@@ -219,8 +220,14 @@ pub fn evaluate(
         }
     }
     let lib_headers = adjusted.as_ref().unwrap_or(res_headers);
+    // The request's directives too (its `no-store` forbids storing).
+    let lib_req_headers = lowercase_directives(req.headers);
+    let lib_req = PolicyRequest {
+        headers: lib_req_headers.as_ref().unwrap_or(req.headers),
+        ..*req
+    };
     let policy = CachePolicy::new_options(
-        req,
+        &lib_req,
         &PolicyResponse(status, lib_headers),
         now,
         CacheOptions {
@@ -271,6 +278,51 @@ pub fn evaluate(
         return Err(NotStorable::NoFreshness);
     }
     Ok(f)
+}
+
+/// `h` with the directive names of `Cache-Control` and `Pragma` in lower case (RFC 9111
+/// section 5.2: they are case-insensitive), or `None` when no value has an upper-case letter
+/// (the usual case, which costs no copy). Directive values are kept as they are.
+fn lowercase_directives(h: &HeaderMap) -> Option<HeaderMap> {
+    let fields = [header::CACHE_CONTROL, header::PRAGMA];
+    let upper = |name: &HeaderName| {
+        h.get_all(name)
+            .iter()
+            .any(|v| v.as_bytes().iter().any(u8::is_ascii_uppercase))
+    };
+    if !fields.iter().any(upper) {
+        return None;
+    }
+    let mut out = h.clone();
+    for name in fields {
+        let lowered: Vec<HeaderValue> = h.get_all(&name).iter().map(lowercase_names).collect();
+        out.remove(&name);
+        for v in lowered {
+            out.append(name.clone(), v);
+        }
+    }
+    Some(out)
+}
+
+/// One field value with each directive's name (up to `=` or `,`) in lower case; quoted
+/// values are left alone, commas inside them included.
+fn lowercase_names(v: &HeaderValue) -> HeaderValue {
+    let (mut in_name, mut quoted) = (true, false);
+    let bytes: Vec<u8> = v
+        .as_bytes()
+        .iter()
+        .map(|&b| {
+            match b {
+                b'"' if !in_name => quoted = !quoted,
+                b',' if !quoted => in_name = true,
+                b'=' if in_name => in_name = false,
+                _ => {}
+            }
+            if in_name { b.to_ascii_lowercase() } else { b }
+        })
+        .collect();
+    // Lower-casing ASCII letters keeps every byte a valid field-value byte.
+    HeaderValue::from_bytes(&bytes).unwrap_or_else(|_| v.clone())
 }
 
 /// The response's Cache-Control directives but `name`, as one value (`None` if none is left).
@@ -382,10 +434,7 @@ pub fn client_requires_revalidation(req: &HeaderMap, f: &Freshness, now: SystemT
         return true;
     }
     if !req.contains_key(header::CACHE_CONTROL)
-        && req
-            .get_all(header::PRAGMA)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.contains("no-cache")))
+        && directive(req.get_all(header::PRAGMA).iter(), "no-cache").is_some()
     {
         return true;
     }
@@ -522,6 +571,68 @@ mod tests {
         let f = eval(&[], &[("cache-control", "max-age=60, stale-if-error=120")]).unwrap();
         assert!(!f.must_revalidate);
         assert_eq!(f.stale_if_error, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn directive_names_are_read_in_any_case() {
+        let lm = ("last-modified", "Mon, 12 Jan 1970 13:30:00 GMT");
+        let date = ("date", "Mon, 12 Jan 1970 13:46:40 GMT");
+        for (spelled, lower) in [
+            ("Private, max-age=600", "private, max-age=600"),
+            ("PRIVATE", "private"),
+            ("No-Store", "no-store"),
+            ("NO-STORE, max-age=60", "no-store, max-age=60"),
+            ("No-Cache", "no-cache"),
+            ("NO-CACHE, max-age=60", "no-cache, max-age=60"),
+            ("MAX-AGE=60", "max-age=60"),
+            ("max-age=600, S-MaxAge=5", "max-age=600, s-maxage=5"),
+            (
+                "Proxy-Revalidate, MAX-AGE=60",
+                "proxy-revalidate, max-age=60",
+            ),
+            (
+                "no-cache=\"Set-Cookie, X-A\", MAX-AGE=9",
+                "no-cache=\"Set-Cookie, X-A\", max-age=9",
+            ),
+        ] {
+            let res = |cc| [("cache-control", cc), lm, date, ("etag", "\"a\"")];
+            assert_eq!(
+                eval(&[], &res(spelled)),
+                eval(&[], &res(lower)),
+                "{spelled}"
+            );
+        }
+        // The lower-case forms do what they say (so equal verdicts are the right ones).
+        let res = |cc| [("cache-control", cc), lm, date];
+        assert_eq!(eval(&[], &res("private")), Err(NotStorable::Private));
+        assert_eq!(
+            eval(&[], &res("MAX-AGE=60")).unwrap().fresh_for.as_secs(),
+            60
+        );
+        // Pragma's no-cache, and the request's no-store.
+        let pragma = |p| [("pragma", p), lm, date];
+        assert_eq!(
+            eval(&[], &pragma("No-Cache")),
+            eval(&[], &pragma("no-cache"))
+        );
+        assert!(eval(&[], &pragma("no-cache")).unwrap().fresh_for.is_zero());
+        for spelled in ["No-Store", "NO-STORE"] {
+            assert_eq!(
+                eval(
+                    &[("cache-control", spelled)],
+                    &[("cache-control", "max-age=60")]
+                ),
+                Err(NotStorable::RequestNoStore),
+                "{spelled}"
+            );
+        }
+        // A value keeps its case; only names are lowered.
+        let v = HeaderValue::from_static("No-Cache=\"X-Up, Set-Cookie\", Max-Age=5");
+        assert_eq!(
+            lowercase_names(&v),
+            "no-cache=\"X-Up, Set-Cookie\", max-age=5"
+        );
+        assert!(lowercase_directives(&hm(&[("cache-control", "max-age=5")])).is_none());
     }
 
     #[test]
@@ -750,8 +861,15 @@ mod tests {
             &f,
             now
         ));
+        for pragma in ["no-cache", "No-Cache", "NO-CACHE"] {
+            assert!(client_requires_revalidation(
+                &hm(&[("pragma", pragma)]),
+                &f,
+                now
+            ));
+        }
         assert!(client_requires_revalidation(
-            &hm(&[("pragma", "no-cache")]),
+            &hm(&[("cache-control", "Max-Age=0")]),
             &f,
             now
         ));

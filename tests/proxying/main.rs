@@ -1,6 +1,7 @@
 //! Proxy behaviour at the trust boundary: what is never cached or forwarded, methods, ranges, errors.
 #[path = "../common/mod.rs"]
 mod common;
+mod directive_case;
 mod errors;
 mod hardening;
 mod methods;
