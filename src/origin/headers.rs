@@ -1,5 +1,6 @@
 //! Header hygiene at the proxy boundary: hop-by-hop fields (RFC 9110 section 7.6.1) are
-//! connection-scoped and never cross the edge, in either direction.
+//! connection-scoped and never cross the edge, in either direction; nor does a
+//! `Content-Length` that came beside `Transfer-Encoding`, which did not frame the message.
 
 use http::{HeaderMap, HeaderName, header};
 
@@ -16,7 +17,11 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-/// Removes hop-by-hop fields, including those listed in `Connection`.
+/// Removes hop-by-hop fields, including those listed in `Connection`. A message that had
+/// `Transfer-Encoding` was framed by it, whatever its `Content-Length` said (RFC 9112 section
+/// 6.3), and a proxy must remove that length (section 6.1): kept, it would frame the de-chunked
+/// body the edge forwards, and the bytes past it would be read as the next message on the
+/// connection (response splitting, request smuggling).
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Only the fields present are removed, found in one pass over the names: a removal hashes
     // its name, and a message usually carries one or two of the nine (nginx always sends
@@ -41,6 +46,9 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
                 .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok()),
         );
     }
+    if doomed.contains(&header::TRANSFER_ENCODING) {
+        doomed.push(header::CONTENT_LENGTH);
+    }
     for n in &doomed {
         h.remove(n);
     }
@@ -61,6 +69,22 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn a_length_beside_transfer_encoding_goes_with_it() {
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "2".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("content-type", "text/plain".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert!(!h.contains_key("content-length"), "{h:?}");
+        assert_eq!(h.len(), 1);
+        // Alone, a length frames the message and stays.
+        let mut h = HeaderMap::new();
+        h.insert("content-length", "2".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h["content-length"], "2");
     }
 
     #[test]

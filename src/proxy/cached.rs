@@ -247,6 +247,8 @@ async fn fetch(
             drop(reader);
             Body::empty()
         } else if let Some(whole) = reader.whole() {
+            // The length sent is the length of the body written, whatever the origin said.
+            headers.insert(header::CONTENT_LENGTH, whole.len().into());
             Body::from(whole)
         } else {
             Body::from_stream(reader.into_stream().map_err(std::io::Error::other))

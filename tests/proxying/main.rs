@@ -3,6 +3,7 @@
 mod common;
 mod directive_case;
 mod errors;
+mod framing;
 mod hardening;
 mod methods;
 mod range;
