@@ -301,43 +301,56 @@ impl FillJob {
         };
         let mut out_headers = headers;
         out_headers.append(header::VIA, VIA);
-        let meta = FillMeta {
-            outcome,
-            fwd_status: Some(status.as_u16()),
-            stored: freshness.is_some(),
-            ttl: freshness.map(|f| f.ttl_secs(now)),
-            detail: detail.map(NotStorable::as_str),
-            vary: vary.clone(),
-            object: None,
-            origin_ms: Some(origin_ms),
+        // `stored` is said only when it is sure: a body of declared length that the budget
+        // holds will be stored unless the origin cuts it (which cuts every reader's body too);
+        // one of unknown length may yet outgrow `max_object_size` or the budget.
+        let head = FillHead {
+            status,
+            headers: out_headers,
+            shareable,
+            meta: FillMeta {
+                outcome,
+                fwd_status: Some(status.as_u16()),
+                stored: freshness.is_some() && content_length.is_some(),
+                ttl: freshness.map(|f| f.ttl_secs(now)),
+                detail: detail.map(NotStorable::as_str),
+                vary: vary.clone(),
+                object: None,
+                origin_ms: Some(origin_ms),
+            },
         };
-        // A small body is published with its head once it is all there (see `hold_back`), if it
-        // comes within `HOLD_BACK_WAIT`; after that the head goes out and the body streams.
+        // A body that may be small is held back with its head (see `hold_back`) until it is
+        // all there, if it comes within `HOLD_BACK_WAIT` and `HOLD_BACK_MAX`; then the head
+        // can say exactly whether it was stored. Otherwise the head goes out and the body
+        // streams. No reader sees anything of a held fill, so none has read a chunk when the
+        // chunks are joined into the stored buffer.
         let idle = self.edge.settings.body_idle_timeout;
         let mut held_until = content_length
-            .is_some_and(|n| n <= HOLD_BACK_MAX)
+            .is_none_or(|n| n <= HOLD_BACK_MAX)
             .then(|| tokio::time::Instant::now() + HOLD_BACK_WAIT.min(idle));
-        if held_until.is_some() {
+        let mut head = if held_until.is_some() {
             w.hold_back();
-        }
-        let head = w.set_head(
-            FillHead {
-                status,
-                headers: out_headers,
-                shareable,
-                meta,
-            },
-            content_length,
-        );
+            if !shareable || !w.retaining() {
+                w.leave_table(); // as `set_head` would: nobody waits on what they cannot share
+            }
+            Head::Held(head)
+        } else {
+            Head::Out(w.set_head(head, content_length))
+        };
+        let mut received = 0usize;
         loop {
             let until = held_until.unwrap_or_else(|| tokio::time::Instant::now() + idle);
             match tokio::time::timeout_at(until, body.next()).await {
-                Err(_) if held_until.take().is_some() => w.publish(),
+                Err(_) if held_until.take().is_some() => head.publish(w, content_length, None),
                 Err(_) => {
                     w.finish(Err(FillError::Timeout));
                     return;
                 }
                 Ok(Some(Ok(chunk))) => {
+                    received += chunk.len();
+                    if received > HOLD_BACK_MAX as usize && held_until.take().is_some() {
+                        head.publish(w, content_length, None);
+                    }
                     if w.push(chunk, idle).await.is_err() {
                         return; // no reader left and nothing to store; dropping ends the fill
                     }
@@ -352,29 +365,88 @@ impl FillJob {
                 Ok(None) => break,
             }
         }
-        if freshness.is_some() && w.outgrew_object_size() {
+        let outgrew = w.outgrew_object_size();
+        if freshness.is_some() && outgrew {
             // Too large after all (no Content-Length said so up front): as for a declared size.
             let until = now + self.edge.settings.hit_for_miss;
             self.edge.store.mark_hit_for_miss(self.key.clone(), until);
         }
         // Store before finishing: a request arriving meanwhile finds the fill or the object.
-        let whole = w
-            .retained_body()
-            .filter(|b| content_length.is_none_or(|n| n == b.len() as u64));
+        let retained = w.retained_body();
+        // Why a storable answer may not be stored after all (a purge or a write that came
+        // during the fill also refuses it, with no detail to give).
+        let refused = match &retained {
+            _ if outgrew => Some(NotStorable::TooLarge),
+            None => Some(NotStorable::InflightBudget),
+            Some(_) => None,
+        };
+        let whole = retained.filter(|b| content_length.is_none_or(|n| n == b.len() as u64));
+        let mut stored = false;
         if let (Some(full), Some(freshness), Some(vary)) = (whole, freshness, vary) {
             let obj = Object {
                 status,
-                headers: stored_headers(&head.headers, full.len()),
+                headers: stored_headers(head.headers(), full.len()),
                 body: full,
                 vary,
                 freshness,
                 stamp: None,
             };
-            self.edge
+            stored = self
+                .edge
                 .store
                 .insert_if_current(self.key.clone(), obj, self.start);
         }
+        let refused = refused.filter(|_| freshness.is_some() && !stored);
+        head.publish(w, content_length, Some((stored, refused)));
         w.finish(Ok(()));
+    }
+}
+
+/// The head of a streamed answer: held back with a small body, or out to the readers.
+// One per fill, in its task: boxing the held head would add an allocation to every miss.
+#[allow(clippy::large_enum_variant)]
+enum Head {
+    Held(FillHead<FillMeta>),
+    Out(Arc<FillHead<FillMeta>>),
+    /// Only while [`Head::publish`] moves it.
+    Moving,
+}
+
+impl Head {
+    fn headers(&self) -> &HeaderMap {
+        match self {
+            Head::Held(h) => &h.headers,
+            Head::Out(h) => &h.headers,
+            Head::Moving => unreachable!("a head is never left moving"),
+        }
+    }
+
+    /// Sends a held head to the readers, with what became of the body if it is all there:
+    /// `Some((stored, why not))`. Nothing to do for a head already out.
+    fn publish(
+        &mut self,
+        w: &mut FillWriter<FillMeta>,
+        content_length: Option<u64>,
+        ended: Option<(bool, Option<NotStorable>)>,
+    ) {
+        if !matches!(self, Head::Held(_)) {
+            return;
+        }
+        let Head::Held(mut head) = std::mem::replace(self, Head::Moving) else {
+            unreachable!("checked above")
+        };
+        if let Some((stored, refused)) = ended {
+            let m = &mut head.meta;
+            m.stored = stored;
+            if !stored {
+                m.ttl = None;
+            }
+            if let Some(r) = refused {
+                m.detail.get_or_insert(r.as_str());
+            }
+        }
+        *self = Head::Out(w.set_head(head, content_length));
+        w.publish();
     }
 }
 

@@ -81,11 +81,19 @@ impl HttpBody for LoggedBody {
     }
 }
 
+impl LoggedBody {
+    /// Did the whole body go out? A body that ended short of its announced length was cut,
+    /// however cleanly its stream ended.
+    fn is_complete(&self) -> bool {
+        (self.complete || self.inner.is_end_stream() || self.expected == Some(self.bytes))
+            && self.expected.is_none_or(|n| n == self.bytes)
+    }
+}
+
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let Some(r) = self.record.take() else { return };
-        let complete =
-            self.complete || self.inner.is_end_stream() || self.expected == Some(self.bytes);
+        let complete = self.is_complete();
         let client = r.client.as_ref().and_then(|c| c.to_str().ok());
         let total_us = u64::try_from(r.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         if !r.structured {
@@ -133,5 +141,44 @@ impl Drop for LoggedBody {
             total_ms = (total_us as f64 / 100.0).round() / 10.0,
             complete,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn record() -> AccessRecord {
+        AccessRecord {
+            started: Instant::now(),
+            client: None,
+            method: Method::GET,
+            host: "h".into(),
+            target: "/".into(),
+            status: 200,
+            cache: None,
+            origin_ms: None,
+            structured: false,
+        }
+    }
+
+    /// Sends `chunks` as a body that ends cleanly, announced as `expected` bytes.
+    async fn sent(chunks: &'static [&'static str], expected: Option<u64>) -> bool {
+        let stream = futures_util::stream::iter(chunks.iter().map(|c| Ok::<_, std::io::Error>(*c)));
+        let mut body = LoggedBody::new(Body::from_stream(stream), record(), expected);
+        while let Some(f) = body.frame().await {
+            f.unwrap();
+        }
+        body.is_complete()
+    }
+
+    #[tokio::test]
+    async fn a_body_that_ends_short_of_its_length_is_not_complete() {
+        assert!(!sent(&["abc", "de"], Some(10)).await);
+        assert!(sent(&["abc", "de"], Some(5)).await);
+        assert!(sent(&["abc", "de"], None).await);
+        let head = LoggedBody::new(Body::empty(), record(), Some(0));
+        assert!(head.is_complete());
     }
 }

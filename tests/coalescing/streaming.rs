@@ -294,3 +294,26 @@ async fn a_miss_beyond_the_inflight_budget_does_not_claim_stored() {
     assert!(!b_status.contains("stored"), "{b_status}");
     assert!(b_status.contains("detail=inflight-budget"), "{b_status}");
 }
+
+#[tokio::test]
+async fn a_body_of_unknown_length_is_never_said_stored_before_it_is() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "[cache]\nmax_object_size = \"4KiB\"").await;
+    // Whether the head is held until the end (quick pieces) or goes out first (slow ones),
+    // a body that turns out too large to keep must not be announced as stored.
+    for p in [
+        "/st/grows?cc=max-age=60&size=8192&chunked=1",
+        "/st/grows-slowly?cc=max-age=60&size=8192&chunked=1&slow=500",
+    ] {
+        let path = p.split('?').next().unwrap();
+        for n in 1..=2 {
+            let r = edge.get(p).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(header(&r, "x-cache"), "MISS", "{p} request {n}");
+            let cs = header(&r, "cache-status");
+            assert!(!cs.contains("stored"), "{p}: {cs}");
+            assert_eq!(r.bytes().await.unwrap().len(), 8192);
+            assert_eq!(origin.count(path), n);
+        }
+    }
+}
