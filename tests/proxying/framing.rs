@@ -393,3 +393,38 @@ async fn edge_in_front_of(origin: &RawOrigin) -> TestEdge {
     ))
     .await
 }
+
+/// The request direction: a client's length beside its chunked body does not reach the origin
+/// (it would frame the de-chunked body there and smuggle the rest as another request), and
+/// the client connection closes after the answer.
+#[tokio::test]
+async fn a_clients_length_beside_a_chunked_body_does_not_reach_the_origin() {
+    let origin = crate::common::TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let raw = crate::common::raw_request(
+        edge.addr,
+        b"POST /up HTTP/1.1\r\nhost: framing.test\r\ncontent-length: 3\r\n\
+          transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
+          GET /after?cc=no-store HTTP/1.1\r\nhost: framing.test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let (first, used) =
+        parse_one(raw.as_bytes()).unwrap_or_else(|| panic!("no response to the POST: {raw:?}"));
+    if first.status == 400 {
+        return; // refused outright: nothing reached the origin
+    }
+    assert_eq!(first.status, 200, "{raw}");
+    let seen = origin
+        .last_headers("/up")
+        .expect("the POST reached the origin");
+    assert!(
+        seen.get("content-length").is_none_or(|v| v == "5"),
+        "the origin was told {:?}",
+        seen.get("content-length")
+    );
+    // RFC 9112 section 6.1: the connection closes after the answer, so nothing the client
+    // sent after that body is read as a request.
+    assert_eq!(used, raw.len(), "more after the first response: {raw}");
+    assert_eq!(origin.count("/up"), 1);
+    assert_eq!(origin.count("/after"), 0);
+}
