@@ -10,13 +10,11 @@ use edgecache::{
         policy::{self, PolicyRequest, SiteRules},
         status::{CacheStatus, Outcome},
     },
+    clock::Clock,
     proxy::respond,
 };
 use http::{HeaderMap, Method, StatusCode, Uri};
-use std::{
-    hint::black_box,
-    time::{Duration, SystemTime},
-};
+use std::{hint::black_box, time::Duration};
 
 fn origin_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -51,7 +49,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let req = request_headers();
-    let now = SystemTime::now();
+    let now = Clock::wall().now();
     let uri = Uri::from_static("/1k.bin");
     let res = origin_headers();
     c.bench_function("policy: evaluate a storable response", |b| {
@@ -72,12 +70,15 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let store = Store::new(StoreConfig {
-        max_memory: 64 << 20,
-        max_object_size: 8 << 20,
-        max_variants: 16,
-        keep: Duration::from_secs(3600),
-    });
+    let store = Store::new(
+        StoreConfig {
+            max_memory: 64 << 20,
+            max_object_size: 8 << 20,
+            max_variants: 16,
+            keep: Duration::from_secs(3600),
+        },
+        Clock::wall(),
+    );
     let r = PolicyRequest {
         method: &Method::GET,
         uri: &uri,
@@ -99,8 +100,8 @@ fn bench(c: &mut Criterion) {
     );
     c.bench_function("hit: lookup + build response", |b| {
         b.iter(|| {
-            let now = SystemTime::now();
-            let Lookup::Found(obj, _) = store.lookup(black_box(&key), &req) else {
+            let now = store.clock().now();
+            let Lookup::Found(obj, _) = store.lookup(black_box(&key), &req, now) else {
                 panic!("stored above")
             };
             let mut cs = CacheStatus::new(Outcome::Hit);

@@ -6,6 +6,7 @@ use crate::{
         Store, StoreConfig,
         fill::{Fills, InflightBudget},
     },
+    clock::Clock,
     config::Config,
     proxy::{
         Edge, Settings,
@@ -31,7 +32,13 @@ pub struct App {
 }
 
 impl App {
+    /// An edge on the wall clock.
     pub async fn build(cfg: &Config) -> Result<Self, BuildError> {
+        Self::build_with_clock(cfg, Clock::wall()).await
+    }
+
+    /// An edge whose caching decisions read `clock` (tests move it ahead instead of sleeping).
+    pub async fn build_with_clock(cfg: &Config, clock: Clock) -> Result<Self, BuildError> {
         let sites = cfg
             .sites
             .iter()
@@ -42,12 +49,15 @@ impl App {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let store = Store::new(StoreConfig {
-            max_memory: cfg.cache.max_memory.0,
-            max_object_size: cfg.cache.object_limit().0,
-            max_variants: cfg.cache.max_variants,
-            keep: cfg.cache.keep.0,
-        });
+        let store = Store::new(
+            StoreConfig {
+                max_memory: cfg.cache.max_memory.0,
+                max_object_size: cfg.cache.object_limit().0,
+                max_variants: cfg.cache.max_variants,
+                keep: cfg.cache.keep.0,
+            },
+            clock,
+        );
         let budget = Arc::new(InflightBudget::new(cfg.cache.inflight_limit().0));
         let data = crate::data::build(cfg, &store, budget.clone())
             .await

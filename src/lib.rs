@@ -10,6 +10,7 @@
 //! - [`data`]: cache-aside for dynamic data: config-declared routes over SQLite / PostgreSQL.
 //! - [`origin`]: where content comes from: upstream HTTP servers (reqwest) and local directories.
 //! - [`config`]: the typed, validated configuration.
+//! - [`clock`]: the one source of time for caching decisions (tests move it ahead).
 //! - [`telemetry`]: logging and the access log.
 //! - Tools beside the server, built on it: [`bench`] (load and hit ratios over HTTP, with its
 //!   own origin) and [`replay`] (offline what-if hit ratios from a trace).
@@ -18,6 +19,7 @@
 pub mod app;
 pub mod bench;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod data;
 pub mod numfmt;

@@ -125,10 +125,10 @@ impl CacheAside {
         E: std::error::Error + Send + Sync + 'static,
     {
         let ck = CacheKey::new("@data", "", key);
-        let now = SystemTime::now();
+        let now = self.store.clock().now();
         let mut stale = None;
         let mut miss = MissReason::Uri;
-        if let Lookup::Found(obj, _) = self.store.lookup(&ck, &HeaderMap::new()) {
+        if let Lookup::Found(obj, _) = self.store.lookup(&ck, &HeaderMap::new(), now) {
             if obj.freshness.is_fresh(now) {
                 return Ok(from_object(&obj, Outcome::Hit, now));
             }
@@ -173,7 +173,7 @@ impl CacheAside {
                 miss = MissReason::Uri;
                 continue;
             }
-            let now = SystemTime::now();
+            let now = self.store.clock().now();
             return match &m.result {
                 Ok(value) => {
                     let outcome = if stale.is_some() {
@@ -216,7 +216,7 @@ impl CacheAside {
         let result = loader()
             .await
             .map_err(|e| Arc::new(e) as Arc<dyn std::error::Error + Send + Sync>);
-        let now = SystemTime::now();
+        let now = self.store.clock().now();
         let mut stored = false;
         let mut ttl = 0;
         if let Ok(value) = &result {
@@ -302,12 +302,15 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn aside() -> CacheAside {
-        let store = Store::new(StoreConfig {
-            max_memory: 1 << 20,
-            max_object_size: 1 << 16,
-            max_variants: 4,
-            keep: Duration::from_secs(60),
-        });
+        let store = Store::new(
+            StoreConfig {
+                max_memory: 1 << 20,
+                max_object_size: 1 << 16,
+                max_variants: 4,
+                keep: Duration::from_secs(60),
+            },
+            crate::clock::Clock::tokio(),
+        );
         CacheAside::new(
             store,
             Arc::new(InflightBudget::new(1 << 20)),

@@ -9,6 +9,7 @@ use super::{
     policy::Freshness,
     tags::{TagStamp, Tags},
 };
+use crate::clock::Clock;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, StatusCode};
 use moka::{Expiry, sync::Cache};
@@ -112,18 +113,21 @@ pub enum Lookup {
     Found(Arc<Object>, Arc<Entry>),
 }
 
-struct EntryExpiry;
+/// Tells moka how long to keep an entry, so that it reclaims the memory of entries past
+/// their useful life. Lookups do not rely on it: they check `keep_until` on the store's clock,
+/// which tests may move ahead of moka's.
+struct EntryExpiry(Clock);
 
 impl EntryExpiry {
-    fn left(e: &Arc<Entry>) -> Option<Duration> {
+    fn left(&self, e: &Arc<Entry>) -> Option<Duration> {
         let until = e.keep_until?;
-        Some(until.duration_since(SystemTime::now()).unwrap_or_default())
+        Some(until.duration_since(self.0.now()).unwrap_or_default())
     }
 }
 
 impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
     fn expire_after_create(&self, _: &CacheKey, e: &Arc<Entry>, _: Instant) -> Option<Duration> {
-        Self::left(e)
+        self.left(e)
     }
     fn expire_after_update(
         &self,
@@ -132,7 +136,7 @@ impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Self::left(e)
+        self.left(e)
     }
 }
 
@@ -159,6 +163,8 @@ pub struct Store {
     /// than `REMOVAL_MEMORY` is rare and then only risks a stale store, as without this).
     removed_at: Cache<CacheKey, u64>,
     tags: Tags,
+    /// The time every freshness and expiry decision about stored content reads.
+    clock: Clock,
 }
 
 /// How long, and in how many bytes, removals are remembered for the check above.
@@ -172,7 +178,7 @@ const TAG_MEMORY_BYTES: u64 = 8 << 20;
 pub struct FillStart(u64);
 
 impl Store {
-    pub fn new(cfg: StoreConfig) -> Self {
+    pub fn new(cfg: StoreConfig, clock: Clock) -> Self {
         let cache = Cache::builder()
             .max_capacity(cfg.max_memory)
             // Sized for the most entries the budget can hold (each costs 2 KB or more), so
@@ -189,7 +195,7 @@ impl Store {
                 e.weight()
                     .saturating_add(u32::try_from(k.as_str().len() + 64).unwrap_or(u32::MAX))
             })
-            .expire_after(EntryExpiry)
+            .expire_after(EntryExpiry(clock.clone()))
             .build();
         // Bounded by bytes too: keys are client-chosen URLs.
         let removed_at = Cache::builder()
@@ -205,7 +211,13 @@ impl Store {
             epoch: Arc::new(AtomicU64::new(0)),
             removed_at,
             tags: Tags::new(TAG_MEMORY_BYTES),
+            clock,
         }
+    }
+
+    /// The clock of every decision about what this store holds.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Tag generations for tagged objects (see [`Tags`]).
@@ -241,12 +253,16 @@ impl Store {
         &self.cfg
     }
 
-    /// Finds the variant for this request, if any. Expiry of freshness is the caller's business:
-    /// a stale object is still returned.
-    pub fn lookup(&self, key: &CacheKey, req: &HeaderMap) -> Lookup {
+    /// Finds the variant for this request, if any, at `now` (from [`Store::clock`]). Expiry of
+    /// freshness is the caller's business: a stale object is still returned, until the entry's
+    /// useful life is over.
+    pub fn lookup(&self, key: &CacheKey, req: &HeaderMap, now: SystemTime) -> Lookup {
         let Some(entry) = self.cache.get(key) else {
             return Lookup::UriMiss(None);
         };
+        if entry.keep_until.is_some_and(|t| t <= now) {
+            return Lookup::UriMiss(None);
+        }
         let current = |o: &&Arc<Object>| o.stamp.as_ref().is_none_or(|s| self.tags.is_current(s));
         match entry
             .variants
@@ -343,7 +359,7 @@ mod tests {
             vary,
             stamp: None,
             freshness: Freshness {
-                response_time: SystemTime::now(),
+                response_time: Clock::wall().now(),
                 initial_age: Duration::ZERO,
                 fresh_for: Duration::from_secs(fresh),
                 stale_while_revalidate: Duration::ZERO,
@@ -355,12 +371,19 @@ mod tests {
     }
 
     fn store(max_variants: usize) -> Store {
-        Store::new(StoreConfig {
-            max_memory: 1 << 20,
-            max_object_size: 1 << 16,
-            max_variants,
-            keep: Duration::from_secs(60),
-        })
+        Store::new(
+            StoreConfig {
+                max_memory: 1 << 20,
+                max_object_size: 1 << 16,
+                max_variants,
+                keep: Duration::from_secs(60),
+            },
+            Clock::wall(),
+        )
+    }
+
+    fn now(s: &Store) -> SystemTime {
+        s.clock().now()
     }
 
     fn ae(v: &str) -> HeaderMap {
@@ -401,12 +424,21 @@ mod tests {
                 obj(b"x", VaryValues::from_request(&names, &ae(enc)), 60)
             ));
         }
-        assert!(matches!(s.lookup(&k, &ae("br")), Lookup::Found(..)));
-        assert!(matches!(s.lookup(&k, &ae("identity")), Lookup::Found(..)));
-        // The oldest (gzip) was dropped by the cap of 2.
-        assert!(matches!(s.lookup(&k, &ae("gzip")), Lookup::VaryMiss(_)));
         assert!(matches!(
-            s.lookup(&CacheKey::new("s", "h", "/other"), &ae("br")),
+            s.lookup(&k, &ae("br"), now(&s)),
+            Lookup::Found(..)
+        ));
+        assert!(matches!(
+            s.lookup(&k, &ae("identity"), now(&s)),
+            Lookup::Found(..)
+        ));
+        // The oldest (gzip) was dropped by the cap of 2.
+        assert!(matches!(
+            s.lookup(&k, &ae("gzip"), now(&s)),
+            Lookup::VaryMiss(_)
+        ));
+        assert!(matches!(
+            s.lookup(&CacheKey::new("s", "h", "/other"), &ae("br"), now(&s)),
             Lookup::UriMiss(_)
         ));
     }
@@ -420,8 +452,26 @@ mod tests {
         assert!(s.insert(k.clone(), obj(b"small", VaryValues::default(), 60)));
         assert!(s.remove(&k));
         assert!(matches!(
-            s.lookup(&k, &HeaderMap::new()),
+            s.lookup(&k, &HeaderMap::new(), now(&s)),
             Lookup::UriMiss(_)
+        ));
+    }
+
+    #[test]
+    fn an_entry_past_its_useful_life_is_gone_on_the_stores_clock() {
+        let s = store(4);
+        let k = CacheKey::new("s", "h", "/old");
+        // Fresh for 10 s, no validator and no stale window: useless after that.
+        assert!(s.insert(k.clone(), obj(b"x", VaryValues::default(), 10)));
+        s.clock().advance(Duration::from_secs(9));
+        assert!(matches!(
+            s.lookup(&k, &HeaderMap::new(), now(&s)),
+            Lookup::Found(..)
+        ));
+        s.clock().advance(Duration::from_secs(2));
+        assert!(matches!(
+            s.lookup(&k, &HeaderMap::new(), now(&s)),
+            Lookup::UriMiss(None)
         ));
     }
 

@@ -20,7 +20,7 @@ pub async fn serve(
     req: &Parts,
     ctx: &mut RequestCtx,
 ) -> Response<Body> {
-    let now = SystemTime::now();
+    let now = edge.store.clock().now();
     let key = CacheKey::new(&site.name, &ctx.authority, &ctx.target);
     let honor = site.honor_client_no_cache;
     if honor
@@ -40,7 +40,7 @@ pub async fn serve(
         ))
         .await;
     }
-    let (stale, names, miss, solo) = match edge.store.lookup(&key, &req.headers) {
+    let (stale, names, miss, solo) = match edge.store.lookup(&key, &req.headers, now) {
         Lookup::Found(obj, entry) => {
             let client_wants_fresh =
                 honor && policy::client_requires_revalidation(&req.headers, &obj.freshness, now);
@@ -227,7 +227,7 @@ async fn fetch(
         cs.ttl = m.ttl;
         cs.detail = m.detail;
         ctx.origin_ms = if leader { m.origin_ms } else { None };
-        let now = SystemTime::now();
+        let now = edge.store.clock().now();
         if let Some(obj) = &m.object {
             cs.ttl = Some(obj.freshness.ttl_secs(now));
             ctx.cache = Some(cs);

@@ -15,10 +15,7 @@ use crate::{
 };
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use std::{
-    sync::Arc,
-    time::{Instant, SystemTime},
-};
+use std::{sync::Arc, time::SystemTime};
 
 /// Bodies of known length up to this are held back until complete, so that the clients waiting
 /// on the fill are woken once for all of it (see `FillWriter::hold_back`).
@@ -47,7 +44,7 @@ pub struct FillJob {
 
 impl FillJob {
     pub async fn run(mut self, mut w: FillWriter<FillMeta>) {
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let headers = std::mem::take(&mut self.origin_headers);
         // Kept for a revalidation: a 304 may turn out to describe another representation.
         let retry = self.stale.as_ref().map(|_| {
@@ -74,7 +71,7 @@ impl FillJob {
             revalidating = false;
         }
         let origin_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let now = SystemTime::now();
+        let now = self.edge.store.clock().now();
         let stale_ok = self
             .stale
             .clone()

@@ -17,7 +17,7 @@ use crate::{
 use axum::body::Body;
 use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, Method, Response, StatusCode, Uri, header, request::Parts};
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 pub async fn serve(
     edge: &Arc<Edge>,
@@ -43,7 +43,7 @@ pub async fn serve(
         );
     }
     let headers = forward::pass_headers(&req.headers, &ctx.host_value, ctx.client_ip());
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let res = site
         .origin
         .fetch(OriginRequest {

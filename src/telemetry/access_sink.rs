@@ -36,6 +36,7 @@ pub fn write(fill: impl FnOnce(&mut String)) {
     if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
         return;
     }
+    #[allow(clippy::disallowed_methods)] // a log line's timestamp is wall time, not a decision
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

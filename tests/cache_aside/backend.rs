@@ -345,12 +345,20 @@ pub async fn put(edge: &TestEdge, id: i64, name: &str, price_cents: i64) -> Repl
 
 /// A cache-aside engine over a store of its own, as other Rust code would build one.
 pub fn engine() -> CacheAside {
-    let store = Store::new(StoreConfig {
-        max_memory: 16 << 20,
-        max_object_size: 1 << 20,
-        max_variants: 4,
-        keep: Duration::from_secs(60),
-    });
+    engine_on(edgecache::clock::Clock::wall())
+}
+
+/// The same, with its time read from `clock` (which a test may move ahead).
+pub fn engine_on(clock: edgecache::clock::Clock) -> CacheAside {
+    let store = Store::new(
+        StoreConfig {
+            max_memory: 16 << 20,
+            max_object_size: 1 << 20,
+            max_variants: 4,
+            keep: Duration::from_secs(60),
+        },
+        clock,
+    );
     CacheAside::new(
         store,
         Arc::new(InflightBudget::new(16 << 20)),

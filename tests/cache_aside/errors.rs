@@ -4,7 +4,8 @@
 use crate::backend::{Backend, TempDir, call, edge, get, postgres_url, put, q, queries, site_toml};
 use crate::common::{TestEdge, TestOrigin};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 on_both_backends!(
     a_malformed_path_parameter_is_400_naming_it,

@@ -5,7 +5,8 @@ use crate::common::free_port;
 use crate::common::{TestEdge, TestOrigin, header};
 use crate::support::{late_origin, poll_for_hit};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Status, X-Cache, Cache-Status and body of one finished request.
 struct Got {

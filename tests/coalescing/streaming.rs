@@ -4,7 +4,8 @@
 
 use crate::common::{TestEdge, TestOrigin, header};
 use crate::support::{poll_for_hit, read_at_least, read_timed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_and_follower_get_bytes_before_the_origin_finishes() {

@@ -1,11 +1,13 @@
 //! Starts an edge in-process on an ephemeral 127.0.0.1 port, with a reqwest client for it.
 
 use super::origin::TestOrigin;
-use edgecache::{app::App, config::Config};
+use edgecache::{app::App, clock::Clock, config::Config};
 use std::net::SocketAddr;
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct TestEdge {
+    /// The clock of the edge's caching decisions: [`TestEdge::advance`] moves it ahead.
+    pub clock: Clock,
     /// The edge's shared state, for counters (e.g. database queries) tests assert on.
     pub state: std::sync::Arc<edgecache::proxy::Edge>,
     pub addr: SocketAddr,
@@ -18,8 +20,13 @@ pub struct TestEdge {
 impl TestEdge {
     /// An edge configured from TOML text (validated like a config file).
     pub async fn from_toml(toml: &str) -> TestEdge {
+        Self::from_toml_with_clock(toml, Clock::wall()).await
+    }
+
+    /// The same on `clock` (pass `origin.clock()` to share a test origin's time).
+    pub async fn from_toml_with_clock(toml: &str, clock: Clock) -> TestEdge {
         let cfg = Config::from_toml(toml).expect("test config is valid");
-        Self::start(cfg).await
+        Self::start_with_clock(cfg, clock).await
     }
 
     /// Quick mode in front of one origin, with extra TOML (without `[[site]]`) for tuning.
@@ -28,12 +35,18 @@ impl TestEdge {
             "{extra_toml}\n[[site]]\nname = \"t\"\nhosts = [\"*\"]\norigin = \"{}\"\n",
             origin.url
         );
-        Self::from_toml(&toml).await
+        Self::from_toml_with_clock(&toml, origin.clock()).await
     }
 
-    pub async fn start(mut cfg: Config) -> TestEdge {
+    pub async fn start(cfg: Config) -> TestEdge {
+        Self::start_with_clock(cfg, Clock::wall()).await
+    }
+
+    pub async fn start_with_clock(mut cfg: Config, clock: Clock) -> TestEdge {
         cfg.log.access_log = false;
-        let app = App::build(&cfg).await.expect("edge builds");
+        let app = App::build_with_clock(&cfg, clock.clone())
+            .await
+            .expect("edge builds");
         let state = app.edge.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -52,6 +65,7 @@ impl TestEdge {
             .build()
             .unwrap();
         TestEdge {
+            clock,
             state,
             addr,
             url: format!("http://{addr}"),
@@ -59,6 +73,12 @@ impl TestEdge {
             stop: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Moves the edge's time (and its origin's, if they share a clock) `by` ahead: how tests
+    /// let `max-age` run out without sleeping.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.clock.advance(by);
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {

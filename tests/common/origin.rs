@@ -19,6 +19,9 @@
 //! | `expires=SECS` | `Expires` = now + SECS (may be negative), and `Date` = now |
 //! | `hdr=Name:Value` | extra response header (may repeat) |
 //!
+//! Every response has a `Date` from [`TestOrigin::clock`], which the edges in front of it
+//! share, so moving their time ahead moves the origin's.
+//!
 //! Without `vary`/`echo` the prefix is `"<version>|"`, so tests can see
 //! [`TestOrigin::set_version`] take effect. Methods other than GET and HEAD
 //! get `status` with body `ok <METHOD>` plus `cc`, `location` and
@@ -37,6 +40,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use edgecache::clock::Clock;
 use futures_util::{StreamExt, stream};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
@@ -82,6 +86,9 @@ struct Inner {
     paths: HashMap<String, PathStats>,
     versions: HashMap<String, String>,
     total: usize,
+    /// The time of its `Date` and `Expires`: the clock of the edges in front of it, so a test
+    /// that moves their time ahead moves the origin's too.
+    clock: Clock,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -162,6 +169,12 @@ impl TestOrigin {
         lock(&self.state)
             .versions
             .insert(path.to_owned(), v.to_owned());
+    }
+
+    /// The clock of this origin's `Date` and `Expires` (edges started with
+    /// `TestEdge::in_front_of` share it).
+    pub fn clock(&self) -> Clock {
+        lock(&self.state).clock.clone()
     }
 
     /// Forgets all counts and recorded headers; versions are kept.
@@ -261,6 +274,7 @@ async fn handle(
 ) -> Response {
     let path = uri.path();
     let version = record(&state, path, &method, &headers);
+    let now = lock(&state).clock.now();
     let params = Params::parse(&uri);
     if let Some(ms) = params.num("delay") {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -269,11 +283,12 @@ async fn handle(
         StatusCode::from_u16(n).expect("test origin: bad status")
     });
     if method == Method::GET || method == Method::HEAD {
-        return serve(&params, path, &version, &headers, status);
+        return serve(&params, path, &version, &headers, status, now);
     }
     // Other methods: drain the body; a failed upload is of no interest here.
     let _ = axum::body::to_bytes(body, usize::MAX).await;
     let mut out = HeaderMap::new();
+    put(&mut out, "date", &httpdate::fmt_http_date(now));
     put_params(&params, &mut out, &PARAM_HEADERS[..3]);
     (status, out, format!("ok {method}")).into_response()
 }
@@ -289,8 +304,16 @@ fn inm_matches(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 /// Builds the GET/HEAD response.
-fn serve(p: &Params, path: &str, version: &str, req: &HeaderMap, status: StatusCode) -> Response {
+fn serve(
+    p: &Params,
+    path: &str,
+    version: &str,
+    req: &HeaderMap,
+    status: StatusCode,
+    now: SystemTime,
+) -> Response {
     let mut out = HeaderMap::new();
+    put(&mut out, "date", &httpdate::fmt_http_date(now));
     let ct = p.get("ct").unwrap_or("application/octet-stream");
     put(&mut out, "content-type", ct);
     put_params(p, &mut out, &PARAM_HEADERS);
@@ -304,10 +327,8 @@ fn serve(p: &Params, path: &str, version: &str, req: &HeaderMap, status: StatusC
         put(&mut out, "last-modified", LAST_MODIFIED);
     }
     if let Some(secs) = p.num::<i64>("expires") {
-        let now = SystemTime::now();
         let delta = Duration::from_secs(secs.unsigned_abs());
         let at = if secs < 0 { now - delta } else { now + delta };
-        put(&mut out, "date", &httpdate::fmt_http_date(now));
         put(&mut out, "expires", &httpdate::fmt_http_date(at));
     }
     for extra in p.all("hdr") {

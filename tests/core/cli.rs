@@ -6,8 +6,9 @@ use std::{
     io::Read,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
+use tokio::time::Instant;
 
 const BIN: &str = env!("CARGO_BIN_EXE_edgecache");
 

@@ -1,7 +1,8 @@
 //! Shutdown: in-flight requests drain, bounded by `drain_timeout`.
 
 use crate::common::{TestEdge, TestOrigin};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {

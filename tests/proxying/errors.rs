@@ -4,7 +4,8 @@
 use crate::common::{TestEdge, TestOrigin, header, raw_request};
 use crate::support::{healthy, send_oversized, site_toml, status_of};
 use futures_util::StreamExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[tokio::test]
 async fn a_refusing_origin_gives_502_and_the_edge_keeps_serving() {

@@ -2,7 +2,8 @@
 //! connections holding slots, and a user's Cookie evicting a shared copy.
 
 use crate::common::{TestEdge, TestOrigin, header, raw_request};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[tokio::test]
 async fn hosts_that_do_not_parse_as_an_authority_are_refused() {

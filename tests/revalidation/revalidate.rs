@@ -3,7 +3,7 @@
 
 use crate::common::origin::LAST_MODIFIED;
 use crate::common::{TestEdge, TestOrigin, header};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Long enough for a `max-age=1` entry to expire.
 const EXPIRE: Duration = Duration::from_millis(1100);
@@ -227,7 +227,7 @@ async fn client_conditionals_are_answered_from_the_cache() {
         .unwrap();
     assert_eq!(r.status(), 304);
     assert!(r.bytes().await.unwrap().is_empty());
-    let later = httpdate::fmt_http_date(SystemTime::now());
+    let later = httpdate::fmt_http_date(edge.clock.now());
     let r = edge
         .get(p)
         .header("if-modified-since", later)
