@@ -1,12 +1,13 @@
 //! The generic engine, used as other Rust code would use it (no HTTP routes): `get_or_load`
 //! with coalescing, negative TTL, stale-while-revalidate, stale-if-error and TTL jitter.
 
-use crate::backend::{Backend, engine};
+use crate::backend::{Backend, engine, engine_on};
 use bytes::Bytes;
 use edgecache::cache::{
     aside::{AsideError, CacheAside, Fetched, LoadOptions},
     status::{Outcome, StaleReason},
 };
+use edgecache::clock::Clock;
 use std::{
     collections::BTreeSet,
     io,
@@ -137,9 +138,9 @@ async fn a_hit_does_not_call_the_loader_and_reports_the_ttl_left() {
     assert_eq!(calls.load(SeqCst), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn not_found_is_cached_for_the_negative_ttl_only() {
-    let a = engine();
+    let a = engine_on(Clock::tokio());
     let calls = Arc::new(AtomicUsize::new(0));
     let opts = short(|o| {
         o.ttl = Duration::from_secs(60);
@@ -155,7 +156,7 @@ async fn not_found_is_cached_for_the_negative_ttl_only() {
         .unwrap();
     assert_eq!((value(&f), f.status.outcome), (None, Outcome::Hit));
     assert_eq!(calls.load(SeqCst), 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::advance(Duration::from_millis(1100)).await;
     let f = fetch(&a, "gone", &opts, &calls, some("back"))
         .await
         .unwrap();
@@ -164,13 +165,13 @@ async fn not_found_is_cached_for_the_negative_ttl_only() {
     assert_eq!(calls.load(SeqCst), 2);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
-    let a = engine();
+    let a = engine_on(Clock::tokio());
     let calls = Arc::new(AtomicUsize::new(0));
     let opts = short(|o| o.stale_while_revalidate = Duration::from_secs(60));
     fetch(&a, "k", &opts, &calls, some("v1")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::advance(Duration::from_millis(1100)).await;
 
     // The refresh is held until released, so the stale answers below cannot be its result.
     let (release, held) = tokio::sync::oneshot::channel::<()>();
@@ -210,13 +211,13 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
     assert_eq!(calls.load(SeqCst), 2, "one load, one background refresh");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stale_if_error_stands_in_for_a_failing_loader() {
-    let a = engine();
+    let a = engine_on(Clock::tokio());
     let calls = Arc::new(AtomicUsize::new(0));
     let opts = short(|o| o.stale_if_error = Duration::from_secs(60));
     fetch(&a, "k", &opts, &calls, some("v1")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::advance(Duration::from_millis(1100)).await;
     for _ in 0..2 {
         let f = fetch(&a, "k", &opts, &calls, down()).await.unwrap();
         assert_eq!(value(&f), Some(&b"v1"[..]));
@@ -231,13 +232,13 @@ async fn stale_if_error_stands_in_for_a_failing_loader() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn without_stale_if_error_the_loaders_error_is_returned_and_not_cached() {
-    let a = engine();
+    let a = engine_on(Clock::tokio());
     let calls = Arc::new(AtomicUsize::new(0));
     let opts = short(|_| {});
     fetch(&a, "k", &opts, &calls, some("v1")).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::advance(Duration::from_millis(1100)).await;
     for _ in 0..2 {
         match fetch(&a, "k", &opts, &calls, down()).await {
             Err(AsideError::Load(e)) => {

@@ -181,7 +181,7 @@ async fn stale_if_error_serves_the_old_value_when_the_query_fails(b: Backend) {
 
     // The source fails: every query on the table errors from now on.
     b.exec(&format!("DROP TABLE {}", b.table)).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    edge.advance(Duration::from_millis(1100));
 
     let r = get(&edge, "/api/products/2").await;
     assert_eq!((r.status, r.x_cache.as_str()), (200, "STALE"), "{}", r.json);

@@ -80,7 +80,7 @@ async fn a_revalidation_by_a_user_with_a_cookie_keeps_the_shared_copy() {
     let edge = TestEdge::in_front_of(&origin, "").await;
     let p = "/c/shared?cc=max-age=1&etag=1";
     edge.get(p).send().await.unwrap().bytes().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    edge.advance(Duration::from_millis(1100));
     let r = edge
         .get(p)
         .header("cookie", "session=alice")
@@ -127,7 +127,7 @@ async fn a_client_no_store_neither_evicts_the_shared_copy_nor_blocks_caching() {
     // A revalidation asked with no-store renews the shared copy instead of dropping it.
     let p = "/c/ns2?cc=max-age=1&etag=1";
     get(p, false).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    edge.advance(Duration::from_millis(1100));
     assert_eq!(get(p, true).await.0, "REVALIDATED");
     assert_eq!(get(p, false).await.0, "HIT", "the shared copy survived");
     assert_eq!(origin.count("/c/ns2"), 2);

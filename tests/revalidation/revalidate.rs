@@ -5,7 +5,7 @@ use crate::common::origin::LAST_MODIFIED;
 use crate::common::{TestEdge, TestOrigin, header};
 use std::time::Duration;
 
-/// Long enough for a `max-age=1` entry to expire.
+/// How far the edge's clock moves for a `max-age=1` entry to expire (no sleeping).
 const EXPIRE: Duration = Duration::from_millis(1100);
 
 fn cache_status(res: &reqwest::Response) -> String {
@@ -24,7 +24,7 @@ async fn expired_entry_with_etag_is_revalidated_with_if_none_match() {
     let b1 = r1.bytes().await.unwrap();
     assert_eq!(header(&edge.get(p).send().await.unwrap(), "x-cache"), "HIT");
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     let r3 = edge.get(p).send().await.unwrap();
     assert_eq!(r3.status(), 200);
     assert_eq!(header(&r3, "x-cache"), "REVALIDATED");
@@ -57,7 +57,7 @@ async fn expired_entry_with_last_modified_is_revalidated_with_if_modified_since(
     assert_eq!(header(&r1, "x-cache"), "MISS");
     let b1 = r1.bytes().await.unwrap();
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     let r2 = edge.get(p).send().await.unwrap();
     assert_eq!(header(&r2, "x-cache"), "REVALIDATED");
     assert!(
@@ -91,7 +91,7 @@ async fn freshness_after_a_304_comes_from_the_304() {
         cache_status(&r1)
     );
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     let r2 = edge.get(p).send().await.unwrap();
     assert_eq!(header(&r2, "x-cache"), "REVALIDATED");
     let cs = cache_status(&r2);
@@ -118,7 +118,7 @@ async fn a_304_updates_stored_headers_and_keeps_the_others() {
     let expires1 = header(&r1, "expires");
     assert_eq!(header(&r1, "x-extra"), "kept");
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     let r2 = edge.get(p).send().await.unwrap();
     assert_eq!(header(&r2, "x-cache"), "REVALIDATED");
     let parse = |s: &str| httpdate::parse_http_date(s).unwrap();
@@ -149,7 +149,7 @@ async fn a_full_200_to_a_revalidation_replaces_the_entry() {
     let r1 = edge.get(p).send().await.unwrap();
     assert!(r1.text().await.unwrap().starts_with("v1|"));
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     // A new version has a new ETag, so the conditional request gets a full 200.
     origin.set_version("/r/new", "v2");
     let r2 = edge.get(p).send().await.unwrap();
@@ -309,7 +309,7 @@ async fn a_304_for_another_representation_is_fetched_again_unconditionally() {
 
     let r = edge.get("/switch").send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "body 1");
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     let r = edge.get("/switch").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-cache"), "EXPIRED");

@@ -5,7 +5,7 @@ use crate::common::{TestEdge, TestOrigin, header};
 use crate::flaky::FlakyOrigin;
 use std::time::Duration;
 
-/// Long enough for a `max-age=1` entry to expire.
+/// How far the edge's clock moves for a `max-age=1` entry to expire (no sleeping).
 const EXPIRE: Duration = Duration::from_millis(1100);
 
 /// Polls `done` every 20 ms for up to ~2 s.
@@ -27,7 +27,7 @@ async fn stale_while_revalidate_answers_from_cache_and_refreshes_in_background()
     let r1 = edge.get(p).send().await.unwrap();
     assert!(r1.text().await.unwrap().starts_with("v1|"));
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     origin.set_version("/s/swr", "v2");
     let r2 = edge.get(p).send().await.unwrap();
     assert_eq!(header(&r2, "x-cache"), "STALE");
@@ -65,7 +65,7 @@ async fn stale_if_error_with_status(status: u16) {
     assert_eq!(header(&r1, "x-cache"), "MISS");
     assert_eq!(r1.text().await.unwrap(), "fresh 1\n");
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     origin.set_status(status);
     let r2 = edge.get("/f").send().await.unwrap();
     assert_eq!(r2.status(), 200, "origin answered {status}");
@@ -101,7 +101,7 @@ async fn stale_if_error_serves_stale_when_origin_refuses_connections() {
     let r1 = edge.get("/f").send().await.unwrap();
     assert_eq!(r1.text().await.unwrap(), "fresh 1\n");
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     origin.stop().await;
     let r2 = edge.get("/f").send().await.unwrap();
     assert_eq!(r2.status(), 200);
@@ -117,7 +117,7 @@ async fn must_revalidate_forbids_stale_if_error_on_a_5xx() {
     let edge = TestEdge::from_toml(&origin.edge_toml()).await;
     edge.get("/f").send().await.unwrap().bytes().await.unwrap();
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     origin.set_status(502);
     let r = edge.get("/f").send().await.unwrap();
     assert_eq!(r.status(), 502);
@@ -133,7 +133,7 @@ async fn must_revalidate_forbids_stale_if_error_when_origin_is_down() {
     let edge = TestEdge::from_toml(&origin.edge_toml()).await;
     edge.get("/f").send().await.unwrap().bytes().await.unwrap();
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     origin.stop().await;
     let r = edge.get("/f").send().await.unwrap();
     assert_eq!(r.status(), 502);
@@ -148,7 +148,7 @@ async fn without_stale_if_error_an_origin_500_is_passed_through() {
     let edge = TestEdge::from_toml(&origin.edge_toml()).await;
     edge.get("/f").send().await.unwrap().bytes().await.unwrap();
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     origin.set_status(500);
     let r = edge.get("/f").send().await.unwrap();
     assert_eq!(r.status(), 500);
@@ -165,7 +165,7 @@ async fn without_stale_if_error_a_refused_connection_gives_a_short_502() {
     let edge = TestEdge::from_toml(&origin.edge_toml()).await;
     edge.get("/f").send().await.unwrap().bytes().await.unwrap();
 
-    tokio::time::sleep(EXPIRE).await;
+    edge.advance(EXPIRE);
     origin.stop().await;
     let r = edge.get("/f").send().await.unwrap();
     assert_eq!(r.status(), 502);
