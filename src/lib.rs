@@ -5,8 +5,8 @@
 //! - [`app`]: composition root; builds everything from a [`config::Config`] and serves it.
 //! - [`server`]: the accept loop (hyper), connection limits, graceful drain.
 //! - [`proxy`]: the request path: site selection, cache lookup, fills, pass-through, responses.
-//! - [`cache`]: keys, HTTP caching policy, the byte-weighted store, request coalescing, status
-//!   headers. Knows nothing of axum or reqwest.
+//! - [`cache`]: keys, HTTP caching policy, what to do with a request (`decide`), the
+//!   byte-weighted store, request coalescing, status headers. Knows nothing of axum or reqwest.
 //! - [`data`]: cache-aside for dynamic data: config-declared routes over SQLite / PostgreSQL.
 //! - [`origin`]: where content comes from: upstream HTTP servers (reqwest) and local directories.
 //! - [`config`]: the typed, validated configuration.

@@ -12,7 +12,8 @@
 //! memory budget, eviction and tag generations with cached HTTP responses.
 
 use super::{
-    CacheKey, Lookup, Object, Store,
+    CacheKey, Object, Store,
+    decide::{Decision, RequestDirectives, decide},
     fill::{FillHead, Fills, InflightBudget, Joined},
     key::VaryValues,
     policy::Freshness,
@@ -126,25 +127,22 @@ impl CacheAside {
     {
         let ck = CacheKey::new("@data", "", key);
         let now = self.store.clock().now();
-        let mut stale = None;
-        let mut miss = MissReason::Uri;
-        if let Lookup::Found(obj, _) = self.store.lookup(&ck, &HeaderMap::new(), now) {
-            if obj.freshness.is_fresh(now) {
-                return Ok(from_object(&obj, Outcome::Hit, now));
-            }
-            if obj.freshness.within_stale_while_revalidate(now) {
+        let found = self.store.lookup(&ck, &HeaderMap::new(), now);
+        let stale = match decide(found, RequestDirectives::default(), now) {
+            Decision::Fresh(obj) => return Ok(from_object(&obj, Outcome::Hit, now)),
+            Decision::StaleWhileRevalidate(obj, _) => {
                 if let Joined::Leader(w) = self.fills.join((ck.clone(), VaryValues::default())) {
                     let stamp = self.store.tags().stamp(tags);
                     tokio::spawn(self.clone().load(w, ck, stamp, *opts, loader));
                 }
-                return Ok(from_object(
-                    &obj,
-                    Outcome::Stale(StaleReason::WhileRevalidate),
-                    now,
-                ));
+                let outcome = Outcome::Stale(StaleReason::WhileRevalidate);
+                return Ok(from_object(&obj, outcome, now));
             }
-            stale = Some(obj);
-        }
+            // Values have no validators: an expired one can only stand in on errors.
+            Decision::Revalidate(obj, _) | Decision::StaleIfErrorCandidate(obj, _) => Some(obj),
+            Decision::Miss(..) | Decision::Pass(_) => None,
+        };
+        let mut miss = MissReason::Uri;
         let mut loader = Some(loader);
         for _ in 0..ATTEMPTS {
             let (mut reader, leader) = match self.fills.join((ck.clone(), VaryValues::default())) {

@@ -2,6 +2,7 @@
 //! and the status headers. It knows nothing of axum or reqwest.
 
 pub mod aside;
+pub mod decide;
 pub mod fill;
 pub mod key;
 pub mod policy;

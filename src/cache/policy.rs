@@ -426,27 +426,6 @@ fn delta(v: Option<Option<&str>>) -> Duration {
         .map_or(Duration::ZERO, |s| Duration::from_secs(s).min(MAX_DELTA))
 }
 
-/// With `honor_client_no_cache`, does the client's request forbid using this stored copy
-/// without revalidation? (`no-cache`, `Pragma: no-cache`, or `max-age` below the object's age.)
-pub fn client_requires_revalidation(req: &HeaderMap, f: &Freshness, now: SystemTime) -> bool {
-    let cc = req.get_all(header::CACHE_CONTROL);
-    if directive(cc.iter(), "no-cache").is_some() {
-        return true;
-    }
-    if !req.contains_key(header::CACHE_CONTROL)
-        && directive(req.get_all(header::PRAGMA).iter(), "no-cache").is_some()
-    {
-        return true;
-    }
-    if let Some(max_age) = directive(cc.iter(), "max-age")
-        .flatten()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        return f.age(now) > Duration::from_secs(max_age);
-    }
-    false
-}
-
 /// The headers kept with a stored object: every value copied into its own allocation (values
 /// parsed by hyper share the connection's read buffer, which would stay pinned otherwise and
 /// break the memory budget); no Set-Cookie, no Age (recomputed on every hit).
@@ -840,39 +819,6 @@ mod tests {
         .unwrap();
         assert!(f.must_revalidate);
         assert!(!f.within_stale_if_error(f.response_time + Duration::from_secs(20)));
-    }
-
-    #[test]
-    fn client_directives() {
-        let f = eval(&[], &[("cache-control", "max-age=60")]).unwrap();
-        let now = f.response_time + Duration::from_secs(5);
-        assert!(client_requires_revalidation(
-            &hm(&[("cache-control", "no-cache")]),
-            &f,
-            now
-        ));
-        assert!(client_requires_revalidation(
-            &hm(&[("cache-control", "max-age=0")]),
-            &f,
-            now
-        ));
-        assert!(!client_requires_revalidation(
-            &hm(&[("cache-control", "max-age=10")]),
-            &f,
-            now
-        ));
-        for pragma in ["no-cache", "No-Cache", "NO-CACHE"] {
-            assert!(client_requires_revalidation(
-                &hm(&[("pragma", pragma)]),
-                &f,
-                now
-            ));
-        }
-        assert!(client_requires_revalidation(
-            &hm(&[("cache-control", "Max-Age=0")]),
-            &f,
-            now
-        ));
     }
 
     #[test]

@@ -2,10 +2,11 @@
 
 use super::{Edge, FillMeta, RequestCtx, fill_task::FillJob, forward, respond, site::Site};
 use crate::cache::{
-    CacheKey, Lookup, Object,
+    CacheKey, Object,
+    decide::{Decision, Fill, PassReason, RequestDirectives, decide},
     fill::{FillReader, FillWriter, Joined},
     key::VaryValues,
-    policy::{self},
+    policy,
     status::{CacheStatus, MissReason, Outcome, StaleReason},
 };
 use axum::body::Body;
@@ -13,7 +14,7 @@ use futures_util::TryStreamExt;
 use http::{HeaderName, Method, Response, header, request::Parts};
 use std::{sync::Arc, time::SystemTime};
 
-/// Serves a cacheable request.
+/// Serves a cacheable request: acts on what [`decide`] says of it.
 pub async fn serve(
     edge: &Arc<Edge>,
     site: &Arc<Site>,
@@ -22,73 +23,50 @@ pub async fn serve(
 ) -> Response<Body> {
     let now = edge.store.clock().now();
     let key = CacheKey::new(&site.name, &ctx.authority, &ctx.target);
-    let honor = site.honor_client_no_cache;
-    if honor
-        && policy::directive(
-            req.headers.get_all(header::CACHE_CONTROL).iter(),
-            "no-store",
-        )
-        .is_some()
-    {
-        return Box::pin(super::pass::serve(
-            edge,
-            site,
-            req,
-            None,
-            ctx,
-            Outcome::Bypass("request"),
-        ))
-        .await;
-    }
-    let (stale, names, miss, solo) = match edge.store.lookup(&key, &req.headers, now) {
-        Lookup::Found(obj, entry) => {
-            let client_wants_fresh =
-                honor && policy::client_requires_revalidation(&req.headers, &obj.freshness, now);
-            if !client_wants_fresh && obj.freshness.is_fresh(now) {
-                return hit(&obj, req, ctx, Outcome::Hit, now);
-            }
-            if !client_wants_fresh && obj.freshness.within_stale_while_revalidate(now) {
-                refresh_in_background(edge, site, req, ctx, key, obj.clone(), entry.vary_names());
-                return hit(
-                    &obj,
-                    req,
-                    ctx,
-                    Outcome::Stale(StaleReason::WhileRevalidate),
-                    now,
-                );
-            }
-            (
-                Some(obj),
-                entry.vary_names(),
-                MissReason::Uri,
-                entry.hit_for_miss(now),
-            )
+    let directives =
+        RequestDirectives::from_request(&req.method, &req.headers, site.honor_client_no_cache);
+    let found = edge.store.lookup(&key, &req.headers, now);
+    let (stale, fill, miss) = match decide(found, directives, now) {
+        Decision::Fresh(obj) => return hit(&obj, req, ctx, Outcome::Hit, now),
+        Decision::StaleWhileRevalidate(obj, fill) => {
+            refresh_in_background(edge, site, req, ctx, key, obj.clone(), fill.vary);
+            let outcome = Outcome::Stale(StaleReason::WhileRevalidate);
+            return hit(&obj, req, ctx, outcome, now);
         }
-        Lookup::VaryMiss(entry) => (
-            None,
-            entry.vary_names(),
-            MissReason::Vary,
-            entry.hit_for_miss(now),
-        ),
-        Lookup::UriMiss(marked) => {
-            let solo = marked.is_some_and(|e| e.hit_for_miss(now));
-            (None, Vec::new(), MissReason::Uri, solo)
+        Decision::Revalidate(obj, fill) | Decision::StaleIfErrorCandidate(obj, fill) => {
+            let miss = if fill.solo {
+                MissReason::HitForMiss
+            } else {
+                MissReason::Uri
+            };
+            (Some(obj), fill, miss)
+        }
+        Decision::Miss(reason, fill) => (None, fill, reason),
+        Decision::Pass(why) => {
+            let outcome = match why {
+                PassReason::RequestNoStore => Outcome::Bypass("request"),
+                PassReason::RangeOfUnstored => Outcome::Miss(MissReason::HitForMiss),
+            };
+            return Box::pin(super::pass::serve(edge, site, req, None, ctx, outcome)).await;
         }
     };
-    let miss = if solo { MissReason::HitForMiss } else { miss };
-    if solo
-        && stale.is_none()
-        && req.method == Method::GET
-        && req.headers.contains_key(header::RANGE)
-    {
-        // The URL's answers are not being stored (too large, uncacheable): nothing is lost by
-        // letting the origin answer the range itself, and a player seeking in a large video
-        // does not download it from the start at every seek.
-        let outcome = Outcome::Miss(MissReason::HitForMiss);
-        return Box::pin(super::pass::serve(edge, site, req, None, ctx, outcome)).await;
-    }
     // Boxed: the miss path's state is large, and a HIT should not pay for moving it around.
-    Box::pin(fetch(edge, site, req, ctx, key, stale, names, miss, solo)).await
+    let miss = Miss {
+        key,
+        stale,
+        fill,
+        reason: miss,
+    };
+    Box::pin(fetch(edge, site, req, ctx, miss)).await
+}
+
+/// A request that goes to the origin, as [`decide`] planned it.
+struct Miss {
+    key: CacheKey,
+    /// The expired copy: revalidated, or standing in if the origin fails.
+    stale: Option<Arc<Object>>,
+    fill: Fill,
+    reason: MissReason,
 }
 
 fn hit(
@@ -160,20 +138,23 @@ fn start(j: FillJob, w: FillWriter<FillMeta>, idle: std::time::Duration) -> Fill
 
 /// Goes to the origin through a fill: leads one, follows one already running, or (`solo`) runs
 /// one nobody else joins.
-#[allow(clippy::too_many_arguments)]
 async fn fetch(
     edge: &Arc<Edge>,
     site: &Arc<Site>,
     req: &Parts,
     ctx: &mut RequestCtx,
-    key: CacheKey,
-    stale: Option<Arc<Object>>,
-    names: Vec<HeaderName>,
-    miss: MissReason,
-    mut solo: bool,
+    plan: Miss,
 ) -> Response<Body> {
+    let Miss {
+        key,
+        stale,
+        fill: Fill {
+            vary: names,
+            mut solo,
+        },
+        reason: mut miss,
+    } = plan;
     let idle = edge.settings.body_idle_timeout;
-    let mut miss = miss;
     if stale.is_none() && edge.fills.budget().is_full() {
         solo = true;
         miss = MissReason::Busy;
