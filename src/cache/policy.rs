@@ -135,6 +135,40 @@ impl NotStorable {
     }
 }
 
+impl NotStorable {
+    /// Tied to this request (its credentials, its `no-store`) or to this moment (the in-flight
+    /// budget): says nothing about the URL, so it earns no hit-for-miss mark. Size does: a
+    /// large file stays large, and its range requests can then go to the origin.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            NotStorable::InflightBudget
+                | NotStorable::Authorization
+                | NotStorable::Cookie
+                | NotStorable::RequestNoStore
+        )
+    }
+}
+
+/// The verdict on an origin's answer at fill time: the policy's ([`evaluate`]), then what
+/// storing adds: a `Vary: *` (`varies` is `false`) cannot be keyed, and a declared length past
+/// `max_object_size` will not be kept.
+pub fn fill_verdict(
+    policy: Result<Freshness, NotStorable>,
+    varies: bool,
+    content_length: Option<u64>,
+    max_object_size: u64,
+) -> Result<Freshness, NotStorable> {
+    let f = policy?;
+    if !varies {
+        return Err(NotStorable::VaryStar);
+    }
+    if content_length.is_some_and(|n| n > max_object_size) {
+        return Err(NotStorable::TooLarge);
+    }
+    Ok(f)
+}
+
 /// The request as the policy sees it.
 pub struct PolicyRequest<'a> {
     pub method: &'a Method,
@@ -719,6 +753,28 @@ mod tests {
             Err(NotStorable::VaryStar)
         );
         assert_eq!(eval(&[], &[]), Err(NotStorable::NoFreshness));
+    }
+
+    #[test]
+    fn the_fill_verdict_adds_vary_star_and_size_to_the_policys() {
+        let f = eval(&[], &[("cache-control", "max-age=60")]);
+        assert_eq!(fill_verdict(f, true, Some(10), 10), f);
+        assert_eq!(
+            fill_verdict(f, false, Some(10), 10),
+            Err(NotStorable::VaryStar)
+        );
+        assert_eq!(
+            fill_verdict(f, true, Some(11), 10),
+            Err(NotStorable::TooLarge)
+        );
+        assert_eq!(
+            fill_verdict(f, true, None, 10),
+            f,
+            "unknown length: decided later"
+        );
+        let private = Err(NotStorable::Private);
+        assert_eq!(fill_verdict(private, false, Some(11), 10), private);
+        assert!(NotStorable::Cookie.is_transient() && !NotStorable::TooLarge.is_transient());
     }
 
     #[test]

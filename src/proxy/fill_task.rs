@@ -11,7 +11,7 @@ use crate::{
         policy::{self, NotStorable, PolicyRequest, SiteRules},
         status::{MissReason, Outcome, StaleReason},
     },
-    origin::{OriginRequest, OriginResponse},
+    origin::{BodyStream, OriginRequest, OriginResponse},
 };
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -241,127 +241,38 @@ impl FillJob {
         let OriginResponse {
             status,
             headers,
-            mut body,
+            body,
         } = r;
-        let mut eval = headers.clone();
-        let had_cookie = eval.remove(header::SET_COOKIE).is_some();
-        let verdict = policy::evaluate(
-            &self.policy_request(),
-            status,
-            &eval,
-            had_cookie,
-            self.rules(),
-            now,
-        );
-        let max_object = self.edge.store.config().max_object_size;
-        let content_length = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let vary = vary_names(&headers)
-            .map(|names| VaryValues::from_request(&names, &self.client_headers));
-        let (freshness, detail) = match (&verdict, &vary) {
-            (Ok(_), None) => (None, Some(NotStorable::VaryStar)),
-            (Ok(_), _) if content_length.is_some_and(|n| n > max_object) => {
-                (None, Some(NotStorable::TooLarge))
-            }
-            (Ok(f), _) => (Some(*f), None),
-            (Err(e), _) => (None, Some(*e)),
-        };
-        let shareable = verdict.is_ok() && vary.is_some();
-        w.set_max_object_size(usize::try_from(max_object).unwrap_or(usize::MAX));
-        // A body of known length is reserved now, so the head can say whether it will be stored.
-        let (freshness, detail) = match (freshness, content_length) {
-            (Some(_), Some(n)) if !w.reserve(n) => (None, Some(NotStorable::InflightBudget)),
-            (f, _) => (f, detail),
-        };
-        // Reasons tied to this request (its credentials) or to this moment (the in-flight
-        // budget) say nothing about the URL: no hit-for-miss mark for them. Size does: a large
-        // file stays large, and its range requests can then go to the origin.
-        let transient = matches!(
-            detail,
-            Some(
-                NotStorable::InflightBudget
-                    | NotStorable::Authorization
-                    | NotStorable::Cookie
-                    | NotStorable::RequestNoStore
-            )
-        );
-        if freshness.is_none() && !transient {
-            let until = now + self.edge.settings.hit_for_miss;
-            self.edge.store.mark_hit_for_miss(self.key.clone(), until);
-        }
+        let plan = self.judge(w, status, &headers, now);
+        let mut out_headers = headers;
+        out_headers.append(header::VIA, VIA);
         let outcome = if self.stale.is_some() {
             Outcome::Expired
         } else {
             Outcome::Miss(self.miss)
         };
-        let mut out_headers = headers;
-        out_headers.append(header::VIA, VIA);
+        let freshness = plan.verdict.ok();
         // `stored` is said only when it is sure: a body of declared length that the budget
         // holds will be stored unless the origin cuts it (which cuts every reader's body too);
         // one of unknown length may yet outgrow `max_object_size` or the budget.
         let head = FillHead {
             status,
             headers: out_headers,
-            shareable,
+            shareable: plan.shareable,
             meta: FillMeta {
                 outcome,
                 fwd_status: Some(status.as_u16()),
-                stored: freshness.is_some() && content_length.is_some(),
+                stored: freshness.is_some() && plan.content_length.is_some(),
                 ttl: freshness.map(|f| f.ttl_secs(now)),
-                detail: detail.map(NotStorable::as_str),
-                vary: vary.clone(),
+                detail: plan.verdict.err().map(NotStorable::as_str),
+                vary: plan.vary.clone(),
                 object: None,
                 origin_ms: Some(origin_ms),
             },
         };
-        // A body that may be small is held back with its head (see `hold_back`) until it is
-        // all there, if it comes within `HOLD_BACK_WAIT` and `HOLD_BACK_MAX`; then the head
-        // can say exactly whether it was stored. Otherwise the head goes out and the body
-        // streams. No reader sees anything of a held fill, so none has read a chunk when the
-        // chunks are joined into the stored buffer.
-        let idle = self.edge.settings.body_idle_timeout;
-        let mut held_until = content_length
-            .is_none_or(|n| n <= HOLD_BACK_MAX)
-            .then(|| tokio::time::Instant::now() + HOLD_BACK_WAIT.min(idle));
-        let mut head = if held_until.is_some() {
-            w.hold_back();
-            if !shareable || !w.retaining() {
-                w.leave_table(); // as `set_head` would: nobody waits on what they cannot share
-            }
-            Head::Held(head)
-        } else {
-            Head::Out(w.set_head(head, content_length))
+        let Some(mut head) = self.pump(w, head, plan.content_length, body).await else {
+            return;
         };
-        let mut received = 0usize;
-        loop {
-            let until = held_until.unwrap_or_else(|| tokio::time::Instant::now() + idle);
-            match tokio::time::timeout_at(until, body.next()).await {
-                Err(_) if held_until.take().is_some() => head.publish(w, content_length, None),
-                Err(_) => {
-                    w.finish(Err(FillError::Timeout));
-                    return;
-                }
-                Ok(Some(Ok(chunk))) => {
-                    received += chunk.len();
-                    if received > HOLD_BACK_MAX as usize && held_until.take().is_some() {
-                        head.publish(w, content_length, None);
-                    }
-                    if w.push(chunk, idle).await.is_err() {
-                        return; // no reader left and nothing to store; dropping ends the fill
-                    }
-                }
-                Ok(Some(Err(e))) => {
-                    w.finish(Err(FillError::Upstream {
-                        status: 502,
-                        message: e.to_string().into(),
-                    }));
-                    return;
-                }
-                Ok(None) => break,
-            }
-        }
         let outgrew = w.outgrew_object_size();
         if freshness.is_some() && outgrew {
             // Too large after all (no Content-Length said so up front): as for a declared size.
@@ -377,9 +288,9 @@ impl FillJob {
             None => Some(NotStorable::InflightBudget),
             Some(_) => None,
         };
-        let whole = retained.filter(|b| content_length.is_none_or(|n| n == b.len() as u64));
+        let whole = retained.filter(|b| plan.content_length.is_none_or(|n| n == b.len() as u64));
         let mut stored = false;
-        if let (Some(full), Some(freshness), Some(vary)) = (whole, freshness, vary) {
+        if let (Some(full), Some(freshness), Some(vary)) = (whole, freshness, plan.vary) {
             let obj = Object {
                 status,
                 headers: stored_headers(head.headers(), full.len()),
@@ -394,9 +305,122 @@ impl FillJob {
                 .insert_if_current(self.key.clone(), obj, self.start);
         }
         let refused = refused.filter(|_| freshness.is_some() && !stored);
-        head.publish(w, content_length, Some((stored, refused)));
+        head.publish(w, plan.content_length, Some((stored, refused)));
         w.finish(Ok(()));
     }
+
+    /// May the answer be stored (as far as its head tells), and may others share it? A body of
+    /// declared length is reserved from the in-flight budget now, so the head can say whether
+    /// it will be stored. Marks the URL hit-for-miss for reasons that hold for it.
+    fn judge(
+        &self,
+        w: &mut FillWriter<FillMeta>,
+        status: StatusCode,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> Plan {
+        let mut eval = headers.clone();
+        let had_cookie = eval.remove(header::SET_COOKIE).is_some();
+        let policy = policy::evaluate(
+            &self.policy_request(),
+            status,
+            &eval,
+            had_cookie,
+            self.rules(),
+            now,
+        );
+        let max_object = self.edge.store.config().max_object_size;
+        let content_length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let vary =
+            vary_names(headers).map(|names| VaryValues::from_request(&names, &self.client_headers));
+        let shareable = policy.is_ok() && vary.is_some();
+        let mut verdict = policy::fill_verdict(policy, vary.is_some(), content_length, max_object);
+        w.set_max_object_size(usize::try_from(max_object).unwrap_or(usize::MAX));
+        if let (Ok(_), Some(n)) = (verdict, content_length)
+            && !w.reserve(n)
+        {
+            verdict = Err(NotStorable::InflightBudget);
+        }
+        if verdict.is_err_and(|e| !e.is_transient()) {
+            let until = now + self.edge.settings.hit_for_miss;
+            self.edge.store.mark_hit_for_miss(self.key.clone(), until);
+        }
+        Plan {
+            verdict,
+            shareable,
+            vary,
+            content_length,
+        }
+    }
+
+    /// Streams the body into the fill. A body that may be small is held back with its head
+    /// (see `hold_back`) until it is all there, if it comes within `HOLD_BACK_WAIT` and
+    /// `HOLD_BACK_MAX`; then the head can say exactly whether it was stored. Otherwise the
+    /// head goes out and the body streams. No reader sees anything of a held fill, so none has
+    /// read a chunk when the chunks are joined into the stored buffer. `None` when the fill
+    /// ended early (an error, a timeout, or nobody left to read and nothing to store).
+    async fn pump(
+        &self,
+        w: &mut FillWriter<FillMeta>,
+        head: FillHead<FillMeta>,
+        content_length: Option<u64>,
+        mut body: BodyStream,
+    ) -> Option<Head> {
+        let idle = self.edge.settings.body_idle_timeout;
+        let mut held_until = content_length
+            .is_none_or(|n| n <= HOLD_BACK_MAX)
+            .then(|| tokio::time::Instant::now() + HOLD_BACK_WAIT.min(idle));
+        let mut head = if held_until.is_some() {
+            w.hold_back();
+            if !head.shareable || !w.retaining() {
+                w.leave_table(); // as `set_head` would: nobody waits on what they cannot share
+            }
+            Head::Held(head)
+        } else {
+            Head::Out(w.set_head(head, content_length))
+        };
+        let mut received = 0usize;
+        loop {
+            let until = held_until.unwrap_or_else(|| tokio::time::Instant::now() + idle);
+            match tokio::time::timeout_at(until, body.next()).await {
+                Err(_) if held_until.take().is_some() => head.publish(w, content_length, None),
+                Err(_) => {
+                    w.finish(Err(FillError::Timeout));
+                    return None;
+                }
+                Ok(Some(Ok(chunk))) => {
+                    received += chunk.len();
+                    if received > HOLD_BACK_MAX as usize && held_until.take().is_some() {
+                        head.publish(w, content_length, None);
+                    }
+                    // No reader left and nothing to store: dropping the writer ends the fill.
+                    w.push(chunk, idle).await.ok()?;
+                }
+                Ok(Some(Err(e))) => {
+                    w.finish(Err(FillError::Upstream {
+                        status: 502,
+                        message: e.to_string().into(),
+                    }));
+                    return None;
+                }
+                Ok(None) => return Some(head),
+            }
+        }
+    }
+}
+
+/// What the head of an answer says about storing it (see [`FillJob::judge`]).
+struct Plan {
+    /// Its freshness if it may be stored, or why not.
+    verdict: Result<policy::Freshness, NotStorable>,
+    /// Other requests for the URL may be given it.
+    shareable: bool,
+    /// The variant it answers; `None` for `Vary: *`.
+    vary: Option<VaryValues>,
+    content_length: Option<u64>,
 }
 
 /// The head of a streamed answer: held back with a small body, or out to the readers.
