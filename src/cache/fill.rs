@@ -42,9 +42,10 @@ const MIN_WINDOW_BYTES: usize = 64 << 10;
 /// Why a fill produced no (complete) body.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FillError {
-    /// The origin failed; `status` is what a client without a response should get.
-    #[error("{message}")]
-    Upstream { status: u16, message: Arc<str> },
+    /// The origin failed; `status` is what a client without a response should get, and
+    /// `reason` what it may be told (the fill logs the cause).
+    #[error("{reason}")]
+    Upstream { status: u16, reason: &'static str },
     #[error("timed out waiting for the fill")]
     Timeout,
     #[error("fill abandoned")]

@@ -49,6 +49,25 @@ pub enum OriginError {
 }
 
 impl OriginError {
+    /// What a client may be told: no OS, resolver or TLS detail (that goes to the log).
+    pub fn public_reason(&self) -> &'static str {
+        match self {
+            OriginError::Connect(_) => "origin unreachable",
+            OriginError::Timeout(_) => "origin timed out",
+            OriginError::Protocol(_) => "origin response broken",
+            OriginError::RequestTooLarge => "request body too large",
+            OriginError::Downstream(_) => "request body unreadable",
+        }
+    }
+
+    /// Did the origin fail (rather than the client's request body)?
+    pub fn is_origins_fault(&self) -> bool {
+        matches!(
+            self,
+            OriginError::Connect(_) | OriginError::Timeout(_) | OriginError::Protocol(_)
+        )
+    }
+
     /// The status a client gets when this error leaves it without a response.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -1,6 +1,8 @@
 //! GET and HEAD: look up, serve fresh, serve stale while refreshing, or fill from the origin.
 
-use super::{Edge, FillMeta, RequestCtx, fill_task::FillJob, forward, respond, site::Site};
+use super::{
+    Edge, FillMeta, RequestCtx, error::ProxyError, fill_task::FillJob, forward, respond, site::Site,
+};
 use crate::cache::{
     CacheKey, Object,
     decide::{Decision, Fill, PassReason, RequestDirectives, decide},
@@ -186,7 +188,7 @@ async fn fetch(
                 cs.collapsed = !leader;
                 cs.detail = Some("origin-error");
                 ctx.cache = Some(cs);
-                return respond::error(e.status(), &e.to_string(), Some(&cs));
+                return ProxyError::Fill(e).into_response(Some(&cs));
             }
         };
         let fits = head.shareable

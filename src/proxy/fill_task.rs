@@ -87,10 +87,10 @@ impl FillJob {
                     origin_ms,
                 ),
                 None => {
-                    tracing::debug!(key = self.key.as_str(), error = %e, "fill failed");
+                    tracing::warn!(key = self.key.as_str(), error = %e, "fill failed");
                     w.finish(Err(FillError::Upstream {
                         status: e.status().as_u16(),
-                        message: e.to_string().into(),
+                        reason: e.public_reason(),
                     }));
                 }
             },
@@ -400,9 +400,10 @@ impl FillJob {
                     w.push(chunk, idle).await.ok()?;
                 }
                 Ok(Some(Err(e))) => {
+                    tracing::warn!(key = self.key.as_str(), error = %e, "origin body failed");
                     w.finish(Err(FillError::Upstream {
                         status: 502,
-                        message: e.to_string().into(),
+                        reason: e.public_reason(),
                     }));
                     return None;
                 }

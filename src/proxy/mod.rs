@@ -3,6 +3,7 @@
 
 mod cached;
 mod data;
+mod error;
 mod fill_task;
 mod forward;
 mod pass;
@@ -19,7 +20,8 @@ use crate::{
     telemetry::access::{AccessRecord, LoggedBody},
 };
 use axum::body::Body;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use error::ProxyError;
+use http::{HeaderValue, Method, Request, Response, header};
 use site::{Authority, Sites};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -159,20 +161,12 @@ async fn route(
         return r;
     }
     if !path.starts_with('/') {
-        return respond::error(
-            StatusCode::BAD_REQUEST,
-            "request target must be a path",
-            None,
-        );
+        return ProxyError::NotAPath.into_response(None);
     }
     if has_dot_segment(path) {
         // An origin (or `Url::set_path` on the way to it) would resolve `..` and could leave the
         // site's `path_prefix` or the origin's base path; browsers never send them.
-        return respond::error(
-            StatusCode::BAD_REQUEST,
-            "request path has a `.` or `..` segment",
-            None,
-        );
+        return ProxyError::DotSegment.into_response(None);
     }
     if let Some(data) = edge.data.as_ref().filter(|d| d.owns(path)) {
         return Box::pin(data::serve(edge, data, parts, body, ctx)).await;
@@ -184,19 +178,15 @@ async fn route(
         None => parts.headers.get(header::HOST).cloned(),
     };
     let Some(host_value) = host_value.filter(|h| !h.is_empty()) else {
-        return respond::error(StatusCode::BAD_REQUEST, "missing Host header", None);
+        return ProxyError::NoHost.into_response(None);
     };
     let Some(authority) = host_value.to_str().ok().and_then(Authority::parse) else {
-        return respond::error(StatusCode::BAD_REQUEST, "Host header is not valid", None);
+        return ProxyError::BadHost.into_response(None);
     };
     ctx.authority = authority.canonical();
     ctx.host = authority.host;
     let Some(site) = edge.sites.find(&ctx.host, path) else {
-        return respond::error(
-            StatusCode::MISDIRECTED_REQUEST,
-            "this edge serves no site for that host",
-            None,
-        );
+        return ProxyError::NoSite.into_response(None);
     };
     // Usually the client already sent the canonical form: share its bytes.
     ctx.host_value = if host_value.as_bytes() == ctx.authority.as_bytes() {

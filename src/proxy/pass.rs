@@ -4,7 +4,9 @@
 //! before the response goes out.
 
 use super::{
-    Edge, RequestCtx, forward, respond,
+    Edge, RequestCtx,
+    error::ProxyError,
+    forward, respond,
     site::{Authority, Site},
 };
 use crate::{
@@ -16,7 +18,7 @@ use crate::{
 };
 use axum::body::Body;
 use futures_util::{StreamExt, TryStreamExt};
-use http::{HeaderMap, Method, Response, StatusCode, Uri, header, request::Parts};
+use http::{HeaderMap, Method, Response, Uri, header, request::Parts};
 use std::sync::Arc;
 
 pub async fn serve(
@@ -36,11 +38,7 @@ pub async fn serve(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return respond::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large",
-            Some(&cs),
-        );
+        return ProxyError::BodyTooLarge.into_response(Some(&cs));
     }
     let headers = forward::pass_headers(&req.headers, &ctx.host_value, ctx.client_ip());
     let started = tokio::time::Instant::now();
@@ -56,7 +54,7 @@ pub async fn serve(
     ctx.origin_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
     let r = match res {
         Ok(r) => r,
-        Err(e) => return respond::error(e.status(), &e.to_string(), Some(&cs)),
+        Err(e) => return ProxyError::Origin(e).into_response(Some(&cs)),
     };
     let mut cs = cs;
     cs.fwd_status = Some(r.status.as_u16());
