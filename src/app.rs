@@ -7,7 +7,8 @@ use crate::{
         fill::{Fills, InflightBudget},
     },
     clock::Clock,
-    config::Config,
+    config::{Config, SiteConfig},
+    origin::{Origin, StaticDir, Upstream},
     proxy::{
         Edge, Settings,
         site::{Site, Sites},
@@ -31,6 +32,24 @@ pub struct App {
     pub edge: Arc<Edge>,
 }
 
+/// The origin a site names: an upstream HTTP server (one connection pool per event loop) or a
+/// local directory.
+fn origin_of(site: &SiteConfig, cfg: &Config) -> Result<Origin, String> {
+    match (&site.origin, &site.root) {
+        (Some(url), _) => Ok(Origin::Upstream(Upstream::new(
+            url,
+            site.origin_host.as_deref(),
+            &cfg.origin,
+            cfg.server.threads,
+        )?)),
+        (None, Some(root)) => Ok(Origin::Static(
+            StaticDir::new(root.clone(), &site.cache_rules)
+                .map_err(|e| format!("{}: {e}", root.display()))?,
+        )),
+        (None, None) => Err("no origin".into()),
+    }
+}
+
 impl App {
     /// An edge on the wall clock.
     pub async fn build(cfg: &Config) -> Result<Self, BuildError> {
@@ -43,10 +62,12 @@ impl App {
             .sites
             .iter()
             .map(|s| {
-                Site::build(s, cfg).map_err(|reason| BuildError {
-                    part: format!("site `{}`", s.name),
-                    reason,
-                })
+                origin_of(s, cfg)
+                    .map(|o| Site::new(s, o))
+                    .map_err(|reason| BuildError {
+                        part: format!("site `{}`", s.name),
+                        reason,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let store = Store::new(

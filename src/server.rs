@@ -5,7 +5,7 @@
 //! runs N loops instead, each on its own thread with a single-threaded runtime and its own
 //! listening socket (see [`bind`] and [`Loops`]), the way nginx runs one worker process per
 //! core: a connection, the fill it starts and the origin connection it uses (each loop has its
-//! own pool, see [`loop_index`]) stay on one thread, with no cross-thread wake-ups or
+//! own pool, chosen by [`crate::proxy::Client::event_loop`]) stay on one thread, with no cross-thread wake-ups or
 //! work-stealing between them.
 
 use crate::{config::ServerConfig, proxy::Edge};
@@ -31,7 +31,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
-    serve_with(listener, edge, cfg, permits, shutdown).await;
+    serve_with(listener, edge, cfg, permits, 0, shutdown).await;
 }
 
 /// [`serve`], with the connection cap given (an event loop's share of it).
@@ -40,6 +40,7 @@ async fn serve_with(
     edge: Arc<Edge>,
     cfg: &ServerConfig,
     permits: Arc<Semaphore>,
+    event_loop: usize,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -85,7 +86,7 @@ async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         let edge = edge.clone();
-        let client = crate::proxy::Client::new(peer);
+        let client = crate::proxy::Client::new(peer, event_loop);
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let edge = edge.clone();
             let client = client.clone();
@@ -248,16 +249,6 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SendTimeout<S> 
     }
 }
 
-thread_local! {
-    static LOOP_INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// The event loop this thread runs (0 outside the loops, and with the default runtime), for
-/// per-loop resources such as origin connection pools.
-pub fn loop_index() -> usize {
-    LOOP_INDEX.get()
-}
-
 /// Binds `n` listening sockets to `addr` with `SO_REUSEPORT`, one per event loop: the kernel
 /// spreads new connections across them by address hash. Runs inside a runtime (tokio registers
 /// a socket when it listens); the sockets come back unregistered, for the loops to adopt.
@@ -335,7 +326,6 @@ impl Loops {
                 .name(format!("edgecache-io-{i}"))
                 .spawn(move || {
                     let _end = end;
-                    LOOP_INDEX.set(i);
                     // Built here, not by the caller: a runtime must not be dropped inside
                     // another one if this thread never starts.
                     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -355,7 +345,7 @@ impl Loops {
                             let _ = stopped.wait_for(Option::is_some).await;
                         };
                         let permits = Arc::new(Semaphore::new(share));
-                        serve_with(listener, edge, &cfg, permits, shutdown).await;
+                        serve_with(listener, edge, &cfg, permits, i, shutdown).await;
                         drop(serving);
                         let deadline = stop.borrow().unwrap_or_else(Instant::now);
                         let _ =

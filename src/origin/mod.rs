@@ -24,6 +24,9 @@ pub struct OriginRequest {
     pub headers: HeaderMap,
     /// Request body for methods that carry one (streamed, never buffered whole).
     pub body: Option<BodyStream>,
+    /// The event loop the request runs on: an upstream keeps a connection pool per loop, and
+    /// uses that loop's (a pooled connection's task runs on the loop that dialled it).
+    pub event_loop: usize,
 }
 
 /// An origin's answer; hop-by-hop headers are already removed.

@@ -1,7 +1,39 @@
-//! Single byte ranges (RFC 9110 section 14), as the edge serves them from stored objects and
-//! the static directory origin from files.
+//! Conditional requests (RFC 9110 section 13) and single byte ranges (section 14), as the edge
+//! answers them from stored objects and the static directory origin from files.
 
 use http::{HeaderMap, HeaderValue, header};
+
+/// Would the client's own validators make this a 304? (RFC 9110 section 13.2.2 order.)
+/// `stored` are the representation's headers (its `ETag`, `Last-Modified`): a stored object's,
+/// or a file's as the static directory describes it.
+pub fn not_modified(stored: &HeaderMap, req: &HeaderMap) -> bool {
+    if req.contains_key(header::IF_NONE_MATCH) {
+        let Some(etag) = stored.get(header::ETAG).and_then(|e| e.to_str().ok()) else {
+            return false;
+        };
+        let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
+        let mut tags = req
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','));
+        return tags.any(|t| t.trim() == "*" || weak(t) == weak(etag));
+    }
+    if let (Some(ims), Some(lm)) = (
+        req.get(header::IF_MODIFIED_SINCE),
+        stored.get(header::LAST_MODIFIED),
+    ) {
+        let parse = |v: &HeaderValue| {
+            v.to_str()
+                .ok()
+                .and_then(|s| httpdate::parse_http_date(s).ok())
+        };
+        if let (Some(ims), Some(lm)) = (parse(ims), parse(lm)) {
+            return lm <= ims;
+        }
+    }
+    false
+}
 
 /// `If-Range` must name the stored representation exactly (strong ETag or Last-Modified).
 pub fn if_range_holds(stored: &HeaderMap, req: &HeaderMap) -> bool {
@@ -84,6 +116,36 @@ pub fn parse_range(v: &HeaderValue, len: u64) -> RangeSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conditionals() {
+        let stored = hm(&[
+            ("etag", "\"v1\""),
+            ("last-modified", "Mon, 02 Nov 2026 10:00:00 GMT"),
+        ]);
+        assert!(not_modified(
+            &stored,
+            &hm(&[("if-none-match", "\"v0\", W/\"v1\"")])
+        ));
+        assert!(!not_modified(&stored, &hm(&[("if-none-match", "\"v2\"")])));
+        assert!(not_modified(
+            &stored,
+            &hm(&[("if-modified-since", "Mon, 02 Nov 2026 10:00:00 GMT")])
+        ));
+        assert!(!not_modified(
+            &stored,
+            &hm(&[("if-modified-since", "Sun, 01 Nov 2026 10:00:00 GMT")])
+        ));
+        // If-None-Match wins over If-Modified-Since.
+        assert!(!not_modified(
+            &stored,
+            &hm(&[
+                ("if-none-match", "\"v2\""),
+                ("if-modified-since", "Mon, 02 Nov 2026 10:00:00 GMT")
+            ])
+        ));
+    }
+
     use crate::test_util::headers as hm;
 
     fn r(s: &'static str, len: u64) -> RangeSpec {

@@ -8,12 +8,12 @@
 
 use super::{
     BodyStream, OriginError, OriginRequest, OriginResponse,
-    range::{RangeSpec, if_range_holds, parse_range},
+    range::{RangeSpec, if_range_holds, not_modified, parse_range},
 };
 use crate::config::CacheRule;
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -153,7 +153,7 @@ impl StaticDir {
         if let Some((_, cc)) = self.rules.iter().find(|(g, _)| g.matches(&path)) {
             h.insert(header::CACHE_CONTROL, cc.clone());
         }
-        if not_modified(headers, &etag, secs) {
+        if not_modified(&h, headers) {
             return Ok(reply(StatusCode::NOT_MODIFIED, h, stream::empty().boxed()));
         }
         h.insert(header::CONTENT_TYPE, hv(&content_type(&file)));
@@ -215,21 +215,6 @@ fn decode_path(raw: &str) -> Option<String> {
     let path = percent_decode_str(raw).decode_utf8().ok()?;
     let bad = !path.starts_with('/') || path.contains(['\\', '\0']);
     (!bad && !path.split('/').any(|s| s == "..")).then(|| path.into_owned())
-}
-
-/// Whether the request's validators show that the client's copy is current.
-fn not_modified(h: &HeaderMap, etag: &str, mtime_secs: u64) -> bool {
-    let texts = |name: HeaderName| h.get_all(name).into_iter().filter_map(|v| v.to_str().ok());
-    if h.contains_key(header::IF_NONE_MATCH) {
-        let mut tags = texts(header::IF_NONE_MATCH)
-            .flat_map(|v| v.split(','))
-            .map(str::trim);
-        return tags.any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag);
-    }
-    let ims = texts(header::IF_MODIFIED_SINCE).next();
-    let ims = ims.and_then(|v| httpdate::parse_http_date(v).ok());
-    let ims = ims.and_then(|t| t.duration_since(UNIX_EPOCH).ok());
-    ims.is_some_and(|d| d.as_secs() >= mtime_secs)
 }
 
 /// The MIME type by extension; textual types are declared UTF-8.
@@ -449,6 +434,7 @@ mod tests {
             path_and_query: path.into(),
             headers,
             body: None,
+            event_loop: 0,
         };
         let fut = d.fetch(req);
         is_send(&fut); // the proxy spawns fetches onto the runtime

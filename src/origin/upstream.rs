@@ -86,7 +86,7 @@ impl Upstream {
         if let Some(h) = &self.host {
             headers.insert(http::header::HOST, h.clone());
         }
-        let client = &self.clients[crate::server::loop_index() % self.clients.len()];
+        let client = &self.clients[req.event_loop % self.clients.len()];
         let mut rb = client
             .request(req.method, url)
             .headers(headers)

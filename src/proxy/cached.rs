@@ -109,6 +109,7 @@ fn job(
         stale,
         miss,
         start: edge.store.fill_start(),
+        event_loop: ctx.event_loop(),
     }
 }
 
@@ -223,7 +224,9 @@ async fn fetch(
         }
         respond::stamp(&mut headers, &cs);
         // The client's own validators hold on a miss too (the fill goes on for the cache).
-        if head.status == http::StatusCode::OK && respond::not_modified(&headers, &req.headers) {
+        if head.status == http::StatusCode::OK
+            && crate::origin::range::not_modified(&headers, &req.headers)
+        {
             return respond::not_modified_response(&headers);
         }
         let body = if req.method == Method::HEAD {

@@ -40,6 +40,8 @@ pub struct FillJob {
     pub stale: Option<Arc<Object>>,
     pub miss: MissReason,
     pub start: FillStart,
+    /// The event loop of the request that started the fill (see `Client::event_loop`).
+    pub event_loop: usize,
 }
 
 impl FillJob {
@@ -126,6 +128,7 @@ impl FillJob {
                 path_and_query,
                 headers,
                 body: None,
+                event_loop: self.event_loop,
             })
             .await
     }

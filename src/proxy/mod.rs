@@ -70,13 +70,16 @@ pub struct FillMeta {
 pub struct Client {
     /// The IP address alone; an IPv4 client of a dual-stack socket as plain IPv4.
     pub ip: HeaderValue,
+    /// The event loop serving the connection: its requests to origins use that loop's
+    /// connection pool (see `server`), so a fill never crosses threads.
+    pub event_loop: usize,
 }
 
 impl Client {
-    pub fn new(addr: SocketAddr) -> Self {
+    pub fn new(addr: SocketAddr, event_loop: usize) -> Self {
         let ip = HeaderValue::try_from(addr.ip().to_canonical().to_string())
             .expect("an IP address is a valid header value");
-        Self { ip }
+        Self { ip, event_loop }
     }
 }
 
@@ -99,6 +102,11 @@ impl RequestCtx {
     /// The client's IP address as text, for `X-Forwarded-For`.
     pub fn client_ip(&self) -> Option<&HeaderValue> {
         self.client.as_ref().map(|c| &c.ip)
+    }
+
+    /// The event loop this request runs on (see [`Client::event_loop`]).
+    pub fn event_loop(&self) -> usize {
+        self.client.as_ref().map_or(0, |c| c.event_loop)
     }
 }
 
@@ -260,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_client_address_is_written_as_its_plain_ip() {
-        let ip = |a: &str| Client::new(a.parse().unwrap()).ip;
+        let ip = |a: &str| Client::new(a.parse().unwrap(), 0).ip;
         assert_eq!(ip("10.0.0.1:5000"), "10.0.0.1");
         assert_eq!(ip("[2001:db8::1]:5000"), "2001:db8::1");
         // An IPv4 client of a dual-stack listener reads as IPv4, in logs and X-Forwarded-For.

@@ -49,6 +49,7 @@ pub async fn serve(
             path_and_query: ctx.target.clone(),
             headers,
             body: body.map(|b| limited(b, limit)),
+            event_loop: ctx.event_loop(),
         })
         .await;
     ctx.origin_ms = Some(started.elapsed().as_secs_f64() * 1000.0);

@@ -3,7 +3,7 @@
 
 use crate::{
     cache::{Object, status::CacheStatus},
-    origin::range::{RangeSpec, if_range_holds, parse_range},
+    origin::range::{RangeSpec, if_range_holds, not_modified, parse_range},
 };
 use axum::body::Body;
 use bytes::Bytes;
@@ -64,37 +64,6 @@ pub fn from_object(
     *res.status_mut() = obj.status;
     *res.headers_mut() = headers;
     res
-}
-
-/// Would the client's own validators make this a 304? (RFC 9110 section 13.2.2 order.)
-pub fn not_modified(stored: &HeaderMap, req: &HeaderMap) -> bool {
-    if let Some(inm) = req.get(header::IF_NONE_MATCH) {
-        let Some(etag) = stored.get(header::ETAG).and_then(|e| e.to_str().ok()) else {
-            return false;
-        };
-        let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
-        return inm
-            .to_str()
-            .map(|v| {
-                v.split(',')
-                    .any(|t| t.trim() == "*" || weak(t) == weak(etag))
-            })
-            .unwrap_or(false);
-    }
-    if let (Some(ims), Some(lm)) = (
-        req.get(header::IF_MODIFIED_SINCE),
-        stored.get(header::LAST_MODIFIED),
-    ) {
-        let parse = |v: &HeaderValue| {
-            v.to_str()
-                .ok()
-                .and_then(|s| httpdate::parse_http_date(s).ok())
-        };
-        if let (Some(ims), Some(lm)) = (parse(ims), parse(lm)) {
-            return lm <= ims;
-        }
-    }
-    false
 }
 
 pub fn not_modified_response(full: &HeaderMap) -> Response<Body> {
@@ -167,40 +136,4 @@ pub fn error(status: StatusCode, reason: &str, cache: Option<&CacheStatus>) -> R
         stamp(h, c);
     }
     res
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::test_util::headers as hm;
-
-    #[test]
-    fn conditionals() {
-        let stored = hm(&[
-            ("etag", "\"v1\""),
-            ("last-modified", "Mon, 02 Nov 2026 10:00:00 GMT"),
-        ]);
-        assert!(not_modified(
-            &stored,
-            &hm(&[("if-none-match", "\"v0\", W/\"v1\"")])
-        ));
-        assert!(!not_modified(&stored, &hm(&[("if-none-match", "\"v2\"")])));
-        assert!(not_modified(
-            &stored,
-            &hm(&[("if-modified-since", "Mon, 02 Nov 2026 10:00:00 GMT")])
-        ));
-        assert!(!not_modified(
-            &stored,
-            &hm(&[("if-modified-since", "Sun, 01 Nov 2026 10:00:00 GMT")])
-        ));
-        // If-None-Match wins over If-Modified-Since.
-        assert!(!not_modified(
-            &stored,
-            &hm(&[
-                ("if-none-match", "\"v2\""),
-                ("if-modified-since", "Mon, 02 Nov 2026 10:00:00 GMT")
-            ])
-        ));
-    }
 }

@@ -2,10 +2,7 @@
 //! host gets 421, so the edge is never an open proxy; the origin a request reaches is always the
 //! one its site names, whatever the request's target or Host says.
 
-use crate::{
-    config::{Config, SiteConfig},
-    origin::{Origin, StaticDir, Upstream},
-};
+use crate::{config::SiteConfig, origin::Origin};
 use http::HeaderName;
 use std::sync::Arc;
 
@@ -50,24 +47,9 @@ impl HostPattern {
 }
 
 impl Site {
-    pub fn build(cfg: &SiteConfig, all: &Config) -> Result<Self, String> {
-        let origin = match (&cfg.origin, &cfg.root) {
-            (Some(url), _) => {
-                let pools = all.server.threads;
-                Origin::Upstream(Upstream::new(
-                    url,
-                    cfg.origin_host.as_deref(),
-                    &all.origin,
-                    pools,
-                )?)
-            }
-            (None, Some(root)) => Origin::Static(
-                StaticDir::new(root.clone(), &cfg.cache_rules)
-                    .map_err(|e| format!("{}: {e}", root.display()))?,
-            ),
-            (None, None) => return Err("no origin".into()),
-        };
-        Ok(Self {
+    /// The site `cfg` describes, in front of `origin` (built by the composition root).
+    pub fn new(cfg: &SiteConfig, origin: Origin) -> Self {
+        Self {
             name: cfg.name.clone(),
             hosts: cfg.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
             path_prefix: cfg.path_prefix.clone(),
@@ -79,7 +61,7 @@ impl Site {
                 .iter()
                 .filter_map(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
                 .collect(),
-        })
+        }
     }
 }
 
