@@ -36,13 +36,31 @@ async fn the_drain_is_bounded_by_its_timeout() {
         format!("{}/c/stuck?delay=10000", edge.url),
     );
     let inflight = tokio::spawn(async move { client.get(url).send().await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The stuck request is in flight once the origin has it.
+    for _ in 0..500 {
+        if origin.count("/c/stuck") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        origin.count("/c/stuck"),
+        1,
+        "the request never reached the origin"
+    );
     let t = Instant::now();
     edge.stop().await;
+    let took = t.elapsed();
+    // It waited for the request, but no longer than drain_timeout (and some slack).
     assert!(
-        t.elapsed() < Duration::from_secs(3),
-        "stop took {:?}",
-        t.elapsed()
+        took >= Duration::from_millis(300),
+        "stop took only {took:?}"
     );
-    inflight.abort();
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+    // The in-flight client saw its connection end without an answer, not a made-up one.
+    let seen = tokio::time::timeout(Duration::from_secs(5), inflight)
+        .await
+        .expect("the client heard back once the drain ended")
+        .unwrap();
+    assert!(seen.is_err(), "the stuck request got an answer: {seen:?}");
 }
