@@ -125,6 +125,12 @@ impl<'de> Deserialize<'de> for Secs {
     }
 }
 
+impl Default for Secs {
+    fn default() -> Self {
+        Secs(Duration::ZERO)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,77 @@
+//! `[cache]`: the shared store's budgets and windows.
+
+use super::{ByteSize, ConfigError, Secs, invalid};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The shared store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Budget for stored objects (bodies + headers + bookkeeping).
+    pub max_memory: ByteSize,
+    /// Larger responses stream through without being stored. Default: 32MiB, or an eighth of
+    /// `max_memory` if that is less (see [`CacheConfig::object_limit`]).
+    pub max_object_size: Option<ByteSize>,
+    /// Budget for bodies being filled from origins; when full, new misses pass through.
+    /// Default: 64MiB, or a quarter of `max_memory` if that is less.
+    pub max_inflight: Option<ByteSize>,
+    /// Cap on variants (Vary) kept per URL; the oldest goes first.
+    pub max_variants: usize,
+    /// How long an expired object with a validator (ETag / Last-Modified) is kept for revalidation.
+    pub keep: Secs,
+    /// How long a request waits for another request's fill of the same key before giving up (504).
+    pub fill_wait_timeout: Secs,
+    /// After a response that may not be stored, requests for that URL skip coalescing this long.
+    pub hit_for_miss: Secs,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_memory: ByteSize(256 << 20),
+            max_object_size: None,
+            max_inflight: None,
+            max_variants: 16,
+            keep: Secs(Duration::from_secs(3600)),
+            fill_wait_timeout: Secs(Duration::from_secs(30)),
+            hit_for_miss: Secs(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The effective `max_object_size`.
+    pub fn object_limit(&self) -> ByteSize {
+        self.max_object_size
+            .unwrap_or(ByteSize((32 << 20).min(self.max_memory.0 / 8)))
+    }
+
+    /// The effective `max_inflight`.
+    pub fn inflight_limit(&self) -> ByteSize {
+        self.max_inflight
+            .unwrap_or(ByteSize((64 << 20).min(self.max_memory.0 / 4)))
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_memory.0 < 1 << 20 {
+            return Err(invalid("cache.max_memory", "must be at least 1MiB"));
+        }
+        if self.object_limit().0 == 0 || self.object_limit() > self.max_memory {
+            return Err(invalid(
+                "cache.max_object_size",
+                format!(
+                    "must be between 1 byte and cache.max_memory ({})",
+                    self.max_memory
+                ),
+            ));
+        }
+        if self.object_limit().0 > u32::MAX as u64 / 2 {
+            return Err(invalid("cache.max_object_size", "must be below 2GiB"));
+        }
+        if self.max_variants == 0 {
+            return Err(invalid("cache.max_variants", "must be at least 1"));
+        }
+        Ok(())
+    }
+}

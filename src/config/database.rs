@@ -1,0 +1,183 @@
+//! `[database]` and `[[route]]`: the database behind the data routes, and the routes.
+
+use super::{ConfigError, Secs, invalid, nonzero};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Where the data routes read and write.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
+    pub url: String,
+    /// Optional read replica: cache-miss reads go here, writes to `url`.
+    pub read_url: Option<String>,
+    #[serde(default = "default_db_connections")]
+    pub max_connections: u32,
+    /// A request waits at most this long for a connection (then 503).
+    #[serde(default = "default_db_acquire")]
+    pub acquire_timeout: Secs,
+    /// A read running longer is abandoned (503), so it cannot hold its key's waiters.
+    /// PostgreSQL connections get it as their server-side `statement_timeout`, and a write's
+    /// client waits for the server's outcome; an SQLite write still running is answered 503
+    /// but followed to its end, and invalidates then.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout: Secs,
+    /// After a write, reads of the tags it invalidated go to the primary this long, so a
+    /// lagging replica cannot put the replaced rows back into the cache.
+    #[serde(default = "default_replica_lag")]
+    pub replica_lag: Secs,
+    /// Create and fill the demo `products` table when it is missing.
+    #[serde(default)]
+    pub seed_demo: bool,
+}
+
+fn default_statement_timeout() -> Secs {
+    Secs(Duration::from_secs(10))
+}
+
+fn default_replica_lag() -> Secs {
+    Secs(Duration::from_secs(5))
+}
+
+fn default_db_connections() -> u32 {
+    8
+}
+
+fn default_db_acquire() -> Secs {
+    Secs(Duration::from_secs(3))
+}
+
+/// One data route: a method, a path with typed parameters, one SQL statement.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// e.g. `/api/products/{id:int}`; types: int, float, str, bool.
+    pub path: String,
+    /// One statement with `:name` parameters from the path and (for writes) the JSON body.
+    pub sql: String,
+    /// The route answers with the first row as an object (404 when there is none), not an array.
+    #[serde(default)]
+    pub single: bool,
+    /// Reads: freshness of a result.
+    #[serde(default = "default_route_ttl")]
+    pub ttl: Secs,
+    /// Reads: freshness of "not found".
+    #[serde(default = "default_negative_ttl")]
+    pub negative_ttl: Secs,
+    #[serde(default)]
+    pub stale_while_revalidate: Secs,
+    /// Reads: serve the last result this long past its TTL when the database fails.
+    #[serde(default)]
+    pub stale_if_error: Secs,
+    /// Reads: TTLs are shortened by up to this fraction at random.
+    #[serde(default = "default_jitter")]
+    pub ttl_jitter: f64,
+    /// Reads: tags of the result, e.g. `["products", "product:{id}"]`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Writes: tags to invalidate once the write succeeded.
+    #[serde(default)]
+    pub invalidates: Vec<String>,
+    /// Writes: JSON body fields and their types, e.g. `{ name = "str", price_cents = "int" }`.
+    #[serde(default)]
+    pub body: std::collections::BTreeMap<String, String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+fn default_route_ttl() -> Secs {
+    Secs(Duration::from_secs(30))
+}
+
+fn default_negative_ttl() -> Secs {
+    Secs(Duration::from_secs(10))
+}
+
+fn default_jitter() -> f64 {
+    0.1
+}
+
+impl DatabaseConfig {
+    /// The embedded demo database: a SQLite file under `data/`, seeded on first start.
+    pub fn demo() -> Self {
+        Self {
+            url: "sqlite://data/edgecache.db".into(),
+            read_url: None,
+            max_connections: default_db_connections(),
+            acquire_timeout: default_db_acquire(),
+            statement_timeout: default_statement_timeout(),
+            replica_lag: default_replica_lag(),
+            seed_demo: true,
+        }
+    }
+}
+
+impl RouteConfig {
+    fn new(method: &str, path: &str, sql: &str) -> Self {
+        Self {
+            method: method.into(),
+            path: path.into(),
+            sql: sql.into(),
+            single: false,
+            ttl: default_route_ttl(),
+            negative_ttl: default_negative_ttl(),
+            stale_while_revalidate: Secs::default(),
+            stale_if_error: Secs(Duration::from_secs(300)),
+            ttl_jitter: default_jitter(),
+            tags: Vec::new(),
+            invalidates: Vec::new(),
+            body: Default::default(),
+        }
+    }
+
+    /// The demo site's product API.
+    pub fn demo() -> Vec<Self> {
+        const COLS: &str = "id, name, price_cents, stock, updated_at";
+        let mut list = Self::new(
+            "GET",
+            "/api/products",
+            &format!("SELECT {COLS} FROM products ORDER BY id"),
+        );
+        list.tags = vec!["products".into()];
+        let mut one = Self::new(
+            "GET",
+            "/api/products/{id:int}",
+            &format!("SELECT {COLS} FROM products WHERE id = :id"),
+        );
+        one.single = true;
+        one.ttl = Secs(Duration::from_secs(60));
+        one.tags = vec!["product:{id}".into()];
+        let mut put = Self::new(
+            "PUT",
+            "/api/products/{id:int}",
+            &format!(
+                "UPDATE products SET name = :name, price_cents = :price_cents, stock = :stock, \
+                 updated_at = CURRENT_TIMESTAMP WHERE id = :id RETURNING {COLS}"
+            ),
+        );
+        put.single = true;
+        put.invalidates = vec!["products".into(), "product:{id}".into()];
+        put.body = [("name", "str"), ("price_cents", "int"), ("stock", "int")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        vec![list, one, put]
+    }
+}
+
+impl DatabaseConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        nonzero(&[
+            ("database.acquire_timeout", self.acquire_timeout),
+            ("database.statement_timeout", self.statement_timeout),
+        ])
+    }
+}

@@ -1,0 +1,60 @@
+//! `[origin]`: timeouts and pooling for upstream origins, and what an origin URL may be.
+
+use super::{ConfigError, Secs, nonzero};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Timeouts and pooling for upstream origins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OriginConfig {
+    pub connect_timeout: Secs,
+    /// From the end of sending the request (its body included) to receiving the response
+    /// head; an upload's own time is bounded by `total_timeout`.
+    pub first_byte_timeout: Secs,
+    /// For the whole exchange, body included.
+    pub total_timeout: Secs,
+    /// Longest pause within a response body, from the origin or while a reader waits on a
+    /// fill's next bytes; the body is then cut.
+    pub body_idle_timeout: Secs,
+    /// Idle keep-alive connections kept per origin host (per event loop with `server.threads`).
+    pub max_idle_per_host: usize,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Secs(Duration::from_secs(3)),
+            first_byte_timeout: Secs(Duration::from_secs(30)),
+            body_idle_timeout: Secs(Duration::from_secs(30)),
+            total_timeout: Secs(Duration::from_secs(300)),
+            max_idle_per_host: 64,
+        }
+    }
+}
+
+pub(super) fn validate_origin_url(url: &str) -> Result<(), String> {
+    let u: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    match u.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{url}` must start with http:// or https://")),
+    }
+    if u.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    if u.query().is_some() {
+        return Err(format!("`{url}` must not have a query string"));
+    }
+    Ok(())
+}
+
+impl OriginConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        nonzero(&[
+            ("origin.connect_timeout", self.connect_timeout),
+            ("origin.first_byte_timeout", self.first_byte_timeout),
+            ("origin.total_timeout", self.total_timeout),
+            ("origin.body_idle_timeout", self.body_idle_timeout),
+        ])
+    }
+}

@@ -1,0 +1,80 @@
+//! `[server]`: the client-facing listener and its limits.
+
+use super::{ByteSize, ConfigError, Secs, invalid, nonzero};
+use serde::Deserialize;
+use std::{net::SocketAddr, time::Duration};
+
+/// The client-facing listener and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// 0: one work-stealing runtime serves every connection on all CPUs (the default: the best
+    /// tail latency when the CPUs are shared with other busy processes). N: N event loops, one
+    /// thread each with its own listening socket and `max_connections / N` (thread per core,
+    /// like nginx's workers): less CPU per cache MISS, but a loop the OS preempts stalls its
+    /// connections.
+    pub threads: usize,
+    /// Answered by the edge itself, never forwarded; empty string turns it off.
+    pub health_path: String,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Largest request head (request line + headers) a client may send.
+    pub max_header_bytes: ByteSize,
+    /// Most header fields in one request.
+    pub max_headers: usize,
+    /// A client must send its whole request head within this time (slowloris guard).
+    pub header_read_timeout: Secs,
+    /// A response write that makes no progress for this long (the client stopped reading)
+    /// closes the connection.
+    pub send_timeout: Secs,
+    /// Largest request body forwarded to an origin (POST/PUT/...); 413 beyond.
+    pub max_request_body: ByteSize,
+    /// On SIGTERM / Ctrl-C, in-flight requests get this long to finish.
+    pub drain_timeout: Secs,
+}
+
+/// More event loops than this is a typo, not a machine.
+const MAX_THREADS: usize = 1024;
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            threads: 0,
+            health_path: "/healthz".into(),
+            max_connections: 10_000,
+            max_header_bytes: ByteSize(64 << 10),
+            max_headers: 100,
+            header_read_timeout: Secs(Duration::from_secs(10)),
+            send_timeout: Secs(Duration::from_secs(60)),
+            max_request_body: ByteSize(16 << 20),
+            drain_timeout: Secs(Duration::from_secs(10)),
+        }
+    }
+}
+
+impl ServerConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.threads > MAX_THREADS {
+            return Err(invalid(
+                "server.threads",
+                format!("at most {MAX_THREADS} (0 = one shared runtime)"),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if self.max_header_bytes.0 < 1024 {
+            return Err(invalid("server.max_header_bytes", "must be at least 1KiB"));
+        }
+        nonzero(&[
+            ("server.header_read_timeout", self.header_read_timeout),
+            ("server.send_timeout", self.send_timeout),
+        ])?;
+        if !self.health_path.is_empty() && !self.health_path.starts_with('/') {
+            return Err(invalid("server.health_path", "must start with /"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! `[[site]]`: which requests a site takes and where its content comes from.
+
+use super::{ConfigError, invalid, origin::validate_origin_url};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// One site: which requests it takes and where it gets its content.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub name: String,
+    /// Host names (`example.com`, `*.example.com`, or `*` for any). Matched without port, case-insensitively.
+    pub hosts: Vec<String>,
+    /// Only paths under this prefix belong to the site.
+    #[serde(default = "default_prefix")]
+    pub path_prefix: String,
+    /// Upstream origin URL (`http://host:port`, optionally with a base path).
+    pub origin: Option<String>,
+    /// Or: a local directory served as the origin.
+    pub root: Option<PathBuf>,
+    /// Host header sent upstream; by default the client's own.
+    pub origin_host: Option<String>,
+    /// Honour `Cache-Control: no-cache` / `max-age=0` from clients (most CDNs ignore them).
+    #[serde(default)]
+    pub honor_client_no_cache: bool,
+    /// Store responses that carry Set-Cookie (the cookie itself is never stored).
+    #[serde(default)]
+    pub cache_set_cookie: bool,
+    /// Request headers forwarded on cacheable requests beyond the built-in safe set; nothing else
+    /// reaches the origin there, so an unkeyed header cannot poison the cache.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// For `root` sites: Cache-Control by path pattern, first match wins.
+    #[serde(default, rename = "cache_rule")]
+    pub cache_rules: Vec<CacheRule>,
+}
+
+/// `pattern` is a glob over the URL path: `*` within a segment, `**` across segments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRule {
+    pub pattern: String,
+    pub cache_control: String,
+}
+
+fn default_prefix() -> String {
+    "/".into()
+}
+
+impl SiteConfig {
+    /// A catch-all site in front of one upstream: the `--origin` quick mode.
+    pub fn any_host_upstream(url: &str) -> Self {
+        Self::any_host("origin", Some(url.to_string()), None)
+    }
+
+    /// The out-of-the-box demo: the bundled `static/` directory, fingerprinted assets immutable.
+    pub fn demo(root: PathBuf) -> Self {
+        let mut site = Self::any_host("demo", None, Some(root));
+        site.cache_rules = [
+            ("/assets/**", "public, max-age=31536000, immutable"),
+            ("**.html", "public, max-age=60"),
+            ("/", "public, max-age=60"),
+            ("**/", "public, max-age=60"),
+            ("**", "public, max-age=3600"),
+        ]
+        .into_iter()
+        .map(|(p, cc)| CacheRule {
+            pattern: p.into(),
+            cache_control: cc.into(),
+        })
+        .collect();
+        site
+    }
+
+    fn any_host(name: &str, origin: Option<String>, root: Option<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            hosts: vec!["*".into()],
+            path_prefix: default_prefix(),
+            origin,
+            root,
+            origin_host: None,
+            honor_client_no_cache: false,
+            cache_set_cookie: false,
+            forward_headers: Vec::new(),
+            cache_rules: Vec::new(),
+        }
+    }
+}
+
+impl SiteConfig {
+    /// Checks the site at index `i` of the `[[site]]` list.
+    pub(super) fn validate(&self, i: usize) -> Result<(), ConfigError> {
+        let f = |k: &str| format!("site[{i}].{k}");
+        if self.name.is_empty() {
+            return Err(invalid(f("name"), "must not be empty"));
+        }
+        if self.hosts.is_empty() {
+            return Err(invalid(f("hosts"), "needs at least one host (or \"*\")"));
+        }
+        if !self.path_prefix.starts_with('/') {
+            return Err(invalid(f("path_prefix"), "must start with /"));
+        }
+        match (&self.origin, &self.root) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(f("origin"), "set either origin or root, not both"));
+            }
+            (None, None) => {
+                return Err(invalid(
+                    f("origin"),
+                    "set origin (a URL) or root (a directory)",
+                ));
+            }
+            (Some(url), None) => validate_origin_url(url).map_err(|r| invalid(f("origin"), r))?,
+            (None, Some(root)) => {
+                if !root.is_dir() {
+                    return Err(invalid(
+                        f("root"),
+                        format!("{} is not a directory", root.display()),
+                    ));
+                }
+            }
+        }
+        for (j, h) in self.forward_headers.iter().enumerate() {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(invalid(
+                    format!("site[{i}].forward_headers[{j}]"),
+                    format!("`{h}` is not a header name"),
+                ));
+            }
+        }
+        for (j, r) in self.cache_rules.iter().enumerate() {
+            if http::HeaderValue::from_str(&r.cache_control).is_err() {
+                return Err(invalid(
+                    format!("site[{i}].cache_rule[{j}].cache_control"),
+                    "not a valid header value",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
