@@ -66,8 +66,10 @@ async fn serve_with(
     let head_timeout = cfg.header_read_timeout.0;
     let send_timeout = cfg.send_timeout.0;
     let graceful = GracefulShutdown::new();
-    // Set once the drain is over: connections still open then are closed, not left running.
-    let (close, closed) = tokio::sync::watch::channel(false);
+    // Connections still open when the drain is over are closed (their tasks aborted), not
+    // left running: a set of their tasks, reaped as they end, rather than a signal each would
+    // poll at every wake-up.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -99,21 +101,15 @@ async fn serve_with(
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        let mut closed = closed.clone();
-        tokio::spawn(async move {
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             if !version_known(&stream, Instant::now() + head_timeout).await {
                 return drop(permit);
             }
             let io = TokioIo::new(SendTimeout::new(stream, send_timeout));
             let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
-            tokio::select! {
-                r = watcher.watch(conn) => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }
-                // Dropping the connection closes it.
-                _ = closed.wait_for(|c| *c) => {}
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(permit);
         });
@@ -124,7 +120,7 @@ async fn serve_with(
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(cfg.drain_timeout.0) => {
             tracing::warn!("drain timeout reached; closing remaining connections");
-            close.send_replace(true);
+            connections.abort_all();
         }
     }
 }
