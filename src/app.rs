@@ -1,5 +1,5 @@
-//! The composition root: builds the store, the sites and their origins, and the router from a
-//! validated [`Config`], and runs the server.
+//! The composition root: builds the clock, the store, the sites and their origins and the data
+//! layer from a validated [`Config`], and runs the server.
 
 use crate::{
     cache::{
