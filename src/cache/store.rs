@@ -183,8 +183,8 @@ impl Store {
             .max_capacity(cfg.max_memory)
             // Sized for the most entries the budget can hold (each costs 2 KB or more), so
             // that filling it does not rehash the table at every doubling. Under churn the
-            // table still rehashes to clear the tombstones evictions leave (~9 % of a 1 KiB
-            // MISS at 256 MiB, with or without this: see BENCHMARKS.md).
+            // table still rehashes to clear the tombstones evictions leave, with or without
+            // this (BENCHMARKS.md has the measurements).
             .initial_capacity(
                 usize::try_from(cfg.max_memory / 2048)
                     .unwrap_or(1 << 20)

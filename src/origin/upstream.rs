@@ -15,8 +15,8 @@ pub struct Upstream {
     clients: Vec<reqwest::Client>,
     /// Scheme, authority and optional base path, without a trailing slash.
     base: String,
-    /// `base` parsed once: each request only sets its path and query (parsing the whole URL,
-    /// host included, was 3 % of a MISS).
+    /// `base` parsed once: each request only sets its path and query, rather than parsing the
+    /// whole URL, host and all, on every MISS.
     base_url: reqwest::Url,
     /// Overrides the Host header sent upstream.
     host: Option<http::HeaderValue>,
