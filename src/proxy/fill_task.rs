@@ -17,8 +17,9 @@ use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use std::{sync::Arc, time::SystemTime};
 
-/// Bodies of known length up to this are held back until complete, so that the clients waiting
-/// on the fill are woken once for all of it (see `FillWriter::hold_back`).
+/// Bodies up to this (declared, or of unknown length so far) are held back with their head until
+/// complete, so that the clients waiting on the fill are woken once for all of it and the head
+/// can say whether it was stored (see `FillWriter::hold_back`).
 const HOLD_BACK_MAX: u64 = 64 * 1024;
 /// How long a small body may hold its head back. Holding back never delays a body's last byte;
 /// only the first byte of a slow body waits, at most this long (or `body_idle_timeout`, if
