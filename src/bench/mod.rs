@@ -156,6 +156,40 @@ pub enum Target {
 impl BenchArgs {
     /// Checks the arguments and builds the workload.
     pub fn plan(&self) -> Result<Plan, BenchError> {
+        let Some(target) = self.target()? else {
+            return Ok(Plan::ServeOrigin);
+        };
+        if self.concurrency == 0 || self.timeout == 0 {
+            return Err(BenchError::Usage(
+                "--concurrency and --timeout must be at least 1".into(),
+            ));
+        }
+        let (workload, info) = self.workload()?;
+        let sweep = matches!(target, Target::Sweep { .. });
+        let origin = (self.serve_origin || sweep).then(|| {
+            let any = SocketAddr::from(([127, 0, 0, 1], if sweep { 0 } else { 9000 }));
+            (
+                self.origin_listen.unwrap_or(any),
+                self.cache_control.clone(),
+            )
+        });
+        Ok(Plan::Measure(Box::new(Bench {
+            workload: Arc::new(workload),
+            info,
+            load: LoadOptions {
+                concurrency: self.concurrency,
+                host: self.host.clone(),
+                timeout: Duration::from_secs(self.timeout),
+            },
+            target,
+            origin,
+            progress: true,
+        })))
+    }
+
+    /// What the run drives: a cache at `--url`, or edges it starts itself (`--sweep-memory`);
+    /// `None` for `--serve-origin` alone. Every sweep size's edge config is checked here.
+    fn target(&self) -> Result<Option<Target>, BenchError> {
         let target = match (&self.url, self.sweep_memory.is_empty()) {
             (Some(u), _) => {
                 let parsed = reqwest::Url::parse(u)
@@ -200,7 +234,7 @@ impl BenchArgs {
                     base: Box::new(base),
                 }
             }
-            (None, true) if self.serve_origin => return Ok(Plan::ServeOrigin),
+            (None, true) if self.serve_origin => return Ok(None),
             (None, true) => {
                 return Err(BenchError::Usage(
                     "give --url (a cache to drive), --sweep-memory (edges started here) or \
@@ -209,12 +243,12 @@ impl BenchArgs {
                 ));
             }
         };
-        if self.concurrency == 0 || self.timeout == 0 {
-            return Err(BenchError::Usage(
-                "--concurrency and --timeout must be at least 1".into(),
-            ));
-        }
-        let (workload, info) = match &self.trace {
+        Ok(Some(target))
+    }
+
+    /// The requests to send: a trace's, or a generated Zipf workload.
+    fn workload(&self) -> Result<(Workload, WorkloadInfo), BenchError> {
+        Ok(match &self.trace {
             Some(path) => {
                 let file = std::fs::File::open(path).map_err(|source| BenchError::Trace {
                     path: path.clone(),
@@ -253,27 +287,7 @@ impl BenchArgs {
                 let info = WorkloadInfo::zipf(spec, &w, self.concurrency);
                 (w, info)
             }
-        };
-        let sweep = matches!(target, Target::Sweep { .. });
-        let origin = (self.serve_origin || sweep).then(|| {
-            let any = SocketAddr::from(([127, 0, 0, 1], if sweep { 0 } else { 9000 }));
-            (
-                self.origin_listen.unwrap_or(any),
-                self.cache_control.clone(),
-            )
-        });
-        Ok(Plan::Measure(Box::new(Bench {
-            workload: Arc::new(workload),
-            info,
-            load: LoadOptions {
-                concurrency: self.concurrency,
-                host: self.host.clone(),
-                timeout: Duration::from_secs(self.timeout),
-            },
-            target,
-            origin,
-            progress: true,
-        })))
+        })
     }
 
     /// Starts the built-in origin for `Plan::ServeOrigin`.

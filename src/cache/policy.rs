@@ -229,30 +229,7 @@ pub fn evaluate(
         return Err(NotStorable::SetCookie);
     }
     let cc = ResponseDirectives::parse(res_headers.get_all(header::CACHE_CONTROL).iter());
-    // What http-cache-semantics is shown, where it would misread the response (rare: the
-    // common case shows it the headers as they are). It looks directives up by their
-    // lower-case names, so `Private` or `MAX-AGE` would pass it unseen.
-    let mut adjusted = lowercase_directives(res_headers);
-    // It adds Age to durations unchecked: clamp it before it sees it.
-    if let Some(Some(age)) = res_headers
-        .get(header::AGE)
-        .map(|a| a.to_str().ok().and_then(|a| a.trim().parse::<u64>().ok()))
-        && age > MAX_DELTA.as_secs()
-    {
-        adjusted
-            .get_or_insert_with(|| res_headers.clone())
-            .insert(header::AGE, HeaderValue::from(MAX_DELTA.as_secs()));
-    }
-    // It gives a shared cache no freshness at all for `proxy-revalidate`, which only forbids
-    // serving the response stale (RFC 9111 section 5.2.2.8): that part is `must_revalidate`.
-    if cc.proxy_revalidate {
-        let kept = without_directive(adjusted.as_ref().unwrap_or(res_headers), "proxy-revalidate");
-        let h = adjusted.get_or_insert_with(|| res_headers.clone());
-        h.remove(header::CACHE_CONTROL);
-        if let Some(v) = kept {
-            h.insert(header::CACHE_CONTROL, v);
-        }
-    }
+    let adjusted = library_view(res_headers, &cc);
     let lib_headers = adjusted.as_ref().unwrap_or(res_headers);
     // The request's directives too (its `no-store` forbids storing).
     let lib_req_headers = lowercase_directives(req.headers);
@@ -270,21 +247,7 @@ pub fn evaluate(
         },
     );
     if !policy.is_storable() {
-        let req_cc = req.headers.get_all(header::CACHE_CONTROL);
-        // The response's own reasons first: they hold for every request to the URL.
-        return Err(if cc.no_store {
-            NotStorable::NoStore
-        } else if cc.private {
-            NotStorable::Private
-        } else if !is_understood(status) {
-            NotStorable::Status
-        } else if req.headers.contains_key(header::AUTHORIZATION) {
-            NotStorable::Authorization
-        } else if directive(req_cc.iter(), "no-store").is_some() {
-            NotStorable::RequestNoStore
-        } else {
-            NotStorable::Uncacheable
-        });
+        return Err(refusal(req, status, &cc));
     }
     // Like Authorization (RFC 9111 section 3.5): a response to a request with a Cookie may be
     // personal even when the origin forgot to say `private`; share it only when told to.
@@ -312,6 +275,54 @@ pub fn evaluate(
         return Err(NotStorable::NoFreshness);
     }
     Ok(f)
+}
+
+/// What http-cache-semantics is shown of a response, where it would misread the response as it
+/// is, or `None` (the common case) to show it the headers unchanged.
+fn library_view(res_headers: &HeaderMap, cc: &ResponseDirectives) -> Option<HeaderMap> {
+    // It looks directives up by their lower-case names, so `Private` or `MAX-AGE` would pass
+    // it unseen.
+    let mut adjusted = lowercase_directives(res_headers);
+    // It adds Age to durations unchecked: clamp it before it sees it.
+    if let Some(Some(age)) = res_headers
+        .get(header::AGE)
+        .map(|a| a.to_str().ok().and_then(|a| a.trim().parse::<u64>().ok()))
+        && age > MAX_DELTA.as_secs()
+    {
+        adjusted
+            .get_or_insert_with(|| res_headers.clone())
+            .insert(header::AGE, HeaderValue::from(MAX_DELTA.as_secs()));
+    }
+    // It gives a shared cache no freshness at all for `proxy-revalidate`, which only forbids
+    // serving the response stale (RFC 9111 section 5.2.2.8): that part is `must_revalidate`.
+    if cc.proxy_revalidate {
+        let kept = without_directive(adjusted.as_ref().unwrap_or(res_headers), "proxy-revalidate");
+        let h = adjusted.get_or_insert_with(|| res_headers.clone());
+        h.remove(header::CACHE_CONTROL);
+        if let Some(v) = kept {
+            h.insert(header::CACHE_CONTROL, v);
+        }
+    }
+    adjusted
+}
+
+/// Why http-cache-semantics refused to store a response: the response's own reasons first,
+/// since they hold for every request to the URL.
+fn refusal(req: &PolicyRequest<'_>, status: StatusCode, cc: &ResponseDirectives) -> NotStorable {
+    let req_cc = req.headers.get_all(header::CACHE_CONTROL);
+    if cc.no_store {
+        NotStorable::NoStore
+    } else if cc.private {
+        NotStorable::Private
+    } else if !is_understood(status) {
+        NotStorable::Status
+    } else if req.headers.contains_key(header::AUTHORIZATION) {
+        NotStorable::Authorization
+    } else if directive(req_cc.iter(), "no-store").is_some() {
+        NotStorable::RequestNoStore
+    } else {
+        NotStorable::Uncacheable
+    }
 }
 
 /// `h` with the directive names of `Cache-Control` and `Pragma` in lower case (RFC 9111

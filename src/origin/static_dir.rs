@@ -93,52 +93,88 @@ impl StaticDir {
         headers: &HeaderMap,
         ranges: bool,
     ) -> Result<OriginResponse, OriginError> {
+        let (file, resolved, path) = match self.locate(target).await? {
+            Located::File {
+                file,
+                resolved,
+                path,
+            } => (file, resolved, path),
+            Located::Answer(resp) => return Ok(resp),
+        };
+        let f = match File::open(&resolved).await {
+            Ok(f) => f,
+            Err(e) => return absent(e, &path).map(|()| not_found()),
+        };
+        let meta = f.metadata().await.map_err(|e| io_error(e, &path))?;
+        let len = meta.len();
+        let mut h = self.validators(&meta, &path);
+        if not_modified(&h, headers) {
+            return Ok(reply(StatusCode::NOT_MODIFIED, h, stream::empty().boxed()));
+        }
+        h.insert(header::CONTENT_TYPE, hv(&content_type(&file)));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        // The edge asks for ranges only of files it does not store (see `cached::serve`).
+        let range = headers
+            .get(header::RANGE)
+            .filter(|_| ranges && if_range_holds(&h, headers))
+            .map(|v| parse_range(v, len));
+        ranged(f, h, range, len, path).await
+    }
+
+    /// Maps a request target onto a regular file under the root, or onto the answer that
+    /// stands in for one: 400 for a bad path, 404, or 301 to a directory's slash form.
+    async fn locate(&self, target: &str) -> Result<Located, OriginError> {
         let (raw, query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (target, None),
         };
         let Some(path) = decode_path(raw) else {
-            return Ok(text(StatusCode::BAD_REQUEST, "bad path\n"));
+            return Ok(Located::Answer(text(StatusCode::BAD_REQUEST, "bad path\n")));
         };
         // Dotfiles (.git, .env, ...) are never served; .well-known is public by design.
         if path
             .split('/')
             .any(|s| s.starts_with('.') && s != "." && s != ".well-known")
         {
-            return Ok(not_found());
+            return Ok(Located::Answer(not_found()));
         }
         let mut file = self.root.clone();
         file.extend(path.split('/').filter(|s| !s.is_empty() && *s != "."));
         let Some((mut resolved, mut meta)) = self.resolve(&file, &path).await? else {
-            return Ok(not_found());
+            return Ok(Located::Answer(not_found()));
         };
         if meta.is_dir() && !raw.ends_with('/') {
             // Leading slashes collapsed: `//host/` would be an off-site redirect.
             let q = query.map_or(String::new(), |q| format!("?{q}"));
             let loc = format!("/{}/{q}", raw.trim_start_matches('/'));
             let Ok(loc) = HeaderValue::from_str(&loc) else {
-                return Ok(not_found());
+                return Ok(Located::Answer(not_found()));
             };
             let mut resp = text(StatusCode::MOVED_PERMANENTLY, "");
             resp.headers.insert(header::LOCATION, loc);
-            return Ok(resp);
+            return Ok(Located::Answer(resp));
         } else if meta.is_dir() {
             file.push("index.html");
             let Some(found) = self.resolve(&file, &path).await? else {
-                return Ok(not_found());
+                return Ok(Located::Answer(not_found()));
             };
             (resolved, meta) = found;
         } else if raw.ends_with('/') {
-            return Ok(not_found()); // `/file.txt/` names no directory
+            return Ok(Located::Answer(not_found())); // `/file.txt/` names no directory
         }
         if !meta.is_file() {
-            return Ok(not_found()); // FIFOs and devices are never opened
+            return Ok(Located::Answer(not_found())); // FIFOs and devices are never opened
         }
-        let f = match File::open(&resolved).await {
-            Ok(f) => f,
-            Err(e) => return absent(e, &path).map(|()| not_found()),
-        };
-        let meta = f.metadata().await.map_err(|e| io_error(e, &path))?;
+        Ok(Located::File {
+            file,
+            resolved,
+            path,
+        })
+    }
+
+    /// A file's strong validators, and the `Cache-Control` of the first cache rule matching
+    /// its URL path.
+    fn validators(&self, meta: &std::fs::Metadata, path: &str) -> HeaderMap {
         let len = meta.len();
         let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
         let since = mtime.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
@@ -150,46 +186,10 @@ impl StaticDir {
         let mut h = HeaderMap::new();
         h.insert(header::ETAG, hv(&etag));
         h.insert(header::LAST_MODIFIED, hv(&last_modified));
-        if let Some((_, cc)) = self.rules.iter().find(|(g, _)| g.matches(&path)) {
+        if let Some((_, cc)) = self.rules.iter().find(|(g, _)| g.matches(path)) {
             h.insert(header::CACHE_CONTROL, cc.clone());
         }
-        if not_modified(&h, headers) {
-            return Ok(reply(StatusCode::NOT_MODIFIED, h, stream::empty().boxed()));
-        }
-        h.insert(header::CONTENT_TYPE, hv(&content_type(&file)));
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        // The edge asks for ranges only of files it does not store (see `cached::serve`).
-        let range = headers
-            .get(header::RANGE)
-            .filter(|_| ranges && if_range_holds(&h, headers))
-            .map(|v| parse_range(v, len));
-        if let Some(cr) = range.as_ref().and_then(|r| r.content_range(len)) {
-            h.insert(header::CONTENT_RANGE, cr);
-        }
-        match range {
-            Some(RangeSpec::Satisfiable(start, end)) => {
-                let mut f = f;
-                f.seek(std::io::SeekFrom::Start(start))
-                    .await
-                    .map_err(|e| io_error(e, &path))?;
-                let n = end - start + 1;
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-                Ok(reply(
-                    StatusCode::PARTIAL_CONTENT,
-                    h,
-                    file_stream(f, n, path),
-                ))
-            }
-            Some(RangeSpec::Unsatisfiable) => {
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-                let empty = stream::empty().boxed();
-                Ok(reply(StatusCode::RANGE_NOT_SATISFIABLE, h, empty))
-            }
-            _ => {
-                h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-                Ok(reply(StatusCode::OK, h, file_stream(f, len, path)))
-            }
-        }
+        h
     }
 
     /// Canonicalises `p` and stats it; `None` when missing or outside the root.
@@ -206,6 +206,55 @@ impl StaticDir {
         match tokio::fs::metadata(&resolved).await {
             Ok(m) => Ok(Some((resolved, m))),
             Err(e) => absent(e, url).map(|()| None),
+        }
+    }
+}
+
+/// Where a request target led: a file to open, or the answer that stands in for one.
+enum Located {
+    File {
+        /// The path under the root, as the URL named it: its extension gives the type.
+        file: PathBuf,
+        /// The canonical path, checked to be under the root.
+        resolved: PathBuf,
+        /// The decoded URL path, for cache rules and error messages.
+        path: String,
+    },
+    Answer(OriginResponse),
+}
+
+/// The file's body, whole or the one range asked for (206), or 416 for a range past its end.
+async fn ranged(
+    mut f: File,
+    mut h: HeaderMap,
+    range: Option<RangeSpec>,
+    len: u64,
+    path: String,
+) -> Result<OriginResponse, OriginError> {
+    if let Some(cr) = range.as_ref().and_then(|r| r.content_range(len)) {
+        h.insert(header::CONTENT_RANGE, cr);
+    }
+    match range {
+        Some(RangeSpec::Satisfiable(start, end)) => {
+            f.seek(std::io::SeekFrom::Start(start))
+                .await
+                .map_err(|e| io_error(e, &path))?;
+            let n = end - start + 1;
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            Ok(reply(
+                StatusCode::PARTIAL_CONTENT,
+                h,
+                file_stream(f, n, path),
+            ))
+        }
+        Some(RangeSpec::Unsatisfiable) => {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+            let empty = stream::empty().boxed();
+            Ok(reply(StatusCode::RANGE_NOT_SATISFIABLE, h, empty))
+        }
+        _ => {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            Ok(reply(StatusCode::OK, h, file_stream(f, len, path)))
         }
     }
 }

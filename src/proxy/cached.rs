@@ -6,7 +6,7 @@ use super::{
 use crate::cache::{
     CacheKey, Object,
     decide::{Decision, Fill, PassReason, RequestDirectives, decide},
-    fill::{FillReader, FillWriter, Joined},
+    fill::{FillHead, FillReader, FillWriter, Joined},
     key::VaryValues,
     policy,
     status::{CacheStatus, MissReason, Outcome, StaleReason},
@@ -146,46 +146,18 @@ async fn fetch(
     site: &Arc<Site>,
     req: &Parts,
     ctx: &mut RequestCtx,
-    plan: Miss,
+    mut plan: Miss,
 ) -> Response<Body> {
-    let Miss {
-        key,
-        stale,
-        fill: Fill {
-            vary: names,
-            mut solo,
-        },
-        reason: mut miss,
-    } = plan;
-    let idle = edge.settings.body_idle_timeout;
-    if stale.is_none() && edge.fills.budget().is_full() {
-        solo = true;
-        miss = MissReason::Busy;
+    if plan.stale.is_none() && edge.fills.budget().is_full() {
+        plan.fill.solo = true;
+        plan.reason = MissReason::Busy;
     }
     loop {
-        let (mut reader, leader) = if solo {
-            let j = job(edge, site, req, ctx, key.clone(), stale.clone(), miss);
-            (start(j, edge.fills.solo(), idle), true)
-        } else {
-            let fill_key = (key.clone(), VaryValues::from_request(&names, &req.headers));
-            match edge.fills.join(fill_key) {
-                Joined::Leader(w) => {
-                    let j = job(edge, site, req, ctx, key.clone(), stale.clone(), miss);
-                    (start(j, w, idle), true)
-                }
-                Joined::Follower(fill) => match fill.reader(idle) {
-                    Some(r) => (r, false),
-                    None => {
-                        solo = true;
-                        continue;
-                    }
-                },
-            }
-        };
+        let (mut reader, leader) = plan.enter(edge, site, req, ctx);
         let head = match reader.head(edge.settings.fill_wait_timeout).await {
             Ok(h) => h,
             Err(e) => {
-                let mut cs = CacheStatus::new(Outcome::Miss(miss));
+                let mut cs = CacheStatus::new(Outcome::Miss(plan.reason));
                 cs.collapsed = !leader;
                 cs.detail = Some("origin-error");
                 ctx.cache = Some(cs);
@@ -200,48 +172,104 @@ async fn fetch(
                 .is_some_and(|v| v.matches(&req.headers));
         if !leader && !fits {
             // Not for us to share (private, other variant): fetch our own, without waiting on others.
-            solo = true;
+            plan.fill.solo = true;
             continue;
         }
-        let m = &head.meta;
-        let mut cs = CacheStatus::new(m.outcome);
-        cs.fwd_status = m.fwd_status;
-        cs.stored = m.stored;
-        cs.collapsed = !leader;
-        cs.ttl = m.ttl;
-        cs.detail = m.detail;
-        ctx.origin_ms = if leader { m.origin_ms } else { None };
-        let now = edge.store.clock().now();
-        if let Some(obj) = &m.object {
-            cs.ttl = Some(obj.freshness.ttl_secs(now));
-            ctx.cache = Some(cs);
-            return respond::from_object(obj, &req.method, &req.headers, &cs, now);
-        }
-        ctx.cache = Some(cs);
-        let mut headers = head.headers.clone();
-        if !leader {
-            headers.remove(header::SET_COOKIE);
-        }
-        respond::stamp(&mut headers, &cs);
-        // The client's own validators hold on a miss too (the fill goes on for the cache).
-        if head.status == http::StatusCode::OK
-            && crate::origin::range::not_modified(&headers, &req.headers)
-        {
-            return respond::not_modified_response(&headers);
-        }
-        let body = if req.method == Method::HEAD {
-            drop(reader);
-            Body::empty()
-        } else if let Some(whole) = reader.whole() {
-            // The length sent is the length of the body written, whatever the origin said.
-            headers.insert(header::CONTENT_LENGTH, whole.len().into());
-            Body::from(whole)
-        } else {
-            Body::from_stream(reader.into_stream().map_err(std::io::Error::other))
-        };
-        let mut res = Response::new(body);
-        *res.status_mut() = head.status;
-        *res.headers_mut() = headers;
-        return res;
+        return answer(edge, req, ctx, &head, reader, leader);
     }
+}
+
+impl Miss {
+    /// Takes part in a fill for this request: a new one it leads (`true`), or one already
+    /// running that it follows (`false`).
+    fn enter(
+        &mut self,
+        edge: &Arc<Edge>,
+        site: &Arc<Site>,
+        req: &Parts,
+        ctx: &RequestCtx,
+    ) -> (FillReader<FillMeta>, bool) {
+        let idle = edge.settings.body_idle_timeout;
+        let job = |m: &Self| {
+            job(
+                edge,
+                site,
+                req,
+                ctx,
+                m.key.clone(),
+                m.stale.clone(),
+                m.reason,
+            )
+        };
+        if self.fill.solo {
+            return (start(job(self), edge.fills.solo(), idle), true);
+        }
+        let fill_key = (
+            self.key.clone(),
+            VaryValues::from_request(&self.fill.vary, &req.headers),
+        );
+        match edge.fills.join(fill_key) {
+            Joined::Leader(w) => (start(job(self), w, idle), true),
+            Joined::Follower(fill) => match fill.reader(idle) {
+                Some(r) => (r, false),
+                // The fill has already let go of bytes a new reader would need.
+                None => {
+                    self.fill.solo = true;
+                    (start(job(self), edge.fills.solo(), idle), true)
+                }
+            },
+        }
+    }
+}
+
+/// The client's answer from a fill's head: the stored object when the fill made one, else the
+/// origin's head with the fill's body.
+fn answer(
+    edge: &Edge,
+    req: &Parts,
+    ctx: &mut RequestCtx,
+    head: &FillHead<FillMeta>,
+    reader: FillReader<FillMeta>,
+    leader: bool,
+) -> Response<Body> {
+    let m = &head.meta;
+    let mut cs = CacheStatus::new(m.outcome);
+    cs.fwd_status = m.fwd_status;
+    cs.stored = m.stored;
+    cs.collapsed = !leader;
+    cs.ttl = m.ttl;
+    cs.detail = m.detail;
+    ctx.origin_ms = if leader { m.origin_ms } else { None };
+    let now = edge.store.clock().now();
+    if let Some(obj) = &m.object {
+        cs.ttl = Some(obj.freshness.ttl_secs(now));
+        ctx.cache = Some(cs);
+        return respond::from_object(obj, &req.method, &req.headers, &cs, now);
+    }
+    ctx.cache = Some(cs);
+    let mut headers = head.headers.clone();
+    if !leader {
+        headers.remove(header::SET_COOKIE);
+    }
+    respond::stamp(&mut headers, &cs);
+    // The client's own validators hold on a miss too (the fill goes on for the cache).
+    if head.status == http::StatusCode::OK
+        && crate::origin::range::not_modified(&headers, &req.headers)
+    {
+        return respond::not_modified_response(&headers);
+    }
+    let body = if req.method == Method::HEAD {
+        drop(reader);
+        Body::empty()
+    } else if let Some(whole) = reader.whole() {
+        // The length sent is the length of the body written, whatever the origin said.
+        headers.insert(header::CONTENT_LENGTH, whole.len().into());
+        Body::from(whole)
+    } else {
+        Body::from_stream(reader.into_stream().map_err(std::io::Error::other))
+    };
+    let mut res = Response::new(body);
+    *res.status_mut() = head.status;
+    *res.headers_mut() = headers;
+    res
 }
