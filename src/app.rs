@@ -8,7 +8,7 @@ use crate::{
     },
     clock::Clock,
     config::{Config, SiteConfig},
-    origin::{Origin, StaticDir, Upstream},
+    origin::{Origin, SetupError, StaticDir, Upstream},
     proxy::{
         Edge, Settings,
         site::{Site, Sites},
@@ -34,7 +34,7 @@ pub struct App {
 
 /// The origin a site names: an upstream HTTP server (one connection pool per event loop) or a
 /// local directory.
-fn origin_of(site: &SiteConfig, cfg: &Config) -> Result<Origin, String> {
+fn origin_of(site: &SiteConfig, cfg: &Config) -> Result<Origin, SetupError> {
     match (&site.origin, &site.root) {
         (Some(url), _) => Ok(Origin::Upstream(Upstream::new(
             url,
@@ -43,10 +43,12 @@ fn origin_of(site: &SiteConfig, cfg: &Config) -> Result<Origin, String> {
             cfg.server.threads,
         )?)),
         (None, Some(root)) => Ok(Origin::Static(
-            StaticDir::new(root.clone(), &site.cache_rules)
-                .map_err(|e| format!("{}: {e}", root.display()))?,
+            StaticDir::new(root.clone(), &site.cache_rules).map_err(|source| SetupError::Root {
+                path: root.clone(),
+                source,
+            })?,
         )),
-        (None, None) => Err("no origin".into()),
+        (None, None) => Err(SetupError::Missing),
     }
 }
 
@@ -64,9 +66,9 @@ impl App {
             .map(|s| {
                 origin_of(s, cfg)
                     .map(|o| Site::new(s, o))
-                    .map_err(|reason| BuildError {
+                    .map_err(|e| BuildError {
                         part: format!("site `{}`", s.name),
-                        reason,
+                        reason: e.to_string(),
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -36,6 +36,27 @@ pub struct OriginResponse {
     pub body: BodyStream,
 }
 
+/// Why an origin named in a valid config could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The HTTP client could not be built (its TLS backend, for one).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("`{0}` is not a valid Host")]
+    Host(String),
+    #[error("`{url}` is not a valid URL: {reason}")]
+    Url { url: String, reason: String },
+    /// The static root is missing, unreadable or not a directory.
+    #[error("{}: {source}", path.display())]
+    Root {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no origin")]
+    Missing,
+}
+
 /// Why an origin gave no (complete) answer. Decides the status the client sees.
 #[derive(Debug, thiserror::Error, Clone)]
 pub enum OriginError {

@@ -2,7 +2,9 @@
 //! never decompressed, and no proxy from the environment is used: the edge talks only to the
 //! origin named in its config.
 
-use super::{BodyStream, OriginError, OriginRequest, OriginResponse, headers::strip_hop_by_hop};
+use super::{
+    BodyStream, OriginError, OriginRequest, OriginResponse, SetupError, headers::strip_hop_by_hop,
+};
 use crate::config::OriginConfig;
 use futures_util::{StreamExt, TryStreamExt};
 use http_body_util::BodyDataStream;
@@ -30,16 +32,18 @@ impl Upstream {
         host: Option<&str>,
         cfg: &OriginConfig,
         pools: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let clients = (0..pools.max(1))
             .map(|_| Self::client(cfg))
             .collect::<Result<_, _>>()?;
         let host = host
-            .map(|h| h.parse().map_err(|_| format!("`{h}` is not a valid Host")))
+            .map(|h| h.parse().map_err(|_| SetupError::Host(h.to_string())))
             .transpose()?;
         let base = base.trim_end_matches('/');
-        let base_url =
-            reqwest::Url::parse(base).map_err(|e| format!("`{base}` is not a valid URL: {e}"))?;
+        let base_url = reqwest::Url::parse(base).map_err(|e| SetupError::Url {
+            url: base.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             clients,
             base_url,
@@ -50,7 +54,7 @@ impl Upstream {
         })
     }
 
-    fn client(cfg: &OriginConfig) -> Result<reqwest::Client, String> {
+    fn client(cfg: &OriginConfig) -> Result<reqwest::Client, SetupError> {
         reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout.0)
             .pool_max_idle_per_host(cfg.max_idle_per_host)
@@ -62,7 +66,7 @@ impl Upstream {
             // sees; without it no retry budget is kept per request.
             .retry(reqwest::retry::never())
             .build()
-            .map_err(|e| e.to_string())
+            .map_err(SetupError::Client)
     }
 
     pub fn base(&self) -> &str {
