@@ -114,7 +114,9 @@ async fn a_waiter_gives_up_with_504_after_fill_wait_timeout() {
     let r = edge.get(p).send().await.unwrap();
     let waited = started.elapsed();
     assert_eq!(r.status(), 504, "{}", header(&r, "cache-status"));
-    // A bound on the wait (1 s configured), far below the origin's 3 s: not a speed claim.
+    // The configured 1 s decided, not the origin's 3 s: the wait is bounded from both sides
+    // (a waiter that gave up at once, or waited for the origin, fails).
+    assert!(waited >= Duration::from_millis(950), "waited {waited:?}");
     assert!(waited < Duration::from_millis(2500), "waited {waited:?}");
     assert_eq!(
         origin.count("/co/wait"),

@@ -1,4 +1,5 @@
-//! Helpers only this test binary uses: timed body reads, a port nobody listens on, a tiny
+//! Helpers only this test binary uses: reads that must finish before the origin does, a port
+//! nobody listens on, a tiny
 //! counting origin that can be started late on a given port.
 
 use std::net::SocketAddr;
@@ -7,46 +8,26 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 use std::time::Duration;
-use tokio::time::Instant;
 
-/// What reading one response body showed.
-pub struct Read {
-    /// When the first non-empty chunk arrived.
-    pub first_chunk: Option<Instant>,
-    /// When the body ended (cleanly or not).
-    pub done: Instant,
-    /// The bytes, or the error the body ended in.
-    pub body: Result<Vec<u8>, reqwest::Error>,
+/// How long a test waits for bytes that must come before the origin's gate is opened: a guard
+/// against a hang, not a speed claim (held-back bytes would never come, the gate being shut).
+const BEFORE_THE_GATE: Duration = Duration::from_secs(10);
+
+/// The first chunk of a body, which must arrive while the origin holds its last piece back.
+pub async fn first_chunk(res: &mut reqwest::Response) -> bytes::Bytes {
+    tokio::time::timeout(BEFORE_THE_GATE, res.chunk())
+        .await
+        .expect("bytes arrived before the origin sent its last piece")
+        .expect("the body reads")
+        .expect("the body has a first chunk")
 }
 
-/// Reads a body chunk by chunk, noting when the first chunk and the end arrived.
-pub async fn read_timed(mut res: reqwest::Response) -> Read {
-    let mut first_chunk = None;
-    let mut buf = Vec::new();
-    loop {
-        match res.chunk().await {
-            Ok(Some(c)) => {
-                if !c.is_empty() && first_chunk.is_none() {
-                    first_chunk = Some(Instant::now());
-                }
-                buf.extend_from_slice(&c);
-            }
-            Ok(None) => {
-                return Read {
-                    first_chunk,
-                    done: Instant::now(),
-                    body: Ok(buf),
-                };
-            }
-            Err(e) => {
-                return Read {
-                    first_chunk,
-                    done: Instant::now(),
-                    body: Err(e),
-                };
-            }
-        }
-    }
+/// Sends a request whose head must arrive while the origin holds its last piece back.
+pub async fn head_before_the_gate(rb: reqwest::RequestBuilder) -> reqwest::Response {
+    tokio::time::timeout(BEFORE_THE_GATE, rb.send())
+        .await
+        .expect("the head arrived before the origin sent its last piece")
+        .expect("a response")
 }
 
 /// Reads until at least `n` body bytes arrived (or the body ends); returns how many.

@@ -15,6 +15,7 @@
 //! | `slow=MS` | body in 10 pieces spread over MS milliseconds, with `Content-Length` |
 //! | `chunked=1` | body as a stream of pieces without `Content-Length` |
 //! | `abort=N` | announce the full length, send N bytes, then cut the connection |
+//! | `gate=NAME` | body in 10 pieces, the last held until [`TestOrigin::open`]`(NAME)` |
 //! | `cc`, `set_cookie`, `age`, `location`, `content_location` | those headers |
 //! | `expires=SECS` | `Expires` = now + SECS (may be negative), and `Date` = now |
 //! | `hdr=Name:Value` | extra response header (may repeat) |
@@ -44,6 +45,7 @@ use edgecache::clock::Clock;
 use futures_util::{StreamExt, stream};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
+use tokio::sync::watch;
 
 /// The `Last-Modified` date served with `lm=1`.
 pub const LAST_MODIFIED: &str = "Mon, 02 Nov 2026 10:00:00 GMT";
@@ -89,6 +91,9 @@ struct Inner {
     /// The time of its `Date` and `Expires`: the clock of the edges in front of it, so a test
     /// that moves their time ahead moves the origin's too.
     clock: Clock,
+    /// Named gates (`gate=NAME`): a body's last piece waits until its gate is open, so a test
+    /// can act while the origin has provably not finished, with no timing involved.
+    gates: HashMap<String, Arc<watch::Sender<bool>>>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -177,12 +182,26 @@ impl TestOrigin {
         lock(&self.state).clock.clone()
     }
 
+    /// Opens the gate `name`: bodies scripted with `gate=name` send their last piece, now and
+    /// from now on.
+    pub fn open(&self, name: &str) {
+        gate(&self.state, name).send_replace(true);
+    }
+
     /// Forgets all counts and recorded headers; versions are kept.
     pub fn reset(&self) {
         let mut inner = lock(&self.state);
         inner.paths.clear();
         inner.total = 0;
     }
+}
+
+/// The gate `name`, closed when first named.
+fn gate(state: &Shared, name: &str) -> Arc<watch::Sender<bool>> {
+    let mut inner = lock(state);
+    let gate = inner.gates.entry(name.to_owned());
+    gate.or_insert_with(|| Arc::new(watch::Sender::new(false)))
+        .clone()
 }
 
 /// `GET /__count?path=/p`: the count for `/p` as text.
@@ -283,7 +302,8 @@ async fn handle(
         StatusCode::from_u16(n).expect("test origin: bad status")
     });
     if method == Method::GET || method == Method::HEAD {
-        return serve(&params, path, &version, &headers, status, now);
+        let gate = params.get("gate").map(|g| gate(&state, g).subscribe());
+        return serve(&params, path, &version, &headers, status, now, gate);
     }
     // Other methods: drain the body; a failed upload is of no interest here.
     let _ = axum::body::to_bytes(body, usize::MAX).await;
@@ -311,6 +331,7 @@ fn serve(
     req: &HeaderMap,
     status: StatusCode,
     now: SystemTime,
+    gate: Option<watch::Receiver<bool>>,
 ) -> Response {
     let mut out = HeaderMap::new();
     put(&mut out, "date", &httpdate::fmt_http_date(now));
@@ -360,7 +381,7 @@ fn serve(
     };
     let mut bytes = prefix.into_bytes();
     bytes.resize(bytes.len().max(p.num("size").unwrap_or(100)), b'x');
-    let body = stream_body(p, Bytes::from(bytes), &mut out);
+    let body = stream_body(p, Bytes::from(bytes), &mut out, gate);
     (status, out, body).into_response()
 }
 
@@ -373,19 +394,28 @@ fn modified_since_ok(req: &HeaderMap) -> bool {
         .is_some_and(|ims| ims >= lm)
 }
 
-/// The body, streamed in pieces when `slow`, `chunked` or `abort` ask for it.
-fn stream_body(p: &Params, full: Bytes, out: &mut HeaderMap) -> Body {
+/// The body, streamed in pieces when `slow`, `chunked`, `abort` or `gate` ask for it.
+fn stream_body(
+    p: &Params,
+    full: Bytes,
+    out: &mut HeaderMap,
+    gate: Option<watch::Receiver<bool>>,
+) -> Body {
     let slow: Option<u64> = p.num("slow");
     let chunked = p.flag("chunked");
     let abort: Option<usize> = p.num("abort");
-    if slow.is_none() && !chunked && abort.is_none() {
+    if slow.is_none() && !chunked && abort.is_none() && gate.is_none() {
         return Body::from(full);
     }
     if !chunked {
         out.insert(header::CONTENT_LENGTH, full.len().into());
     }
     let sent = full.slice(..abort.unwrap_or(full.len()).min(full.len()));
-    let pieces = if slow.is_some() || chunked { 10 } else { 1 };
+    let pieces = if slow.is_some() || chunked || gate.is_some() {
+        10
+    } else {
+        1
+    };
     let step = sent.len().div_ceil(pieces).max(1);
     let parts: Vec<Bytes> = (0..sent.len())
         .step_by(step)
@@ -398,12 +428,20 @@ fn stream_body(p: &Params, full: Bytes, out: &mut HeaderMap) -> Body {
         tokio::time::sleep(Duration::from_millis(20)).await;
         Err(io::Error::other("test origin: aborted body"))
     });
-    let stream = stream::iter(parts)
-        .then(move |part| async move {
-            if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
+    let last = parts.len().saturating_sub(1);
+    let stream = stream::iter(parts.into_iter().enumerate())
+        .then(move |(i, part)| {
+            let gate = gate.clone().filter(|_| i == last);
+            async move {
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                if let Some(mut gate) = gate {
+                    // A gate dropped with its origin ends the wait too.
+                    let _ = gate.wait_for(|open| *open).await;
+                }
+                Ok(part)
             }
-            Ok(part)
         })
         .chain(failure);
     Body::from_stream(stream)
