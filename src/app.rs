@@ -23,8 +23,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, thiserror::Error)]
 #[error("{part}: {reason}")]
 pub struct BuildError {
-    pub part: String,
-    pub reason: String,
+    pub(crate) part: String,
+    pub(crate) reason: String,
 }
 
 /// The running parts of an edge.

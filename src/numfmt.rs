@@ -10,7 +10,7 @@ const PAIRS: &[u8; 200] = b"\
 8081828384858687888990919293949596979899";
 
 /// Appends `n` in decimal.
-pub fn push_u64(s: &mut String, mut n: u64) {
+pub(crate) fn push_u64(s: &mut String, mut n: u64) {
     // Filled from the end, two digits per division: a number of a log line costs a few
     // instructions instead of a UTF-8 check and a `memcpy` call.
     let mut buf = [0u8; 20];
@@ -35,7 +35,7 @@ pub fn push_u64(s: &mut String, mut n: u64) {
 }
 
 /// Appends `n` in decimal, with a sign when negative.
-pub fn push_i64(s: &mut String, n: i64) {
+pub(crate) fn push_i64(s: &mut String, n: i64) {
     if n < 0 {
         s.push('-');
     }
@@ -43,7 +43,7 @@ pub fn push_i64(s: &mut String, n: i64) {
 }
 
 /// Appends `n` zero-padded to `width` digits (wider numbers are written whole).
-pub fn push_padded(s: &mut String, n: u64, width: usize) {
+pub(crate) fn push_padded(s: &mut String, n: u64, width: usize) {
     let mut digits = 1;
     let mut m = n / 10;
     while m > 0 {
@@ -58,7 +58,7 @@ pub fn push_padded(s: &mut String, n: u64, width: usize) {
 
 /// Appends a duration given in microseconds as milliseconds with one decimal, rounded:
 /// 12_345 -> `12.3`, 50 -> `0.1`.
-pub fn push_millis(s: &mut String, micros: u64) {
+pub(crate) fn push_millis(s: &mut String, micros: u64) {
     let tenths = micros.saturating_add(50) / 100;
     push_u64(s, tenths / 10);
     s.push('.');

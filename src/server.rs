@@ -25,7 +25,7 @@ use tokio::{
 /// in-flight requests up to `drain_timeout` to finish. Requests go straight to
 /// [`crate::proxy::handle`]: every path is the edge's, so a router in front would only add
 /// work to every HIT.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     edge: Arc<Edge>,
     cfg: &ServerConfig,
@@ -157,7 +157,7 @@ async fn version_known(stream: &tokio::net::TcpStream, deadline: Instant) -> boo
 /// that stops reading (or a vanished one the kernel still retransmits to) must not hold its
 /// slot, its response and the object it pins forever. The clock runs only while a write is
 /// blocked, and restarts whenever the client takes some bytes (nginx's `send_timeout`).
-pub struct SendTimeout<S> {
+pub(crate) struct SendTimeout<S> {
     inner: S,
     timeout: Duration,
     /// The clock, made the first time a write blocks and reused after that.
@@ -167,7 +167,7 @@ pub struct SendTimeout<S> {
 }
 
 impl<S> SendTimeout<S> {
-    pub fn new(inner: S, timeout: Duration) -> Self {
+    pub(crate) fn new(inner: S, timeout: Duration) -> Self {
         Self {
             inner,
             timeout,
@@ -308,7 +308,7 @@ impl Drop for Counted {
 
 impl Loops {
     /// Starts one loop per listener (from [`bind`]).
-    pub fn start(
+    pub(crate) fn start(
         listeners: Vec<std::net::TcpListener>,
         edge: Arc<Edge>,
         cfg: &ServerConfig,
@@ -411,8 +411,8 @@ impl Loops {
 #[derive(Debug, thiserror::Error)]
 #[error("{early} event loop(s) ended before shutdown, {panicked} in a panic")]
 pub struct LoopFailed {
-    pub early: usize,
-    pub panicked: usize,
+    pub(crate) early: usize,
+    pub(crate) panicked: usize,
 }
 
 #[cfg(test)]

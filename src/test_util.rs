@@ -3,7 +3,7 @@
 use http::{HeaderMap, HeaderName};
 
 /// A header map from `(name, value)` pairs, repeated names appended.
-pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
         h.append(

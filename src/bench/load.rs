@@ -17,34 +17,34 @@ use std::{
 
 /// How the load is sent.
 #[derive(Debug, Clone)]
-pub struct LoadOptions {
+pub(crate) struct LoadOptions {
     /// Requests in flight at once (one connection each).
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// `Host` to send instead of the URL's.
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// A request taking longer (head and body) counts as an error.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// What one phase of requests saw.
 #[derive(Debug, Default)]
-pub struct Tally {
-    pub requests: u64,
-    pub hits: u64,
-    pub misses: u64,
-    pub collapsed: u64,
-    pub unknown: u64,
+pub(crate) struct Tally {
+    pub(crate) requests: u64,
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) collapsed: u64,
+    pub(crate) unknown: u64,
     /// Transport failures, timeouts, 4xx and 5xx answers.
-    pub errors: u64,
+    pub(crate) errors: u64,
     /// Body bytes of the answers counted (not of errors).
-    pub bytes: u64,
-    pub hit_bytes: u64,
+    pub(crate) bytes: u64,
+    pub(crate) hit_bytes: u64,
     /// Body bytes of answers that said neither hit nor miss.
-    pub unknown_bytes: u64,
+    pub(crate) unknown_bytes: u64,
     /// Per request (errors too), head sent to last body byte or failure, in microseconds.
-    pub latencies_us: Vec<u32>,
-    pub first_error: Option<String>,
-    pub elapsed: Duration,
+    pub(crate) latencies_us: Vec<u32>,
+    pub(crate) first_error: Option<String>,
+    pub(crate) elapsed: Duration,
 }
 
 impl Tally {
@@ -72,7 +72,7 @@ impl Tally {
     }
 
     /// Nearest-rank percentile of the latencies, in milliseconds (`p` in 0..=1).
-    pub fn percentile_ms(&mut self, p: f64) -> f64 {
+    pub(crate) fn percentile_ms(&mut self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return 0.0;
         }
@@ -86,7 +86,7 @@ impl Tally {
 }
 
 /// A client for load: no proxy from the environment, no redirects followed, no decompression.
-pub fn client(opts: &LoadOptions) -> reqwest::Result<reqwest::Client> {
+pub(crate) fn client(opts: &LoadOptions) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -98,7 +98,7 @@ pub fn client(opts: &LoadOptions) -> reqwest::Result<reqwest::Client> {
 
 /// Sends the requests `range` of the workload's sequence to `base` (e.g. `http://127.0.0.1:8080`),
 /// `opts.concurrency` at a time, advancing `progress` once per request.
-pub async fn run(
+pub(crate) async fn run(
     client: &reqwest::Client,
     base: &str,
     workload: &Arc<Workload>,

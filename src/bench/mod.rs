@@ -8,11 +8,11 @@
 // A measuring tool: it reads the wall clock on purpose (see `.clippy.toml`).
 #![allow(clippy::disallowed_methods)]
 
-pub mod load;
-pub mod origin;
+pub(crate) mod load;
+pub(crate) mod origin;
 pub mod report;
-pub mod verdict;
-pub mod workload;
+pub(crate) mod verdict;
+pub(crate) mod workload;
 
 use crate::{
     app::App,
@@ -30,21 +30,21 @@ use workload::{SizeDist, Workload, ZipfSpec};
 pub struct BenchArgs {
     /// Drive this cache (edgecache, nginx, Varnish, a CDN), e.g. http://127.0.0.1:8080.
     #[arg(long, value_name = "URL", conflicts_with = "sweep_memory")]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Start one edgecache per size in this process, in front of the built-in origin, and run
     /// the same workload on each (e.g. 16MiB,64MiB,256MiB).
     #[arg(long, value_delimiter = ',', value_name = "SIZES")]
-    pub sweep_memory: Vec<ByteSize>,
+    pub(crate) sweep_memory: Vec<ByteSize>,
     /// Base configuration for the edges `--sweep-memory` starts (its sites are replaced).
     #[arg(long, value_name = "FILE", requires = "sweep_memory")]
-    pub edge_config: Option<PathBuf>,
+    pub(crate) edge_config: Option<PathBuf>,
     /// Run the built-in origin (`/obj/{id}?size=N`). Alone, it serves until Ctrl-C.
     #[arg(long)]
-    pub serve_origin: bool,
+    pub(crate) serve_origin: bool,
     /// Where the built-in origin listens [default: 127.0.0.1:9000; with --sweep-memory, any
     /// free port].
     #[arg(long, value_name = "ADDR")]
-    pub origin_listen: Option<SocketAddr>,
+    pub(crate) origin_listen: Option<SocketAddr>,
     /// Cache-Control of the built-in origin's answers.
     #[arg(long, value_name = "VALUE", default_value = "public, max-age=3600")]
     pub cache_control: String,
@@ -56,48 +56,48 @@ pub struct BenchArgs {
         value_name = "FILE",
         conflicts_with_all = ["objects", "alpha", "requests", "size_dist", "size_mean", "size_max", "size_shape", "scan", "scan_at", "seed"]
     )]
-    pub trace: Option<PathBuf>,
+    pub(crate) trace: Option<PathBuf>,
     /// Distinct objects the Zipf draws come from.
     #[arg(long, default_value_t = 10_000)]
-    pub objects: u32,
+    pub(crate) objects: u32,
     /// Zipf exponent: 0 uniform, 0.6-1.0 typical of web traffic.
     #[arg(long, default_value_t = 0.8)]
-    pub alpha: f64,
+    pub(crate) alpha: f64,
     /// Measured requests (a scan, if any, comes on top).
     #[arg(long, default_value_t = 100_000)]
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// Requests sent first and left out of the figures (a trace: its first lines).
     #[arg(long, default_value_t = 0)]
-    pub warmup: u64,
+    pub(crate) warmup: u64,
     /// Size distribution of the objects.
     #[arg(long, value_enum, default_value = "pareto")]
-    pub size_dist: SizeDist,
+    pub(crate) size_dist: SizeDist,
     #[arg(long, default_value = "16KiB", value_name = "SIZE")]
-    pub size_mean: ByteSize,
+    pub(crate) size_mean: ByteSize,
     #[arg(long, default_value = "4MiB", value_name = "SIZE")]
-    pub size_max: ByteSize,
+    pub(crate) size_max: ByteSize,
     /// Pareto tail index (above 1; smaller means heavier tail).
     #[arg(long, default_value_t = 1.5)]
-    pub size_shape: f64,
+    pub(crate) size_shape: f64,
     /// A one-time scan of this many new objects, each requested once, in a row.
     #[arg(long, default_value_t = 0)]
-    pub scan: u32,
+    pub(crate) scan: u32,
     /// Where the scan starts, as a fraction of the measured requests.
     #[arg(long, default_value_t = 0.5)]
-    pub scan_at: f64,
+    pub(crate) scan_at: f64,
     /// Makes the workload repeatable.
     #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    pub(crate) seed: u64,
 
     /// Requests in flight at once.
     #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Send this Host header (for an edge that selects sites by Host).
     #[arg(long)]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// Per-request timeout, in seconds; a request over it counts as an error.
     #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
     /// One JSON document (workload + one record per run) instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -136,16 +136,16 @@ pub enum Plan {
 
 /// A measurement, ready to run.
 pub struct Bench {
-    pub workload: Arc<Workload>,
-    pub info: WorkloadInfo,
-    pub load: LoadOptions,
-    pub target: Target,
+    pub(crate) workload: Arc<Workload>,
+    pub(crate) info: WorkloadInfo,
+    pub(crate) load: LoadOptions,
+    pub(crate) target: Target,
     /// The built-in origin's address and Cache-Control, when it runs.
-    pub origin: Option<(SocketAddr, String)>,
+    pub(crate) origin: Option<(SocketAddr, String)>,
     pub progress: bool,
 }
 
-pub enum Target {
+pub(crate) enum Target {
     Url(String),
     Sweep {
         sizes: Vec<ByteSize>,

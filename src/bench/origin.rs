@@ -23,20 +23,20 @@ use std::{
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 /// The largest object the origin makes (a bigger `size` is refused with 400).
-pub const MAX_OBJECT: u64 = 256 << 20;
+pub(crate) const MAX_OBJECT: u64 = 256 << 20;
 /// Size of an object asked for without `size=`.
-pub const DEFAULT_SIZE: u64 = 1024;
+pub(crate) const DEFAULT_SIZE: u64 = 1024;
 
 /// What the origin has served since it started.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct OriginCounts {
+pub(crate) struct OriginCounts {
     /// Every request but those for the stats: objects (conditional or not), refused sizes and
     /// unknown paths.
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// Conditional requests answered 304.
-    pub not_modified: u64,
+    pub(crate) not_modified: u64,
     /// Body bytes sent.
-    pub bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 #[derive(Default)]
@@ -56,14 +56,17 @@ struct Shared {
 
 /// A running origin; stops when dropped.
 pub struct BenchOrigin {
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl BenchOrigin {
-    pub async fn start(listen: SocketAddr, cache_control: &str) -> std::io::Result<BenchOrigin> {
+    pub(crate) async fn start(
+        listen: SocketAddr,
+        cache_control: &str,
+    ) -> std::io::Result<BenchOrigin> {
         let cache_control = HeaderValue::from_str(cache_control).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -104,7 +107,7 @@ impl BenchOrigin {
         format!("http://{}", self.addr)
     }
 
-    pub fn counts(&self) -> OriginCounts {
+    pub(crate) fn counts(&self) -> OriginCounts {
         self.shared.counts()
     }
 

@@ -26,24 +26,29 @@ pub struct WorkloadInfo {
     pub warmup: u64,
     /// Distinct URLs among the measured requests.
     pub distinct_targets: u64,
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// The generator's parameters, for `zipf`.
-    pub zipf: Option<ZipfSpec>,
+    pub(crate) zipf: Option<ZipfSpec>,
     /// The file, for `trace`.
-    pub trace: Option<String>,
+    pub(crate) trace: Option<String>,
     /// Trace lines that were not a request.
     pub skipped_lines: u64,
 }
 
 impl WorkloadInfo {
-    pub fn zipf(spec: ZipfSpec, w: &Workload, concurrency: usize) -> Self {
+    pub(crate) fn zipf(spec: ZipfSpec, w: &Workload, concurrency: usize) -> Self {
         Self {
             zipf: Some(spec),
             ..Self::of("zipf", w, concurrency)
         }
     }
 
-    pub fn trace(path: &std::path::Path, w: &Workload, skipped: u64, concurrency: usize) -> Self {
+    pub(crate) fn trace(
+        path: &std::path::Path,
+        w: &Workload,
+        skipped: u64,
+        concurrency: usize,
+    ) -> Self {
         Self {
             trace: Some(path.display().to_string()),
             skipped_lines: skipped,
@@ -102,7 +107,7 @@ pub struct RunReport {
     /// Do the headers and the origin agree (misses that did not join another's fetch ==
     /// origin requests)? Null without the built-in origin.
     pub origin_agrees: Option<bool>,
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Answered (non-error) requests per second.
     pub requests_per_sec: f64,
     pub latency_ms: Latency,
@@ -113,9 +118,9 @@ pub struct RunReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
     pub p50: f64,
-    pub p90: f64,
+    pub(crate) p90: f64,
     pub p99: f64,
-    pub p99_9: f64,
+    pub(crate) p99_9: f64,
     pub max: f64,
 }
 
@@ -124,7 +129,7 @@ fn ratio(part: u64, whole: u64) -> Option<f64> {
 }
 
 impl RunReport {
-    pub fn new(
+    pub(crate) fn new(
         target: &str,
         size: Option<ByteSize>,
         mut t: Tally,

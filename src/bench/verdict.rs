@@ -7,7 +7,7 @@ use http::HeaderMap;
 
 /// What one response says about the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Served from the cache, the origin not asked (fresh, or stale while revalidating).
     Hit,
     /// The origin was asked; `collapsed` when the request joined another's fetch.
@@ -16,7 +16,7 @@ pub enum Verdict {
     Unknown,
 }
 
-pub fn classify(headers: &HeaderMap) -> Verdict {
+pub(crate) fn classify(headers: &HeaderMap) -> Verdict {
     if let Some(v) = last_value(headers, "cache-status")
         && let Some(member) = last_member(v)
     {

@@ -10,7 +10,7 @@ use std::io::BufRead;
 /// How object sizes are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
-pub enum SizeDist {
+pub(crate) enum SizeDist {
     /// Pareto: many small objects, a few very large ones (the shape of web objects).
     Pareto,
     /// Every object has the mean size.
@@ -19,36 +19,36 @@ pub enum SizeDist {
 
 /// A generated workload.
 #[derive(Debug, Clone, Serialize)]
-pub struct ZipfSpec {
+pub(crate) struct ZipfSpec {
     /// Distinct objects the popular part draws from.
-    pub objects: u32,
+    pub(crate) objects: u32,
     /// Zipf exponent: 0 is uniform, ~0.8 is typical of web traffic, >1 very skewed.
-    pub alpha: f64,
+    pub(crate) alpha: f64,
     /// Measured requests drawn from the Zipf distribution.
-    pub requests: u64,
+    pub(crate) requests: u64,
     /// Requests sent first, from the same distribution, and left out of the figures.
-    pub warmup: u64,
-    pub size_dist: SizeDist,
-    pub size_mean: u64,
+    pub(crate) warmup: u64,
+    pub(crate) size_dist: SizeDist,
+    pub(crate) size_mean: u64,
     /// Sizes are clamped to this.
-    pub size_max: u64,
+    pub(crate) size_max: u64,
     /// Pareto shape (tail index); smaller is heavier. Must be above 1.
-    pub size_shape: f64,
+    pub(crate) size_shape: f64,
     /// Distinct never-repeated objects requested once each, in a row (a crawler, a backup).
-    pub scan: u32,
+    pub(crate) scan: u32,
     /// Where the scan starts, as a fraction of the measured requests.
-    pub scan_at: f64,
-    pub seed: u64,
+    pub(crate) scan_at: f64,
+    pub(crate) seed: u64,
 }
 
 /// A spec that cannot be generated.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct WorkloadError(pub String);
+pub struct WorkloadError(pub(crate) String);
 
 /// The distinct URLs (`path?query`) a workload asks for.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Targets {
+pub(crate) enum Targets {
     /// Read from a trace.
     List(Vec<Box<str>>),
     /// Objects of the built-in origin, by id: only their sizes are kept (4 bytes an object).
@@ -56,19 +56,15 @@ pub enum Targets {
 }
 
 impl Targets {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Targets::List(l) => l.len(),
             Targets::Objects(s) => s.len(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The URL of target `i`.
-    pub fn get(&self, i: u32) -> std::borrow::Cow<'_, str> {
+    pub(crate) fn get(&self, i: u32) -> std::borrow::Cow<'_, str> {
         match self {
             Targets::List(l) => (&*l[i as usize]).into(),
             Targets::Objects(s) => object_target(u64::from(i), u64::from(s[i as usize])).into(),
@@ -78,21 +74,21 @@ impl Targets {
 
 /// The request sequence: indexes into distinct targets.
 #[derive(Debug, Clone)]
-pub struct Workload {
-    pub targets: Targets,
-    pub sequence: Vec<u32>,
+pub(crate) struct Workload {
+    pub(crate) targets: Targets,
+    pub(crate) sequence: Vec<u32>,
     /// Requests at the start of `sequence` that are not measured.
-    pub warmup: usize,
+    pub(crate) warmup: usize,
 }
 
 /// Limits that keep a run's memory sane: the sequence and the latencies take 4 bytes a
 /// request each, a generated object 4 bytes.
-pub const MAX_REQUESTS: u64 = 1 << 28;
-pub const MAX_OBJECTS: u64 = 1 << 28;
+pub(crate) const MAX_REQUESTS: u64 = 1 << 28;
+pub(crate) const MAX_OBJECTS: u64 = 1 << 28;
 
 impl Workload {
     /// Distinct targets among the measured requests.
-    pub fn distinct_measured(&self) -> usize {
+    pub(crate) fn distinct_measured(&self) -> usize {
         let mut seen = vec![false; self.targets.len()];
         let mut n = 0;
         for &i in &self.sequence[self.warmup..] {
@@ -103,18 +99,18 @@ impl Workload {
         n
     }
 
-    pub fn measured(&self) -> usize {
+    pub(crate) fn measured(&self) -> usize {
         self.sequence.len() - self.warmup
     }
 }
 
 /// The URL of object `id` on the built-in origin.
-pub fn object_target(id: u64, size: u64) -> String {
+pub(crate) fn object_target(id: u64, size: u64) -> String {
     format!("/obj/{id}?size={size}")
 }
 
 impl ZipfSpec {
-    pub fn generate(&self) -> Result<Workload, WorkloadError> {
+    pub(crate) fn generate(&self) -> Result<Workload, WorkloadError> {
         let bad = |m: &str| Err(WorkloadError(m.into()));
         if self.objects == 0 {
             return bad("--objects must be at least 1");
@@ -194,7 +190,7 @@ impl ZipfSpec {
 /// as `/obj/KEY?size=SIZE`), or a common/combined access-log line (GET and HEAD requests; the
 /// bench replays them as GET). Returns the workload and the number of lines it could not read
 /// or replay.
-pub fn from_trace(input: impl BufRead) -> std::io::Result<(Workload, u64)> {
+pub(crate) fn from_trace(input: impl BufRead) -> std::io::Result<(Workload, u64)> {
     let mut index = std::collections::HashMap::<Box<str>, u32>::new();
     let mut targets = Vec::new();
     let mut sequence = Vec::new();

@@ -62,7 +62,7 @@ pub struct Fetched {
     pub value: Option<Bytes>,
     pub status: CacheStatus,
     /// How long the value has been cached (zero when just loaded).
-    pub age: Duration,
+    pub(crate) age: Duration,
 }
 
 /// Why no value could be produced.
@@ -77,7 +77,7 @@ pub enum AsideError {
 
 /// What a load publishes to every caller waiting on it.
 #[derive(Debug)]
-pub struct LoadMeta {
+pub(crate) struct LoadMeta {
     result: Result<Option<Bytes>, Arc<dyn std::error::Error + Send + Sync>>,
     stamp: TagStamp,
     stored: bool,
@@ -128,7 +128,9 @@ impl CacheAside {
         let ck = CacheKey::new("@data", "", key);
         let now = self.store.clock().now();
         let found = self.store.lookup(&ck, &HeaderMap::new(), now);
-        let stale = match decide(found, RequestDirectives::default(), now) {
+        let decision = decide(found, RequestDirectives::default(), now);
+        tracing::trace!(key = %key, decision = decision.as_str());
+        let stale = match decision {
             Decision::Fresh(obj) => return Ok(from_object(&obj, Outcome::Hit, now)),
             Decision::StaleWhileRevalidate(obj, _) => {
                 if let Joined::Leader(w) = self.fills.join((ck.clone(), VaryValues::default())) {

@@ -14,24 +14,24 @@ use std::{sync::Arc, time::Duration, time::SystemTime};
 
 /// The request's say in the decision.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequestDirectives<'a> {
+pub(crate) struct RequestDirectives<'a> {
     /// `Cache-Control: no-store`, where honoured: the cache is bypassed.
-    pub no_store: bool,
+    pub(crate) no_store: bool,
     /// `no-cache` (or `Pragma: no-cache` without `Cache-Control`), where honoured: a stored
     /// copy is used only once the origin confirms it.
-    pub no_cache: bool,
+    pub(crate) no_cache: bool,
     /// `max-age=N`, where honoured: a stored copy older than this is not used as it is.
-    pub max_age: Option<u64>,
+    pub(crate) max_age: Option<u64>,
     /// A GET's headers, looked at for `Range` only where it matters: for a URL whose answers
     /// are not being stored, the origin answers a range itself rather than the edge fetching
     /// the whole body. Looked up only when the decision needs it, so a HIT does not pay for it.
-    pub range_of: Option<&'a HeaderMap>,
+    pub(crate) range_of: Option<&'a HeaderMap>,
 }
 
 impl<'a> RequestDirectives<'a> {
     /// Reads a GET's or HEAD's directives; `honour` is the site's `honor_client_no_cache`
     /// (most edges ignore what clients say about caching; a range is always seen).
-    pub fn from_request(method: &Method, h: &'a HeaderMap, honour: bool) -> Self {
+    pub(crate) fn from_request(method: &Method, h: &'a HeaderMap, honour: bool) -> Self {
         let mut d = RequestDirectives {
             range_of: (method == Method::GET).then_some(h),
             ..Default::default()
@@ -65,7 +65,7 @@ impl<'a> RequestDirectives<'a> {
 
 /// Why a request does not use the cache at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassReason {
+pub(crate) enum PassReason {
     /// The client said `no-store` and the site honours it.
     RequestNoStore,
     /// A range of a URL whose answers are not being stored (too large, uncacheable).
@@ -74,18 +74,18 @@ pub enum PassReason {
 
 /// How to go to the origin, when the decision is to go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fill {
+pub(crate) struct Fill {
     /// The request headers the stored answers vary on: with the URL, the key the fill is
     /// shared under.
-    pub vary: Vec<HeaderName>,
+    pub(crate) vary: Vec<HeaderName>,
     /// The URL recently answered with something unstorable: fetch alone, without waiting on
     /// or joining other requests.
-    pub solo: bool,
+    pub(crate) solo: bool,
 }
 
 /// What to do with one request.
 #[derive(Debug, Clone)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Serve the stored copy as it is.
     Fresh(Arc<Object>),
     /// Serve the expired copy now and refresh it in the background (RFC 5861).
@@ -104,7 +104,7 @@ pub enum Decision {
 
 impl Decision {
     /// A short name for logs.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Decision::Fresh(_) => "fresh",
             Decision::StaleWhileRevalidate(..) => "stale-while-revalidate",
@@ -121,7 +121,7 @@ impl Decision {
 }
 
 /// Decides what to do with a request, from what the store found for it at `now`.
-pub fn decide(found: Lookup, req: RequestDirectives<'_>, now: SystemTime) -> Decision {
+pub(crate) fn decide(found: Lookup, req: RequestDirectives<'_>, now: SystemTime) -> Decision {
     if req.no_store {
         return Decision::Pass(PassReason::RequestNoStore);
     }

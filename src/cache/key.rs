@@ -26,7 +26,7 @@ impl CacheKey {
         CacheKey(s.into())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -44,7 +44,7 @@ pub struct VaryValues(Vec<(HeaderName, Option<HeaderValue>)>);
 
 impl VaryValues {
     /// `names` come from a response's Vary; `*` is handled by the caller (never stored).
-    pub fn from_request(names: &[HeaderName], req: &HeaderMap) -> Self {
+    pub(crate) fn from_request(names: &[HeaderName], req: &HeaderMap) -> Self {
         VaryValues(
             names
                 .iter()
@@ -54,17 +54,17 @@ impl VaryValues {
     }
 
     /// Does this request select the variant these values were recorded for?
-    pub fn matches(&self, req: &HeaderMap) -> bool {
+    pub(crate) fn matches(&self, req: &HeaderMap) -> bool {
         self.0
             .iter()
             .all(|(n, v)| normalize_vary_value(n, req).as_ref() == v.as_ref())
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
+    pub(crate) fn names(&self) -> impl Iterator<Item = &HeaderName> {
         self.0.iter().map(|(n, _)| n)
     }
 
-    pub fn weight(&self) -> usize {
+    pub(crate) fn weight(&self) -> usize {
         self.0
             .iter()
             .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, |v| v.len()) + 16)
@@ -73,7 +73,7 @@ impl VaryValues {
 }
 
 /// Parses a `Vary` header list: lower-cased names, `None` if it contains `*` (never matches).
-pub fn vary_names(h: &HeaderMap) -> Option<Vec<HeaderName>> {
+pub(crate) fn vary_names(h: &HeaderMap) -> Option<Vec<HeaderName>> {
     let mut names = Vec::new();
     for v in h.get_all(header::VARY) {
         for part in v.to_str().unwrap_or("*").split(',') {
@@ -97,7 +97,7 @@ pub fn vary_names(h: &HeaderMap) -> Option<Vec<HeaderName>> {
 /// The value of header `name` as a variant sees it. Accept-Encoding collapses to the one coding
 /// the edge will ask the origin for (`br`, `gzip` or `identity`), so the hundreds of spellings
 /// browsers send make three variants, not hundreds. Other headers: values joined by ", ".
-pub fn normalize_vary_value(name: &HeaderName, req: &HeaderMap) -> Option<HeaderValue> {
+pub(crate) fn normalize_vary_value(name: &HeaderName, req: &HeaderMap) -> Option<HeaderValue> {
     if name == header::ACCEPT_ENCODING {
         return Some(HeaderValue::from_static(preferred_encoding(req)));
     }
@@ -118,7 +118,7 @@ pub fn normalize_vary_value(name: &HeaderName, req: &HeaderMap) -> Option<Header
 /// What the client accepts (q > 0) among br and gzip, as the Accept-Encoding the origin is
 /// sent and the variant is keyed on: `br, gzip`, `br`, `gzip` or `identity`. A client taking
 /// both is offered both, so that an origin without brotli still compresses.
-pub fn preferred_encoding(req: &HeaderMap) -> &'static str {
+pub(crate) fn preferred_encoding(req: &HeaderMap) -> &'static str {
     let (mut br, mut gzip, mut star) = (false, false, false);
     // Named with q=0: `*` does not bring them back.
     let (mut br_refused, mut gzip_refused) = (false, false);

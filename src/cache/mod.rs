@@ -2,13 +2,13 @@
 //! and the status headers. It knows nothing of axum or reqwest.
 
 pub mod aside;
-pub mod decide;
+pub(crate) mod decide;
 pub mod fill;
 pub mod key;
 pub mod policy;
 pub mod status;
-pub mod store;
-pub mod tags;
+pub(crate) mod store;
+pub(crate) mod tags;
 
 pub use key::CacheKey;
 pub use store::{FillStart, Lookup, Object, Store, StoreConfig};

@@ -52,10 +52,6 @@ impl Outcome {
             Outcome::Bypass(_) => "BYPASS",
         }
     }
-
-    pub fn is_hit(self) -> bool {
-        matches!(self, Outcome::Hit | Outcome::Stale(_))
-    }
 }
 
 /// Everything `Cache-Status` reports for one response.
@@ -63,7 +59,7 @@ impl Outcome {
 pub struct CacheStatus {
     pub outcome: Outcome,
     /// Status the origin answered with, when it was asked.
-    pub fwd_status: Option<u16>,
+    pub(crate) fwd_status: Option<u16>,
     /// The response was stored (or a stored one updated).
     pub stored: bool,
     /// Served from another request's fill of the same key.
@@ -71,7 +67,7 @@ pub struct CacheStatus {
     /// Freshness left, in seconds (negative when stale).
     pub ttl: Option<i64>,
     /// Free-form reason: why not stored, why stale.
-    pub detail: Option<&'static str>,
+    pub(crate) detail: Option<&'static str>,
 }
 
 impl CacheStatus {
@@ -144,7 +140,7 @@ impl CacheStatus {
     }
 
     /// `render()` appended to an upstream `Cache-Status`, so the list reads origin-side first.
-    pub fn header_value(&self, upstream: Option<&HeaderValue>) -> HeaderValue {
+    pub(crate) fn header_value(&self, upstream: Option<&HeaderValue>) -> HeaderValue {
         let own = self.render();
         let joined = match upstream
             .and_then(|u| u.to_str().ok())

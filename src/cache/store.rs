@@ -60,7 +60,7 @@ pub struct Object {
 
 impl Object {
     /// Bytes this object pins: body, headers, vary values, and bookkeeping.
-    pub fn weight(&self) -> usize {
+    pub(crate) fn weight(&self) -> usize {
         // Values are heap copies; names are charged too (standard names are static, custom
         // ones are not, and the http crate does not say which is which).
         let heap: usize = self
@@ -77,10 +77,10 @@ impl Object {
 #[derive(Debug, Default)]
 pub struct Entry {
     /// Newest first; at most `max_variants`.
-    pub variants: Vec<Arc<Object>>,
+    pub(crate) variants: Vec<Arc<Object>>,
     /// Until then, requests for the URL go to the origin without waiting on each other: its last
     /// answer could not be stored, so coalescing would only serialise them.
-    pub hit_for_miss_until: Option<SystemTime>,
+    pub(crate) hit_for_miss_until: Option<SystemTime>,
     /// When the whole entry may go.
     keep_until: Option<SystemTime>,
 }
@@ -92,14 +92,14 @@ impl Entry {
     }
 
     /// The Vary names of the newest variant: what a new request is keyed on while coalescing.
-    pub fn vary_names(&self) -> Vec<HeaderName> {
+    pub(crate) fn vary_names(&self) -> Vec<HeaderName> {
         self.variants
             .first()
             .map(|o| o.vary.names().cloned().collect())
             .unwrap_or_default()
     }
 
-    pub fn hit_for_miss(&self, now: SystemTime) -> bool {
+    pub(crate) fn hit_for_miss(&self, now: SystemTime) -> bool {
         self.hit_for_miss_until.is_some_and(|t| now < t)
     }
 }
@@ -221,17 +221,17 @@ impl Store {
     }
 
     /// Tag generations for tagged objects (see [`Tags`]).
-    pub fn tags(&self) -> &Tags {
+    pub(crate) fn tags(&self) -> &Tags {
         &self.tags
     }
 
     /// Call before asking the origin; pass the result to [`Store::insert_if_current`].
-    pub fn fill_start(&self) -> FillStart {
+    pub(crate) fn fill_start(&self) -> FillStart {
         FillStart(self.epoch.load(Ordering::Acquire))
     }
 
     /// Stores `obj` unless `key` was removed after `start` (then the body may predate a write).
-    pub fn insert_if_current(
+    pub(crate) fn insert_if_current(
         &self,
         key: CacheKey,
         obj: impl Into<Arc<Object>>,
@@ -249,7 +249,7 @@ impl Store {
         true
     }
 
-    pub fn config(&self) -> &StoreConfig {
+    pub(crate) fn config(&self) -> &StoreConfig {
         &self.cfg
     }
 
@@ -310,7 +310,7 @@ impl Store {
     }
 
     /// Marks the URL as recently unstorable until `until` (stored variants stay).
-    pub fn mark_hit_for_miss(&self, key: CacheKey, until: SystemTime) {
+    pub(crate) fn mark_hit_for_miss(&self, key: CacheKey, until: SystemTime) {
         self.cache.entry(key).and_upsert_with(|old| {
             let variants = old.map(|o| o.value().variants.clone()).unwrap_or_default();
             let keep_until = variants
@@ -328,20 +328,17 @@ impl Store {
 
     /// Removes every variant of a URL, and keeps fills that started earlier from storing it
     /// again. Returns whether anything was there.
-    pub fn remove(&self, key: &CacheKey) -> bool {
+    pub(crate) fn remove(&self, key: &CacheKey) -> bool {
         let at = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         self.removed_at.insert(key.clone(), at);
         self.cache.remove(key).is_some()
     }
 
     /// Bytes currently charged against the budget (after pending maintenance).
-    pub fn weighted_size(&self) -> u64 {
+    #[cfg(test)]
+    fn weighted_size(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.weighted_size()
-    }
-
-    pub fn entry_count(&self) -> u64 {
-        self.cache.entry_count()
     }
 }
 

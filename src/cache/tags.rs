@@ -17,13 +17,13 @@ use std::sync::{
 /// The tags an entry depends on and the epoch its fill started at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagStamp {
-    pub tags: Vec<Arc<str>>,
-    pub since: u64,
+    pub(crate) tags: Vec<Arc<str>>,
+    pub(crate) since: u64,
 }
 
 /// Tag generations, shared by everything that stores tagged entries.
 #[derive(Clone)]
-pub struct Tags {
+pub(crate) struct Tags {
     clock: Arc<AtomicU64>,
     invalidated: Cache<Arc<str>, u64>,
     /// The newest epoch among forgotten records.
@@ -32,7 +32,7 @@ pub struct Tags {
 
 impl Tags {
     /// `max_bytes` bounds the memory of the per-tag records.
-    pub fn new(max_bytes: u64) -> Self {
+    pub(crate) fn new(max_bytes: u64) -> Self {
         let floor = Arc::new(AtomicU64::new(0));
         let f = floor.clone();
         let invalidated = Cache::builder()
@@ -52,7 +52,7 @@ impl Tags {
     }
 
     /// A stamp for a fill about to start: take it *before* reading the source of truth.
-    pub fn stamp(&self, tags: &[String]) -> TagStamp {
+    pub(crate) fn stamp(&self, tags: &[String]) -> TagStamp {
         TagStamp {
             tags: tags.iter().map(|t| Arc::from(t.as_str())).collect(),
             since: self.clock.load(Ordering::Acquire),
@@ -61,7 +61,7 @@ impl Tags {
 
     /// Invalidates every entry carrying any of these tags, from now on. Call it *after* the
     /// write to the source of truth has committed.
-    pub fn invalidate<S: AsRef<str>>(&self, tags: &[S]) {
+    pub(crate) fn invalidate<S: AsRef<str>>(&self, tags: &[S]) {
         let epoch = self.clock.fetch_add(1, Ordering::AcqRel) + 1;
         for t in tags {
             self.invalidated.insert(Arc::from(t.as_ref()), epoch);
@@ -69,7 +69,7 @@ impl Tags {
     }
 
     /// Is an entry with this stamp still current?
-    pub fn is_current(&self, stamp: &TagStamp) -> bool {
+    pub(crate) fn is_current(&self, stamp: &TagStamp) -> bool {
         let floor = self.floor.load(Ordering::Acquire);
         stamp.tags.iter().all(|t| {
             let at = self.invalidated.get(t).unwrap_or(0).max(floor);

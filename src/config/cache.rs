@@ -15,15 +15,15 @@ pub struct CacheConfig {
     pub max_object_size: Option<ByteSize>,
     /// Budget for bodies being filled from origins; when full, new misses pass through.
     /// Default: 64MiB, or a quarter of `max_memory` if that is less.
-    pub max_inflight: Option<ByteSize>,
+    pub(crate) max_inflight: Option<ByteSize>,
     /// Cap on variants (Vary) kept per URL; the oldest goes first.
-    pub max_variants: usize,
+    pub(crate) max_variants: usize,
     /// How long an expired object with a validator (ETag / Last-Modified) is kept for revalidation.
-    pub keep: Secs,
+    pub(crate) keep: Secs,
     /// How long a request waits for another request's fill of the same key before giving up (504).
-    pub fill_wait_timeout: Secs,
+    pub(crate) fill_wait_timeout: Secs,
     /// After a response that may not be stored, requests for that URL skip coalescing this long.
-    pub hit_for_miss: Secs,
+    pub(crate) hit_for_miss: Secs,
 }
 
 impl Default for CacheConfig {
@@ -42,13 +42,13 @@ impl Default for CacheConfig {
 
 impl CacheConfig {
     /// The effective `max_object_size`.
-    pub fn object_limit(&self) -> ByteSize {
+    pub(crate) fn object_limit(&self) -> ByteSize {
         self.max_object_size
             .unwrap_or(ByteSize((32 << 20).min(self.max_memory.0 / 8)))
     }
 
     /// The effective `max_inflight`.
-    pub fn inflight_limit(&self) -> ByteSize {
+    pub(crate) fn inflight_limit(&self) -> ByteSize {
         self.max_inflight
             .unwrap_or(ByteSize((64 << 20).min(self.max_memory.0 / 4)))
     }

@@ -9,27 +9,27 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db` (created if missing) or `postgres://user@host/db`.
-    pub url: String,
+    pub(crate) url: String,
     /// Optional read replica: cache-miss reads go here, writes to `url`.
-    pub read_url: Option<String>,
+    pub(crate) read_url: Option<String>,
     #[serde(default = "default_db_connections")]
-    pub max_connections: u32,
+    pub(crate) max_connections: u32,
     /// A request waits at most this long for a connection (then 503).
     #[serde(default = "default_db_acquire")]
-    pub acquire_timeout: Secs,
+    pub(crate) acquire_timeout: Secs,
     /// A read running longer is abandoned (503), so it cannot hold its key's waiters.
     /// PostgreSQL connections get it as their server-side `statement_timeout`, and a write's
     /// client waits for the server's outcome; an SQLite write still running is answered 503
     /// but followed to its end, and invalidates then.
     #[serde(default = "default_statement_timeout")]
-    pub statement_timeout: Secs,
+    pub(crate) statement_timeout: Secs,
     /// After a write, reads of the tags it invalidated go to the primary this long, so a
     /// lagging replica cannot put the replaced rows back into the cache.
     #[serde(default = "default_replica_lag")]
-    pub replica_lag: Secs,
+    pub(crate) replica_lag: Secs,
     /// Create and fill the demo `products` table when it is missing.
     #[serde(default)]
-    pub seed_demo: bool,
+    pub(crate) seed_demo: bool,
 }
 
 fn default_statement_timeout() -> Secs {
@@ -53,37 +53,37 @@ fn default_db_acquire() -> Secs {
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     #[serde(default = "default_method")]
-    pub method: String,
+    pub(crate) method: String,
     /// e.g. `/api/products/{id:int}`; types: int, float, str, bool.
-    pub path: String,
+    pub(crate) path: String,
     /// One statement with `:name` parameters from the path and (for writes) the JSON body.
-    pub sql: String,
+    pub(crate) sql: String,
     /// The route answers with the first row as an object (404 when there is none), not an array.
     #[serde(default)]
-    pub single: bool,
+    pub(crate) single: bool,
     /// Reads: freshness of a result.
     #[serde(default = "default_route_ttl")]
-    pub ttl: Secs,
+    pub(crate) ttl: Secs,
     /// Reads: freshness of "not found".
     #[serde(default = "default_negative_ttl")]
-    pub negative_ttl: Secs,
+    pub(crate) negative_ttl: Secs,
     #[serde(default)]
-    pub stale_while_revalidate: Secs,
+    pub(crate) stale_while_revalidate: Secs,
     /// Reads: serve the last result this long past its TTL when the database fails.
     #[serde(default)]
-    pub stale_if_error: Secs,
+    pub(crate) stale_if_error: Secs,
     /// Reads: TTLs are shortened by up to this fraction at random.
     #[serde(default = "default_jitter")]
-    pub ttl_jitter: f64,
+    pub(crate) ttl_jitter: f64,
     /// Reads: tags of the result, e.g. `["products", "product:{id}"]`.
     #[serde(default)]
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Writes: tags to invalidate once the write succeeded.
     #[serde(default)]
-    pub invalidates: Vec<String>,
+    pub(crate) invalidates: Vec<String>,
     /// Writes: JSON body fields and their types, e.g. `{ name = "str", price_cents = "int" }`.
     #[serde(default)]
-    pub body: std::collections::BTreeMap<String, String>,
+    pub(crate) body: std::collections::BTreeMap<String, String>,
 }
 
 fn default_method() -> String {
@@ -104,7 +104,7 @@ fn default_jitter() -> f64 {
 
 impl DatabaseConfig {
     /// The embedded demo database: a SQLite file under `data/`, seeded on first start.
-    pub fn demo() -> Self {
+    pub(crate) fn demo() -> Self {
         Self {
             url: "sqlite://data/edgecache.db".into(),
             read_url: None,
@@ -136,7 +136,7 @@ impl RouteConfig {
     }
 
     /// The demo site's product API.
-    pub fn demo() -> Vec<Self> {
+    pub(crate) fn demo() -> Vec<Self> {
         const COLS: &str = "id, name, price_cents, stock, updated_at";
         let mut list = Self::new(
             "GET",

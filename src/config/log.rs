@@ -14,11 +14,11 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    pub format: LogFormat,
+    pub(crate) format: LogFormat,
     /// One line per request; off with `false`.
     pub access_log: bool,
     /// Where log lines go: a file path, or none for standard output.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
 }
 
 impl Default for LogConfig {

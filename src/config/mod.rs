@@ -10,12 +10,12 @@ mod server;
 mod site;
 mod units;
 
-pub use cache::CacheConfig;
-pub use database::{DatabaseConfig, RouteConfig};
+pub(crate) use cache::CacheConfig;
+pub(crate) use database::{DatabaseConfig, RouteConfig};
 pub use log::{LogConfig, LogFormat};
-pub use origin::OriginConfig;
-pub use server::ServerConfig;
-pub use site::{CacheRule, SiteConfig};
+pub(crate) use origin::OriginConfig;
+pub(crate) use server::ServerConfig;
+pub(crate) use site::{CacheRule, SiteConfig};
 pub use units::{ByteSize, Secs};
 
 use serde::Deserialize;
@@ -28,7 +28,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub cache: CacheConfig,
     /// Defaults for every upstream origin; a site may not override them (yet).
-    pub origin: OriginConfig,
+    pub(crate) origin: OriginConfig,
     pub log: LogConfig,
     /// Sites in match order: the first whose host and path prefix fit the request serves it.
     #[serde(rename = "site")]
@@ -131,7 +131,7 @@ impl Config {
 
     /// Checks what serde cannot: ranges, URLs, exclusive choices. Each subsystem checks its
     /// own fields.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         self.cache.validate()?;
         self.server.validate()?;
         self.origin.validate()?;

@@ -7,18 +7,18 @@ use std::time::Duration;
 /// Timeouts and pooling for upstream origins.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct OriginConfig {
-    pub connect_timeout: Secs,
+pub(crate) struct OriginConfig {
+    pub(crate) connect_timeout: Secs,
     /// From the end of sending the request (its body included) to receiving the response
     /// head; an upload's own time is bounded by `total_timeout`.
-    pub first_byte_timeout: Secs,
+    pub(crate) first_byte_timeout: Secs,
     /// For the whole exchange, body included.
-    pub total_timeout: Secs,
+    pub(crate) total_timeout: Secs,
     /// Longest pause within a response body, from the origin or while a reader waits on a
     /// fill's next bytes; the body is then cut.
-    pub body_idle_timeout: Secs,
+    pub(crate) body_idle_timeout: Secs,
     /// Idle keep-alive connections kept per origin host (per event loop with `server.threads`).
-    pub max_idle_per_host: usize,
+    pub(crate) max_idle_per_host: usize,
 }
 
 impl Default for OriginConfig {

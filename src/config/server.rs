@@ -16,22 +16,22 @@ pub struct ServerConfig {
     /// connections.
     pub threads: usize,
     /// Answered by the edge itself, never forwarded; empty string turns it off.
-    pub health_path: String,
+    pub(crate) health_path: String,
     /// Connections served at once; further ones wait in the kernel's accept queue.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Largest request head (request line + headers) a client may send.
-    pub max_header_bytes: ByteSize,
+    pub(crate) max_header_bytes: ByteSize,
     /// Most header fields in one request.
-    pub max_headers: usize,
+    pub(crate) max_headers: usize,
     /// A client must send its whole request head within this time (slowloris guard).
-    pub header_read_timeout: Secs,
+    pub(crate) header_read_timeout: Secs,
     /// A response write that makes no progress for this long (the client stopped reading)
     /// closes the connection.
-    pub send_timeout: Secs,
+    pub(crate) send_timeout: Secs,
     /// Largest request body forwarded to an origin (POST/PUT/...); 413 beyond.
-    pub max_request_body: ByteSize,
+    pub(crate) max_request_body: ByteSize,
     /// On SIGTERM / Ctrl-C, in-flight requests get this long to finish.
-    pub drain_timeout: Secs,
+    pub(crate) drain_timeout: Secs,
 }
 
 /// More event loops than this is a typo, not a machine.

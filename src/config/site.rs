@@ -13,34 +13,34 @@ pub struct SiteConfig {
     pub hosts: Vec<String>,
     /// Only paths under this prefix belong to the site.
     #[serde(default = "default_prefix")]
-    pub path_prefix: String,
+    pub(crate) path_prefix: String,
     /// Upstream origin URL (`http://host:port`, optionally with a base path).
     pub origin: Option<String>,
     /// Or: a local directory served as the origin.
     pub root: Option<PathBuf>,
     /// Host header sent upstream; by default the client's own.
-    pub origin_host: Option<String>,
+    pub(crate) origin_host: Option<String>,
     /// Honour `Cache-Control: no-cache` / `max-age=0` from clients (most CDNs ignore them).
     #[serde(default)]
-    pub honor_client_no_cache: bool,
+    pub(crate) honor_client_no_cache: bool,
     /// Store responses that carry Set-Cookie (the cookie itself is never stored).
     #[serde(default)]
-    pub cache_set_cookie: bool,
+    pub(crate) cache_set_cookie: bool,
     /// Request headers forwarded on cacheable requests beyond the built-in safe set; nothing else
     /// reaches the origin there, so an unkeyed header cannot poison the cache.
     #[serde(default)]
-    pub forward_headers: Vec<String>,
+    pub(crate) forward_headers: Vec<String>,
     /// For `root` sites: Cache-Control by path pattern, first match wins.
     #[serde(default, rename = "cache_rule")]
-    pub cache_rules: Vec<CacheRule>,
+    pub(crate) cache_rules: Vec<CacheRule>,
 }
 
 /// `pattern` is a glob over the URL path: `*` within a segment, `**` across segments.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CacheRule {
-    pub pattern: String,
-    pub cache_control: String,
+pub(crate) struct CacheRule {
+    pub(crate) pattern: String,
+    pub(crate) cache_control: String,
 }
 
 fn default_prefix() -> String {
@@ -49,12 +49,12 @@ fn default_prefix() -> String {
 
 impl SiteConfig {
     /// A catch-all site in front of one upstream: the `--origin` quick mode.
-    pub fn any_host_upstream(url: &str) -> Self {
+    pub(crate) fn any_host_upstream(url: &str) -> Self {
         Self::any_host("origin", Some(url.to_string()), None)
     }
 
     /// The out-of-the-box demo: the bundled `static/` directory, fingerprinted assets immutable.
-    pub fn demo(root: PathBuf) -> Self {
+    pub(crate) fn demo(root: PathBuf) -> Self {
         let mut site = Self::any_host("demo", None, Some(root));
         site.cache_rules = [
             ("/assets/**", "public, max-age=31536000, immutable"),

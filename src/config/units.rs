@@ -12,13 +12,7 @@ pub struct ByteSize(pub u64);
 
 /// A duration written as `500ms`, `30s`, `5m`, `2h`, `1d`, or a bare number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Secs(pub Duration);
-
-impl ByteSize {
-    pub fn bytes(self) -> u64 {
-        self.0
-    }
-}
+pub struct Secs(pub(crate) Duration);
 
 fn split_number(s: &str) -> Option<(f64, &str)> {
     let s = s.trim();

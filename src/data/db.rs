@@ -51,16 +51,16 @@ pub enum DbError {
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct Constraint {
-    pub kind: &'static str,
-    pub message: String,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
     /// 409 when the data clashes with other rows, 422 when the values themselves are refused.
-    pub conflict: bool,
+    pub(crate) conflict: bool,
 }
 
 impl DbError {
     /// Might a write that ended with this error have changed the data? Then what it
     /// invalidates must be invalidated anyway.
-    pub fn may_have_written(&self) -> bool {
+    pub(crate) fn may_have_written(&self) -> bool {
         matches!(
             self,
             DbError::Interrupted(_) | DbError::Timeout(_) | DbError::Render(_)
@@ -105,9 +105,9 @@ impl From<sqlx::Error> for DbError {
 
 /// What a write did: the rows it returned (RETURNING) and how many it changed.
 #[derive(Debug, Default)]
-pub struct Written {
-    pub rows: Vec<Map<String, Json>>,
-    pub affected: u64,
+pub(crate) struct Written {
+    pub(crate) rows: Vec<Map<String, Json>>,
+    pub(crate) affected: u64,
 }
 
 /// Binds values in order; a macro because sqlx's query types differ per backend.
@@ -154,12 +154,12 @@ pub enum Pool {
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
-pub struct DbSettings {
-    pub url: String,
-    pub read_url: Option<String>,
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
-    pub statement_timeout: Duration,
+pub(crate) struct DbSettings {
+    pub(crate) url: String,
+    pub(crate) read_url: Option<String>,
+    pub(crate) max_connections: u32,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) statement_timeout: Duration,
 }
 
 /// The primary and (optionally) a read replica, with query counters for tests and metrics.
@@ -231,7 +231,7 @@ impl Pool {
 
     /// Runs a statement: its rows as JSON objects (a write's with RETURNING) and the number
     /// of rows it changed.
-    pub async fn run(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
+    pub(crate) async fn run(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
         // Operator-written statements from the config, with every value bound: never client text.
         match self {
             Pool::Sqlite(p) => {
@@ -248,7 +248,7 @@ impl Pool {
     }
 
     /// Runs statements that set a database up (schema, seed), one by one.
-    pub async fn execute_script(&self, statements: &[&'static str]) -> Result<(), DbError> {
+    pub(crate) async fn execute_script(&self, statements: &[&'static str]) -> Result<(), DbError> {
         for s in statements {
             match self {
                 Pool::Sqlite(p) => {
@@ -338,10 +338,10 @@ fn unsupported(col: &str, ty: &str) -> DbError {
 }
 
 /// How many `statement_timeout`s a write may run before the edge gives up on it.
-pub const WRITE_BACKSTOP: u32 = 4;
+pub(crate) const WRITE_BACKSTOP: u32 = 4;
 
 impl Database {
-    pub fn open(s: &DbSettings) -> Result<Self, DbError> {
+    pub(crate) fn open(s: &DbSettings) -> Result<Self, DbError> {
         let open =
             |u: &str| Pool::open(u, s.max_connections, s.acquire_timeout, s.statement_timeout);
         let primary = open(&s.url)?;
@@ -356,12 +356,12 @@ impl Database {
         })
     }
 
-    pub fn primary(&self) -> &Pool {
+    pub(crate) fn primary(&self) -> &Pool {
         &self.primary
     }
 
     /// A read: on the replica when there is one.
-    pub async fn read(
+    pub(crate) async fn read(
         &self,
         stmt: &Statement,
         values: &[Value],
@@ -387,7 +387,11 @@ impl Database {
     ///   the server has ended the statement, one way or the other.
     /// - SQLite runs it in the process, on a thread of its own that dropping the future would
     ///   not stop: it is waited for to the end (lock waits are bounded by `busy_timeout`).
-    pub async fn write(&self, stmt: &Statement, values: &[Value]) -> Result<Written, DbError> {
+    pub(crate) async fn write(
+        &self,
+        stmt: &Statement,
+        values: &[Value],
+    ) -> Result<Written, DbError> {
         self.primary_queries.fetch_add(1, Ordering::Relaxed);
         match self.primary {
             Pool::Sqlite(_) => self.primary.run(stmt, values).await,
@@ -405,7 +409,7 @@ impl Database {
     /// both, and a second more, lets the client hear the server's answer (committed, or
     /// cancelled and rolled back) rather than "it may still be applied". SQLite has no such
     /// limit: the client waits `statement_timeout`.
-    pub fn write_wait(&self) -> Duration {
+    pub(crate) fn write_wait(&self) -> Duration {
         match self.primary {
             Pool::Sqlite(_) => self.statement_timeout,
             Pool::Postgres(_) => {
@@ -415,7 +419,7 @@ impl Database {
     }
 
     /// Has a replica (reads may lag behind writes)?
-    pub fn has_replica(&self) -> bool {
+    pub(crate) fn has_replica(&self) -> bool {
         self.replica.is_some()
     }
 

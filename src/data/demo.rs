@@ -21,6 +21,6 @@ const SEED: &str = "INSERT INTO products (id, name, price_cents, stock, updated_
     ON CONFLICT (id) DO NOTHING";
 
 /// Creates the table if missing and inserts the demo rows it lacks.
-pub async fn seed(pool: &Pool) -> Result<(), DbError> {
+pub(crate) async fn seed(pool: &Pool) -> Result<(), DbError> {
     pool.execute_script(&[SCHEMA, SEED]).await
 }

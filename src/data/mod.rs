@@ -9,7 +9,7 @@
 pub mod db;
 mod demo;
 pub mod params;
-pub mod routes;
+pub(crate) mod routes;
 pub mod sql;
 
 use crate::{
@@ -46,7 +46,7 @@ pub fn compile_routes(cfg: &Config) -> Result<Vec<Route>, DataError> {
 
 /// Opens the database (lazily) and builds the routes over the shared store. `None` when the
 /// config declares no data routes.
-pub async fn build(
+pub(crate) async fn build(
     cfg: &Config,
     store: &Store,
     budget: Arc<InflightBudget>,

@@ -8,7 +8,7 @@ use std::fmt;
 
 /// A parameter's declared type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParamType {
+pub(crate) enum ParamType {
     /// A 64-bit signed integer.
     Int,
     /// A finite 64-bit float.
@@ -21,7 +21,7 @@ pub enum ParamType {
 
 impl ParamType {
     /// Parses a config type name: `int`, `float`, `str` (or `string`), `bool`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         match s {
             "int" => Ok(Self::Int),
             "float" => Ok(Self::Float),
@@ -33,20 +33,10 @@ impl ParamType {
         }
     }
 
-    /// The canonical config name of this type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Int => "int",
-            Self::Float => "float",
-            Self::Str => "str",
-            Self::Bool => "bool",
-        }
-    }
-
     /// Parses text (an already-decoded path segment) as this type; `Err` is a message such as
     /// "must be an integer". Strict, so a value has few spellings: ints are `-?[0-9]+` within
     /// i64, floats are finite, bools are `true`/`false`, and "" is never valid.
-    pub fn parse_text(self, s: &str) -> Result<Value, String> {
+    pub(crate) fn parse_text(self, s: &str) -> Result<Value, String> {
         if s.is_empty() {
             return Err("must not be empty".into());
         }
@@ -108,7 +98,7 @@ pub enum Value {
 impl Value {
     /// Text for tag templates: numbers and bools as Rust prints them (so `1.0` and `1e0` both
     /// give `1`, and `-0.0` gives `0`: one tag per value), strings as is, `Null` as `null`.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         match self {
             Self::Null => "null".into(),
             Self::Int(i) => i.to_string(),
@@ -122,11 +112,11 @@ impl Value {
 
 /// Why a request's parameter is unusable (becomes a 400/422 JSON error naming `name`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ParamError {
+pub(crate) struct ParamError {
     /// The parameter or body field (`body` for the body as a whole).
-    pub name: String,
+    pub(crate) name: String,
     /// What is wrong, phrased to follow the name: "is required", "must be an integer".
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl ParamError {
@@ -153,14 +143,14 @@ enum Segment {
 
 /// A route path like `/api/products/{id:int}` or `/api/users/{name}` (type defaults to str).
 #[derive(Debug, Clone)]
-pub struct PathTemplate {
+pub(crate) struct PathTemplate {
     segments: Vec<Segment>,
 }
 
 impl PathTemplate {
     /// Parses a template. It must start with `/`; `{name}` / `{name:type}` must be a whole
     /// segment, names are unique identifiers, and only the last segment may be empty.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s
             .strip_prefix('/')
             .ok_or("must start with '/'")?
@@ -194,7 +184,7 @@ impl PathTemplate {
     /// `None`: the path does not have this shape (segment count or a literal segment differs;
     /// a trailing slash counts). `Some(Err)`: right shape, but a parameter is not a valid
     /// value of its type. All literal segments are checked before any parameter is typed.
-    pub fn matches(&self, path: &str) -> Option<Result<Vec<(String, Value)>, ParamError>> {
+    pub(crate) fn matches(&self, path: &str) -> Option<Result<Vec<(String, Value)>, ParamError>> {
         let parts: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
         if parts.len() != self.segments.len() {
             return None;
@@ -217,7 +207,7 @@ impl PathTemplate {
     }
 
     /// The parameter names, in path order.
-    pub fn param_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn param_names(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().filter_map(|s| match s {
             Segment::Param(name, _) => Some(name.as_str()),
             Segment::Literal(_) => None,
@@ -260,7 +250,7 @@ fn percent_decode(s: &str) -> Result<String, String> {
 /// The body must be an object holding exactly the declared fields: a missing or `null` field
 /// "is required", and an undeclared one "is not a field of this route". Unknown fields are
 /// reported first, so a typo names itself rather than the field it misspells.
-pub fn body_values(
+pub(crate) fn body_values(
     body: &serde_json::Value,
     fields: &[(String, ParamType)],
 ) -> Result<Vec<(String, Value)>, ParamError> {
@@ -305,7 +295,7 @@ fn pieces(tpl: &str) -> Result<Vec<(&str, Option<&str>)>, String> {
 }
 
 /// Renders a tag template such as `product:{id}` with the values; an unknown name is an error.
-pub fn render_template(tpl: &str, values: &[(String, Value)]) -> Result<String, String> {
+pub(crate) fn render_template(tpl: &str, values: &[(String, Value)]) -> Result<String, String> {
     let mut out = String::with_capacity(tpl.len());
     for (text, name) in pieces(tpl)? {
         out.push_str(text);
@@ -319,7 +309,7 @@ pub fn render_template(tpl: &str, values: &[(String, Value)]) -> Result<String, 
 }
 
 /// The distinct `{name}` names a template uses, in first-use order (for config validation).
-pub fn template_names(tpl: &str) -> Result<Vec<String>, String> {
+pub(crate) fn template_names(tpl: &str) -> Result<Vec<String>, String> {
     let mut names: Vec<String> = Vec::new();
     for name in pieces(tpl)?.into_iter().filter_map(|(_, name)| name) {
         if !names.iter().any(|n| n == name) {
@@ -351,8 +341,8 @@ mod tests {
 
     #[test]
     fn param_types() {
-        for t in [Int, Float, Str, Bool] {
-            assert_eq!(ParamType::parse(t.as_str()), Ok(t));
+        for (name, t) in [("int", Int), ("float", Float), ("str", Str), ("bool", Bool)] {
+            assert_eq!(ParamType::parse(name), Ok(t));
         }
         assert_eq!(ParamType::parse("string"), Ok(Str));
         let unknown = ParamType::parse("Int").unwrap_err();

@@ -15,14 +15,14 @@ use crate::{
     config::RouteConfig,
 };
 use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
 
 /// A route ready to serve.
 pub struct Route {
-    pub method: Method,
-    pub path: PathTemplate,
+    pub(crate) method: Method,
+    pub(crate) path: PathTemplate,
     stmt: Arc<Statement>,
     single: bool,
     opts: LoadOptions,
@@ -35,14 +35,14 @@ pub struct Route {
 #[derive(Debug, thiserror::Error)]
 #[error("route[{index}].{field}: {reason}")]
 pub struct RouteError {
-    pub index: usize,
-    pub field: &'static str,
-    pub reason: String,
+    pub(crate) index: usize,
+    pub(crate) field: &'static str,
+    pub(crate) reason: String,
 }
 
 impl Route {
     /// Compiles and cross-checks one route (no database needed).
-    pub fn compile(index: usize, c: &RouteConfig) -> Result<Self, RouteError> {
+    pub(crate) fn compile(index: usize, c: &RouteConfig) -> Result<Self, RouteError> {
         let err = |field, reason: String| RouteError {
             index,
             field,
@@ -140,14 +140,14 @@ impl Route {
 }
 
 /// A data response: status, JSON body, and what the cache did.
-pub struct DataResponse {
-    pub status: StatusCode,
-    pub body: Bytes,
-    pub cache: Option<CacheStatus>,
+pub(crate) struct DataResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Bytes,
+    pub(crate) cache: Option<CacheStatus>,
     /// For 405: the methods the path does take.
-    pub allow: Option<HeaderValue>,
+    pub(crate) allow: Option<HeaderValue>,
     /// Seconds the answer spent in the cache, for reads.
-    pub age: Option<u64>,
+    pub(crate) age: Option<u64>,
 }
 
 impl DataResponse {
@@ -162,7 +162,7 @@ impl DataResponse {
     }
 
     /// An error as `{"error": msg}`.
-    pub fn error(status: StatusCode, msg: &str) -> Self {
+    pub(crate) fn error(status: StatusCode, msg: &str) -> Self {
         Self::json(status, &json!({ "error": msg }), None)
     }
 
@@ -185,7 +185,7 @@ pub struct DataApi {
 }
 
 impl DataApi {
-    pub fn new(
+    pub(crate) fn new(
         routes: Vec<Route>,
         db: Arc<Database>,
         aside: CacheAside,
@@ -207,17 +207,18 @@ impl DataApi {
         &self.db
     }
 
-    pub fn aside(&self) -> &CacheAside {
-        &self.aside
-    }
-
     /// Does a route own this path (with any method)?
-    pub fn owns(&self, path: &str) -> bool {
+    pub(crate) fn owns(&self, path: &str) -> bool {
         self.routes.iter().any(|r| r.path.matches(path).is_some())
     }
 
     /// Serves a request whose path a route owns. `body` is the request body, already bounded.
-    pub async fn serve(&self, method: &Method, path: &str, body: Option<Bytes>) -> DataResponse {
+    pub(crate) async fn serve(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> DataResponse {
         let lookup = if method == Method::HEAD {
             &Method::GET
         } else {
@@ -479,12 +480,4 @@ fn render_rows(rows: Vec<serde_json::Map<String, Json>>, single: bool) -> Option
         let arr: Vec<Json> = rows.into_iter().map(Json::Object).collect();
         Some(Bytes::from(Json::Array(arr).to_string()))
     }
-}
-
-/// Adds the JSON and cache headers to a data response.
-pub fn content_type() -> (header::HeaderName, HeaderValue) {
-    (
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    )
 }

@@ -9,11 +9,11 @@
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
     /// For SQLite: `:name` replaced by `?N` (1-based, one number per distinct name).
-    pub sqlite: String,
+    pub(crate) sqlite: String,
     /// For PostgreSQL: `:name` replaced by `$N`.
-    pub postgres: String,
+    pub(crate) postgres: String,
     /// Distinct parameter names in bind order (index 0 binds ?1 / $1).
-    pub params: Vec<String>,
+    pub(crate) params: Vec<String>,
 }
 
 /// Parses one SQL statement with `:name` parameters.

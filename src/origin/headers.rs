@@ -22,7 +22,7 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 /// 6.3), and a proxy must remove that length (section 6.1): kept, it would frame the de-chunked
 /// body the edge forwards, and the bytes past it would be read as the next message on the
 /// connection (response splitting, request smuggling).
-pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Only the fields present are removed, found in one pass over the names: a removal hashes
     // its name, and a message usually carries one or two of the nine (nginx always sends
     // `Connection: keep-alive`).

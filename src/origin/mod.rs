@@ -3,42 +3,42 @@
 //! alike. Origin selection (pools, health) will slot in behind [`Origin`].
 
 pub(crate) mod headers;
-pub mod range;
+pub(crate) mod range;
 mod static_dir;
 mod upstream;
 
-pub use static_dir::StaticDir;
-pub use upstream::Upstream;
+pub(crate) use static_dir::StaticDir;
+pub(crate) use upstream::Upstream;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use http::{HeaderMap, Method, StatusCode};
 
 /// A body as a stream of chunks; an `Err` item means the body is cut short.
-pub type BodyStream = BoxStream<'static, Result<Bytes, OriginError>>;
+pub(crate) type BodyStream = BoxStream<'static, Result<Bytes, OriginError>>;
 
 /// What the edge asks of an origin. `path_and_query` always starts with `/`.
-pub struct OriginRequest {
-    pub method: Method,
-    pub path_and_query: String,
-    pub headers: HeaderMap,
+pub(crate) struct OriginRequest {
+    pub(crate) method: Method,
+    pub(crate) path_and_query: String,
+    pub(crate) headers: HeaderMap,
     /// Request body for methods that carry one (streamed, never buffered whole).
-    pub body: Option<BodyStream>,
+    pub(crate) body: Option<BodyStream>,
     /// The event loop the request runs on: an upstream keeps a connection pool per loop, and
     /// uses that loop's (a pooled connection's task runs on the loop that dialled it).
-    pub event_loop: usize,
+    pub(crate) event_loop: usize,
 }
 
 /// An origin's answer; hop-by-hop headers are already removed.
-pub struct OriginResponse {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: BodyStream,
+pub(crate) struct OriginResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: BodyStream,
 }
 
 /// Why an origin named in a valid config could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum SetupError {
+pub(crate) enum SetupError {
     /// The HTTP client could not be built (its TLS backend, for one).
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
@@ -59,7 +59,7 @@ pub enum SetupError {
 
 /// Why an origin gave no (complete) answer. Decides the status the client sees.
 #[derive(Debug, thiserror::Error, Clone)]
-pub enum OriginError {
+pub(crate) enum OriginError {
     #[error("origin unreachable: {0}")]
     Connect(String),
     #[error("origin timed out ({0})")]
@@ -74,7 +74,7 @@ pub enum OriginError {
 
 impl OriginError {
     /// What a client may be told: no OS, resolver or TLS detail (that goes to the log).
-    pub fn public_reason(&self) -> &'static str {
+    pub(crate) fn public_reason(&self) -> &'static str {
         match self {
             OriginError::Connect(_) => "origin unreachable",
             OriginError::Timeout(_) => "origin timed out",
@@ -85,7 +85,7 @@ impl OriginError {
     }
 
     /// Did the origin fail (rather than the client's request body)?
-    pub fn is_origins_fault(&self) -> bool {
+    pub(crate) fn is_origins_fault(&self) -> bool {
         matches!(
             self,
             OriginError::Connect(_) | OriginError::Timeout(_) | OriginError::Protocol(_)
@@ -93,7 +93,7 @@ impl OriginError {
     }
 
     /// The status a client gets when this error leaves it without a response.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             OriginError::Connect(_) | OriginError::Protocol(_) => StatusCode::BAD_GATEWAY,
             OriginError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -104,24 +104,16 @@ impl OriginError {
 }
 
 /// A configured origin. An enum, not a trait object: the set is closed and dispatch stays cheap.
-pub enum Origin {
+pub(crate) enum Origin {
     Upstream(Upstream),
     Static(StaticDir),
 }
 
 impl Origin {
-    pub async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
+    pub(crate) async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
         match self {
             Origin::Upstream(u) => u.fetch(req).await,
             Origin::Static(s) => s.fetch(req).await,
-        }
-    }
-
-    /// A short name for logs.
-    pub fn describe(&self) -> String {
-        match self {
-            Origin::Upstream(u) => u.base().to_string(),
-            Origin::Static(s) => format!("dir:{}", s.root().display()),
         }
     }
 }

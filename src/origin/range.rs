@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderValue, header};
 /// Would the client's own validators make this a 304? (RFC 9110 section 13.2.2 order.)
 /// `stored` are the representation's headers (its `ETag`, `Last-Modified`): a stored object's,
 /// or a file's as the static directory describes it.
-pub fn not_modified(stored: &HeaderMap, req: &HeaderMap) -> bool {
+pub(crate) fn not_modified(stored: &HeaderMap, req: &HeaderMap) -> bool {
     if req.contains_key(header::IF_NONE_MATCH) {
         let Some(etag) = stored.get(header::ETAG).and_then(|e| e.to_str().ok()) else {
             return false;
@@ -36,7 +36,7 @@ pub fn not_modified(stored: &HeaderMap, req: &HeaderMap) -> bool {
 }
 
 /// `If-Range` must name the stored representation exactly (strong ETag or Last-Modified).
-pub fn if_range_holds(stored: &HeaderMap, req: &HeaderMap) -> bool {
+pub(crate) fn if_range_holds(stored: &HeaderMap, req: &HeaderMap) -> bool {
     let Some(ir) = req.get(header::IF_RANGE) else {
         return true;
     };
@@ -51,7 +51,7 @@ pub fn if_range_holds(stored: &HeaderMap, req: &HeaderMap) -> bool {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum RangeSpec {
+pub(crate) enum RangeSpec {
     /// Inclusive byte positions.
     Satisfiable(u64, u64),
     Unsatisfiable,
@@ -63,7 +63,7 @@ pub enum RangeSpec {
 impl RangeSpec {
     /// The `Content-Range` of the answer to this range of a `total`-byte representation: the
     /// slice for a 206, `*` for a 416, none when the whole is sent.
-    pub fn content_range(&self, total: u64) -> Option<HeaderValue> {
+    pub(crate) fn content_range(&self, total: u64) -> Option<HeaderValue> {
         let text = match self {
             RangeSpec::Satisfiable(start, end) => format!("bytes {start}-{end}/{total}"),
             RangeSpec::Unsatisfiable => format!("bytes */{total}"),
@@ -74,7 +74,7 @@ impl RangeSpec {
 }
 
 /// Parses a `Range` header against a representation of `len` bytes.
-pub fn parse_range(v: &HeaderValue, len: u64) -> RangeSpec {
+pub(crate) fn parse_range(v: &HeaderValue, len: u64) -> RangeSpec {
     let Some(spec) = v
         .to_str()
         .ok()

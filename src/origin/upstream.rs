@@ -10,15 +10,13 @@ use futures_util::{StreamExt, TryStreamExt};
 use http_body_util::BodyDataStream;
 use std::{error::Error as _, time::Duration};
 
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// One client, and so one connection pool, per event loop (`server.threads`; one in all with
     /// the default runtime): a pooled connection's task runs on the loop that dialled it, and a
     /// fill using another loop's connection would cross threads at every read.
     clients: Vec<reqwest::Client>,
-    /// Scheme, authority and optional base path, without a trailing slash.
-    base: String,
-    /// `base` parsed once: each request only sets its path and query, rather than parsing the
-    /// whole URL, host and all, on every MISS.
+    /// Scheme, authority and optional base path, parsed once: each request only sets its path
+    /// and query, rather than parsing the whole URL, host and all, on every MISS.
     base_url: reqwest::Url,
     /// Overrides the Host header sent upstream.
     host: Option<http::HeaderValue>,
@@ -27,7 +25,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(
+    pub(crate) fn new(
         base: &str,
         host: Option<&str>,
         cfg: &OriginConfig,
@@ -47,7 +45,6 @@ impl Upstream {
         Ok(Self {
             clients,
             base_url,
-            base: base.to_string(),
             host,
             first_byte_timeout: cfg.first_byte_timeout.0,
             total_timeout: cfg.total_timeout.0,
@@ -69,11 +66,7 @@ impl Upstream {
             .map_err(SetupError::Client)
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
-    pub async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
+    pub(crate) async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
         let mut url = self.base_url.clone();
         let (path, query) = match req.path_and_query.split_once('?') {
             Some((p, q)) => (p, Some(q)),

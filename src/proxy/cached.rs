@@ -17,7 +17,7 @@ use http::{HeaderName, Method, Response, header, request::Parts};
 use std::{sync::Arc, time::SystemTime};
 
 /// Serves a cacheable request: acts on what [`decide`] says of it.
-pub async fn serve(
+pub(crate) async fn serve(
     edge: &Arc<Edge>,
     site: &Arc<Site>,
     req: &Parts,
@@ -28,7 +28,9 @@ pub async fn serve(
     let directives =
         RequestDirectives::from_request(&req.method, &req.headers, site.honor_client_no_cache);
     let found = edge.store.lookup(&key, &req.headers, now);
-    let (stale, fill, miss) = match decide(found, directives, now) {
+    let decision = decide(found, directives, now);
+    tracing::trace!(key = ?key, decision = decision.as_str());
+    let (stale, fill, miss) = match decision {
         Decision::Fresh(obj) => return hit(&obj, req, ctx, Outcome::Hit, now),
         Decision::StaleWhileRevalidate(obj, fill) => {
             refresh_in_background(edge, site, req, ctx, key, obj.clone(), fill.vary);

@@ -6,7 +6,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, StatusCode, header, request::Parts};
 
-pub async fn serve(
+pub(crate) async fn serve(
     edge: &Edge,
     data: &DataApi,
     parts: &Parts,

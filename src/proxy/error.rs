@@ -10,7 +10,7 @@ use http::{Response, StatusCode};
 
 /// Why a request got no answer from a site.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     #[error("request target must be a path")]
     NotAPath,
     #[error("request path has a `.` or `..` segment")]
@@ -32,7 +32,7 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ProxyError::NotAPath
             | ProxyError::DotSegment
@@ -56,7 +56,7 @@ impl ProxyError {
 
     /// The response for this error, marked with what the cache did (if it was involved).
     /// Origin failures are logged with their cause; a client's own mistakes only at debug.
-    pub fn into_response(self, cache: Option<&CacheStatus>) -> Response<Body> {
+    pub(crate) fn into_response(self, cache: Option<&CacheStatus>) -> Response<Body> {
         match &self {
             ProxyError::Origin(e) if e.is_origins_fault() => {
                 tracing::warn!(error = %e, "origin request failed");

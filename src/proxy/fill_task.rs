@@ -27,26 +27,26 @@ const HOLD_BACK_MAX: u64 = 64 * 1024;
 const HOLD_BACK_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Everything a fill needs from the request that started it.
-pub struct FillJob {
-    pub edge: Arc<Edge>,
-    pub site: Arc<Site>,
-    pub key: CacheKey,
-    pub uri: Uri,
-    pub target: String,
+pub(crate) struct FillJob {
+    pub(crate) edge: Arc<Edge>,
+    pub(crate) site: Arc<Site>,
+    pub(crate) key: CacheKey,
+    pub(crate) uri: Uri,
+    pub(crate) target: String,
     /// The client's headers: storability is judged against them.
-    pub client_headers: HeaderMap,
+    pub(crate) client_headers: HeaderMap,
     /// What the origin is sent (safe subset + validators).
-    pub origin_headers: HeaderMap,
+    pub(crate) origin_headers: HeaderMap,
     /// The expired copy being revalidated, if any.
-    pub stale: Option<Arc<Object>>,
-    pub miss: MissReason,
-    pub start: FillStart,
+    pub(crate) stale: Option<Arc<Object>>,
+    pub(crate) miss: MissReason,
+    pub(crate) start: FillStart,
     /// The event loop of the request that started the fill (see `Client::event_loop`).
-    pub event_loop: usize,
+    pub(crate) event_loop: usize,
 }
 
 impl FillJob {
-    pub async fn run(mut self, mut w: FillWriter<FillMeta>) {
+    pub(crate) async fn run(mut self, mut w: FillWriter<FillMeta>) {
         let started = tokio::time::Instant::now();
         let headers = std::mem::take(&mut self.origin_headers);
         // Kept for a revalidation: a 304 may turn out to describe another representation.

@@ -8,7 +8,7 @@ use super::site::Site;
 use crate::{cache::key::preferred_encoding, origin::headers::strip_hop_by_hop};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
-pub const VIA: HeaderValue = HeaderValue::from_static("1.1 edgecache");
+pub(crate) const VIA: HeaderValue = HeaderValue::from_static("1.1 edgecache");
 
 /// Request headers forwarded on cacheable requests. Each either names what the client can
 /// take (and responses that depend on it must say `Vary`), or makes the response unstorable
@@ -28,7 +28,7 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Headers for a fill (GET to the origin on behalf of a cacheable request).
-pub fn fill_headers(
+pub(crate) fn fill_headers(
     site: &Site,
     client: &HeaderMap,
     host: &HeaderValue,
@@ -50,7 +50,7 @@ pub fn fill_headers(
 }
 
 /// Headers for a pass-through request: all but hop-by-hop ones.
-pub fn pass_headers(
+pub(crate) fn pass_headers(
     client: &HeaderMap,
     host: &HeaderValue,
     client_ip: Option<&HeaderValue>,

@@ -8,7 +8,7 @@ mod fill_task;
 mod forward;
 mod pass;
 pub mod respond;
-pub mod site;
+pub(crate) mod site;
 
 use crate::{
     cache::{
@@ -27,56 +27,56 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 /// Timeouts and limits the request path needs.
 #[derive(Debug, Clone)]
-pub struct Settings {
-    pub fill_wait_timeout: Duration,
-    pub body_idle_timeout: Duration,
-    pub hit_for_miss: Duration,
-    pub max_request_body: u64,
-    pub health_path: String,
-    pub access_log: bool,
+pub(crate) struct Settings {
+    pub(crate) fill_wait_timeout: Duration,
+    pub(crate) body_idle_timeout: Duration,
+    pub(crate) hit_for_miss: Duration,
+    pub(crate) max_request_body: u64,
+    pub(crate) health_path: String,
+    pub(crate) access_log: bool,
     /// Access log lines as structured fields (JSON logs) rather than one formatted message.
-    pub structured_log: bool,
+    pub(crate) structured_log: bool,
 }
 
 /// Shared state of the edge: sites, the store, the fills in progress.
 pub struct Edge {
-    pub sites: Sites,
+    pub(crate) sites: Sites,
     /// Data routes (cache-aside over a database), matched before sites.
     pub data: Option<Arc<crate::data::routes::DataApi>>,
-    pub store: Store,
-    pub fills: Arc<Fills<FillMeta>>,
-    pub settings: Settings,
+    pub(crate) store: Store,
+    pub(crate) fills: Arc<Fills<FillMeta>>,
+    pub(crate) settings: Settings,
 }
 
 /// What a fill's leader learned, handed to every reader with the head.
 #[derive(Debug)]
-pub struct FillMeta {
-    pub outcome: Outcome,
-    pub fwd_status: Option<u16>,
-    pub stored: bool,
-    pub ttl: Option<i64>,
-    pub detail: Option<&'static str>,
+pub(crate) struct FillMeta {
+    pub(crate) outcome: Outcome,
+    pub(crate) fwd_status: Option<u16>,
+    pub(crate) stored: bool,
+    pub(crate) ttl: Option<i64>,
+    pub(crate) detail: Option<&'static str>,
     /// The variant this response answers; `None` when it varies on `*`.
-    pub vary: Option<VaryValues>,
+    pub(crate) vary: Option<VaryValues>,
     /// Set when the answer is a whole stored object (revalidated, or stale on error).
-    pub object: Option<Arc<Object>>,
-    pub origin_ms: Option<f64>,
+    pub(crate) object: Option<Arc<Object>>,
+    pub(crate) origin_ms: Option<f64>,
 }
 
 /// The client end of a connection, its address already in text: formatted once per connection
 /// rather than for every request's `X-Forwarded-For` and log line (`Ipv4Addr`'s `Display` cost
 /// more than the rest of a log line).
 #[derive(Debug, Clone)]
-pub struct Client {
+pub(crate) struct Client {
     /// The IP address alone; an IPv4 client of a dual-stack socket as plain IPv4.
-    pub ip: HeaderValue,
+    pub(crate) ip: HeaderValue,
     /// The event loop serving the connection: its requests to origins use that loop's
     /// connection pool (see `server`), so a fill never crosses threads.
-    pub event_loop: usize,
+    pub(crate) event_loop: usize,
 }
 
 impl Client {
-    pub fn new(addr: SocketAddr, event_loop: usize) -> Self {
+    pub(crate) fn new(addr: SocketAddr, event_loop: usize) -> Self {
         let ip = HeaderValue::try_from(addr.ip().to_canonical().to_string())
             .expect("an IP address is a valid header value");
         Self { ip, event_loop }
@@ -84,35 +84,39 @@ impl Client {
 }
 
 /// Per-request facts gathered for the response and the access log.
-pub struct RequestCtx {
-    pub client: Option<Client>,
+pub(crate) struct RequestCtx {
+    pub(crate) client: Option<Client>,
     /// Lower-case host without port: what sites match on.
-    pub host: String,
+    pub(crate) host: String,
     /// Host and non-default port: what the cache key records and the origin is sent.
-    pub authority: String,
+    pub(crate) authority: String,
     /// The Host value forwarded upstream.
-    pub host_value: HeaderValue,
+    pub(crate) host_value: HeaderValue,
     /// Path and query as received.
-    pub target: String,
-    pub cache: Option<CacheStatus>,
-    pub origin_ms: Option<f64>,
+    pub(crate) target: String,
+    pub(crate) cache: Option<CacheStatus>,
+    pub(crate) origin_ms: Option<f64>,
 }
 
 impl RequestCtx {
     /// The client's IP address as text, for `X-Forwarded-For`.
-    pub fn client_ip(&self) -> Option<&HeaderValue> {
+    pub(crate) fn client_ip(&self) -> Option<&HeaderValue> {
         self.client.as_ref().map(|c| &c.ip)
     }
 
     /// The event loop this request runs on (see [`Client::event_loop`]).
-    pub fn event_loop(&self) -> usize {
+    pub(crate) fn event_loop(&self) -> usize {
         self.client.as_ref().map_or(0, |c| c.event_loop)
     }
 }
 
 /// Serves one request from `client`: the whole request path, called by the server loop for every
 /// request (there is no router in front: every path is the edge's).
-pub async fn handle(edge: Arc<Edge>, client: Option<Client>, req: Request<Body>) -> Response<Body> {
+pub(crate) async fn handle(
+    edge: Arc<Edge>,
+    client: Option<Client>,
+    req: Request<Body>,
+) -> Response<Body> {
     let started = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
     let target = parts

@@ -21,7 +21,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, Method, Response, Uri, header, request::Parts};
 use std::sync::Arc;
 
-pub async fn serve(
+pub(crate) async fn serve(
     edge: &Arc<Edge>,
     site: &Arc<Site>,
     req: &Parts,

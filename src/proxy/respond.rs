@@ -10,11 +10,11 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use std::time::SystemTime;
 
-pub static X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
-pub static CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
+pub(crate) static X_CACHE: http::HeaderName = http::HeaderName::from_static("x-cache");
+pub(crate) static CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
 
 /// Marks a response with what the cache did.
-pub fn stamp(h: &mut HeaderMap, status: &CacheStatus) {
+pub(crate) fn stamp(h: &mut HeaderMap, status: &CacheStatus) {
     let upstream = h.get(&CACHE_STATUS).cloned();
     h.insert(&CACHE_STATUS, status.header_value(upstream.as_ref()));
     h.insert(&X_CACHE, HeaderValue::from_static(status.outcome.x_cache()));
@@ -66,7 +66,7 @@ pub fn from_object(
     res
 }
 
-pub fn not_modified_response(full: &HeaderMap) -> Response<Body> {
+pub(crate) fn not_modified_response(full: &HeaderMap) -> Response<Body> {
     let mut res = Response::new(Body::empty());
     *res.status_mut() = StatusCode::NOT_MODIFIED;
     let keep = [
@@ -118,7 +118,11 @@ fn unsatisfiable(mut headers: HeaderMap, range: Option<HeaderValue>) -> Response
 }
 
 /// A response the edge makes itself: a status and a one-line reason.
-pub fn error(status: StatusCode, reason: &str, cache: Option<&CacheStatus>) -> Response<Body> {
+pub(crate) fn error(
+    status: StatusCode,
+    reason: &str,
+    cache: Option<&CacheStatus>,
+) -> Response<Body> {
     let body = format!(
         "{} {}: {reason}\n",
         status.as_u16(),

@@ -7,15 +7,15 @@ use http::HeaderName;
 use std::sync::Arc;
 
 /// A site, ready to serve.
-pub struct Site {
-    pub name: String,
+pub(crate) struct Site {
+    pub(crate) name: String,
     pub(crate) hosts: Vec<HostPattern>,
-    pub path_prefix: String,
-    pub origin: Origin,
-    pub honor_client_no_cache: bool,
-    pub cache_set_cookie: bool,
+    pub(crate) path_prefix: String,
+    pub(crate) origin: Origin,
+    pub(crate) honor_client_no_cache: bool,
+    pub(crate) cache_set_cookie: bool,
     /// Request headers forwarded on cacheable requests, beyond the built-in set.
-    pub forward_headers: Vec<HeaderName>,
+    pub(crate) forward_headers: Vec<HeaderName>,
 }
 
 pub(crate) enum HostPattern {
@@ -48,7 +48,7 @@ impl HostPattern {
 
 impl Site {
     /// The site `cfg` describes, in front of `origin` (built by the composition root).
-    pub fn new(cfg: &SiteConfig, origin: Origin) -> Self {
+    pub(crate) fn new(cfg: &SiteConfig, origin: Origin) -> Self {
         Self {
             name: cfg.name.clone(),
             hosts: cfg.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
@@ -66,15 +66,15 @@ impl Site {
 }
 
 /// The configured sites in match order.
-pub struct Sites(Vec<Arc<Site>>);
+pub(crate) struct Sites(Vec<Arc<Site>>);
 
 impl Sites {
-    pub fn new(sites: Vec<Site>) -> Self {
+    pub(crate) fn new(sites: Vec<Site>) -> Self {
         Sites(sites.into_iter().map(Arc::new).collect())
     }
 
     /// The first site whose host pattern and path prefix fit. `host` is without port, lower-case.
-    pub fn find(&self, host: &str, path: &str) -> Option<&Arc<Site>> {
+    pub(crate) fn find(&self, host: &str, path: &str) -> Option<&Arc<Site>> {
         self.0
             .iter()
             .find(|s| s.hosts.iter().any(|h| h.matches(host)) && path.starts_with(&s.path_prefix))
@@ -83,10 +83,10 @@ impl Sites {
 
 /// A request's authority (Host header or absolute-form target), validated and normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authority {
+pub(crate) struct Authority {
     /// Lower-case, without port or trailing dot; what sites match on.
-    pub host: String,
-    pub port: Option<u16>,
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
 }
 
 impl Authority {
@@ -94,7 +94,7 @@ impl Authority {
     /// bracketed IPv6 literal, then an optional numeric port. Anything else (`/`, `@`, spaces, a
     /// second colon) is refused: such a Host could reach the origin in a form the cache key does
     /// not record, and let one client poison what others get.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (inner, after) = rest.split_once(']')?;
             if inner.is_empty()
@@ -137,7 +137,7 @@ impl Authority {
 
     /// `host` or `host:port` (port 80 left out): what the cache key records and what the
     /// origin is sent as Host, so the two never disagree.
-    pub fn canonical(&self) -> String {
+    pub(crate) fn canonical(&self) -> String {
         match self.port {
             Some(p) if p != 80 => {
                 let mut s = String::with_capacity(self.host.len() + 6);

@@ -14,17 +14,17 @@ struct Node {
 
 /// Most recently used at the head, least at the tail.
 #[derive(Default)]
-pub struct LruList {
+pub(crate) struct LruList {
     nodes: Vec<Node>,
     free: Vec<usize>,
     map: HashMap<u64, usize>,
     head: usize,
     tail: usize,
-    pub bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 impl LruList {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             head: NIL,
             tail: NIL,
@@ -59,7 +59,7 @@ impl LruList {
     }
 
     /// Moves `key` to the head; false if absent.
-    pub fn touch(&mut self, key: u64) -> bool {
+    pub(crate) fn touch(&mut self, key: u64) -> bool {
         let Some(&i) = self.map.get(&key) else {
             return false;
         };
@@ -68,7 +68,7 @@ impl LruList {
         true
     }
 
-    pub fn push_front(&mut self, key: u64, size: u64) {
+    pub(crate) fn push_front(&mut self, key: u64, size: u64) {
         let node = Node {
             key,
             size,
@@ -91,7 +91,7 @@ impl LruList {
     }
 
     /// Removes and returns the least recently used entry.
-    pub fn pop_back(&mut self) -> Option<(u64, u64)> {
+    pub(crate) fn pop_back(&mut self) -> Option<(u64, u64)> {
         let i = self.tail;
         if i == NIL {
             return None;
@@ -99,7 +99,7 @@ impl LruList {
         Some(self.remove_at(i))
     }
 
-    pub fn remove(&mut self, key: u64) -> Option<(u64, u64)> {
+    pub(crate) fn remove(&mut self, key: u64) -> Option<(u64, u64)> {
         let i = *self.map.get(&key)?;
         Some(self.remove_at(i))
     }
@@ -114,7 +114,7 @@ impl LruList {
     }
 
     /// The least recently used key, without removing it.
-    pub fn back(&self) -> Option<u64> {
+    pub(crate) fn back(&self) -> Option<u64> {
         (self.tail != NIL).then(|| self.nodes[self.tail].key)
     }
 }

@@ -22,11 +22,11 @@ pub const POLICIES: [&str; 4] = ["tinylfu", "lru", "w-tinylfu", "belady"];
 /// One (policy, capacity) result; the `--json` schema.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Record {
-    pub policy: String,
-    pub capacity_bytes: u64,
-    pub requests: u64,
-    pub object_hit_ratio: f64,
-    pub byte_hit_ratio: f64,
+    pub(crate) policy: String,
+    pub(crate) capacity_bytes: u64,
+    pub(crate) requests: u64,
+    pub(crate) object_hit_ratio: f64,
+    pub(crate) byte_hit_ratio: f64,
 }
 
 /// A trace in memory: hashed keys and sizes.
@@ -39,7 +39,7 @@ pub struct Trace {
 /// Parses one line: `KEY [SIZE]`, or a common/combined log line (`... "GET /path HTTP/1.1"
 /// STATUS BYTES ...`), whose path is the key and whose byte count is the size. A missing size
 /// counts as 1 byte (byte ratios then equal object ratios).
-pub fn parse_line(line: &str) -> Option<(u64, u32)> {
+pub(crate) fn parse_line(line: &str) -> Option<(u64, u32)> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;

@@ -6,18 +6,18 @@ use super::list::LruList;
 use std::collections::{BTreeSet, HashMap};
 
 /// An online cache: answers whether an access hits, and admits what it chooses.
-pub trait Policy {
+pub(crate) trait Policy {
     fn access(&mut self, key: u64, size: u64) -> bool;
 }
 
 /// Least recently used, bounded by bytes.
-pub struct Lru {
+pub(crate) struct Lru {
     cap: u64,
     list: LruList,
 }
 
 impl Lru {
-    pub fn new(cap: u64) -> Self {
+    pub(crate) fn new(cap: u64) -> Self {
         Self {
             cap,
             list: LruList::new(),
@@ -42,10 +42,10 @@ impl Policy for Lru {
 }
 
 /// moka's TinyLFU with a byte weigher: what the edge's store does.
-pub struct Moka(moka::sync::Cache<u64, u32>);
+pub(crate) struct Moka(moka::sync::Cache<u64, u32>);
 
 impl Moka {
-    pub fn new(cap: u64) -> Self {
+    pub(crate) fn new(cap: u64) -> Self {
         Self(
             moka::sync::Cache::builder()
                 .max_capacity(cap)
@@ -120,7 +120,7 @@ impl Sketch {
 /// W-TinyLFU: a small LRU window (1 %) in front of a segmented LRU main area (20 % probation,
 /// 80 % protected); an object leaving the window enters main only if the sketch says it is
 /// used more often than the object main would evict for it.
-pub struct WTinyLfu {
+pub(crate) struct WTinyLfu {
     window: LruList,
     probation: LruList,
     protected: LruList,
@@ -131,7 +131,7 @@ pub struct WTinyLfu {
 }
 
 impl WTinyLfu {
-    pub fn new(cap: u64, expected_objects: usize) -> Self {
+    pub(crate) fn new(cap: u64, expected_objects: usize) -> Self {
         let window_cap = (cap / 100).max(1);
         let main_cap = cap - window_cap;
         Self {
@@ -206,7 +206,7 @@ impl Policy for WTinyLfu {
 /// is further away than everything it would displace (or that is never used again). With equal
 /// sizes this is the exact optimum; with different sizes the true optimum is NP-hard, and this
 /// is the usual upper-bound estimate.
-pub fn belady(requests: &[(u64, u32)], cap: u64) -> (u64, u64) {
+pub(crate) fn belady(requests: &[(u64, u32)], cap: u64) -> (u64, u64) {
     let n = requests.len();
     let mut next = vec![usize::MAX; n];
     let mut last: HashMap<u64, usize> = HashMap::new();

@@ -12,24 +12,24 @@ use std::{
 use tokio::time::Instant;
 
 /// What is known about a request when its response head is ready.
-pub struct AccessRecord {
-    pub started: Instant,
+pub(crate) struct AccessRecord {
+    pub(crate) started: Instant,
     /// The client's IP address as text.
-    pub client: Option<http::HeaderValue>,
-    pub method: Method,
-    pub host: String,
-    pub target: String,
-    pub status: u16,
+    pub(crate) client: Option<http::HeaderValue>,
+    pub(crate) method: Method,
+    pub(crate) host: String,
+    pub(crate) target: String,
+    pub(crate) status: u16,
     /// `X-Cache` word, if the cache was involved.
-    pub cache: Option<&'static str>,
+    pub(crate) cache: Option<&'static str>,
     /// Time to the origin's response head, if this request asked the origin.
-    pub origin_ms: Option<f64>,
+    pub(crate) origin_ms: Option<f64>,
     /// JSON logs want fields; text logs get one pre-formatted line.
-    pub structured: bool,
+    pub(crate) structured: bool,
 }
 
 /// A response body that counts what it sends and logs the request when done.
-pub struct LoggedBody {
+pub(crate) struct LoggedBody {
     inner: Body,
     record: Option<AccessRecord>,
     bytes: u64,
@@ -40,7 +40,7 @@ pub struct LoggedBody {
 }
 
 impl LoggedBody {
-    pub fn new(inner: Body, record: AccessRecord, expected: Option<u64>) -> Self {
+    pub(crate) fn new(inner: Body, record: AccessRecord, expected: Option<u64>) -> Self {
         Self {
             inner,
             record: Some(record),

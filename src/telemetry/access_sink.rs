@@ -13,7 +13,7 @@ use std::{
 };
 
 /// The target access lines are logged under (and filtered by).
-pub const TARGET: &str = "edgecache::access";
+pub(crate) const TARGET: &str = "edgecache::access";
 
 static SINK: OnceLock<BatchWriter> = OnceLock::new();
 
@@ -31,7 +31,7 @@ thread_local! {
 
 /// Writes one line, `fill` giving what follows the timestamp and target. Does nothing unless a
 /// text log is installed and the target is enabled.
-pub fn write(fill: impl FnOnce(&mut String)) {
+pub(crate) fn write(fill: impl FnOnce(&mut String)) {
     let Some(sink) = SINK.get() else { return };
     if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
         return;

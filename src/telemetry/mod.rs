@@ -2,8 +2,8 @@
 //! by a background thread through a buffer, so the request path never waits on a write system
 //! call; and the access log, one event per request (target `edgecache::access`).
 
-pub mod access;
-pub mod access_sink;
+pub(crate) mod access;
+pub(crate) mod access_sink;
 mod writer;
 
 use crate::config::{LogConfig, LogFormat};

@@ -31,19 +31,19 @@ struct Shared {
 
 /// The `MakeWriter` given to tracing-subscriber.
 #[derive(Clone)]
-pub struct BatchWriter {
+pub(crate) struct BatchWriter {
     shared: Arc<Shared>,
 }
 
 /// Stops the writer thread and writes what is left when dropped.
-pub struct BatchGuard {
+pub(crate) struct BatchGuard {
     shared: Arc<Shared>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
 impl BatchWriter {
     /// Starts the writer thread over `sink`.
-    pub fn new(mut sink: Box<dyn Write + Send>) -> (Self, BatchGuard) {
+    pub(crate) fn new(mut sink: Box<dyn Write + Send>) -> (Self, BatchGuard) {
         let shared = Arc::new(Shared {
             buf: Mutex::new(Vec::with_capacity(64 << 10)),
             wake: Condvar::new(),
@@ -103,7 +103,7 @@ impl Drop for BatchGuard {
 }
 
 /// One log line being formatted; it joins the shared buffer when dropped.
-pub struct Line {
+pub(crate) struct Line {
     shared: Arc<Shared>,
     line: Vec<u8>,
 }
@@ -127,7 +127,7 @@ impl Drop for Line {
 
 impl BatchWriter {
     /// Appends whole lines to the buffer (one short lock, no allocation).
-    pub fn append(&self, lines: &[u8]) {
+    pub(crate) fn append(&self, lines: &[u8]) {
         append(&self.shared, lines);
     }
 }

@@ -29,11 +29,11 @@ impl InflightBudget {
         self.used.fetch_sub(n, Ordering::AcqRel);
     }
 
-    pub fn used(&self) -> u64 {
+    pub(crate) fn used(&self) -> u64 {
         self.used.load(Ordering::Acquire)
     }
 
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.used() >= self.max
     }
 }

@@ -27,9 +27,9 @@ mod tests;
 mod writer;
 
 pub use budget::InflightBudget;
-pub use reader::FillReader;
-pub use table::{FillKey, Fills, Joined};
-pub use writer::FillWriter;
+pub(crate) use reader::FillReader;
+pub(crate) use table::{Fills, Joined};
+pub(crate) use writer::FillWriter;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -42,7 +42,7 @@ use tokio::sync::{Notify, watch};
 
 /// Why a fill produced no (complete) body.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum FillError {
+pub(crate) enum FillError {
     /// The origin failed; `status` is what a client without a response should get, and
     /// `reason` what it may be told (the fill logs the cause).
     #[error("{reason}")]
@@ -58,7 +58,7 @@ pub enum FillError {
 }
 
 impl FillError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             FillError::Upstream { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
@@ -72,13 +72,13 @@ impl FillError {
 
 /// The response head every reader of a fill sends, plus what the leader learned about it.
 #[derive(Debug)]
-pub struct FillHead<M> {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
+pub(crate) struct FillHead<M> {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
     /// May requests other than the leader use this response? (It is storable for all.)
-    pub shareable: bool,
+    pub(crate) shareable: bool,
     /// Caller-defined facts (cache status, freshness) passed through to followers.
-    pub meta: M,
+    pub(crate) meta: M,
 }
 
 struct State<M> {
@@ -100,7 +100,7 @@ struct State<M> {
 }
 
 /// One fill in progress, shared by its writer and readers.
-pub struct Fill<M> {
+pub(crate) struct Fill<M> {
     state: Mutex<State<M>>,
     /// Bumped on every change readers care about.
     changed: watch::Sender<u64>,
@@ -140,7 +140,7 @@ impl<M> Fill<M> {
     }
 
     /// Registers a reader, or `None` if the fill already dropped chunks it would need.
-    pub fn reader(self: &Arc<Self>, idle_timeout: Duration) -> Option<FillReader<M>> {
+    pub(crate) fn reader(self: &Arc<Self>, idle_timeout: Duration) -> Option<FillReader<M>> {
         let mut st = self.lock();
         if st.first > 0 {
             return None;

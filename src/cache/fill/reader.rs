@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::watch;
 
 /// A reader of one fill: the head, then the body chunk by chunk.
-pub struct FillReader<M> {
+pub(crate) struct FillReader<M> {
     pub(super) fill: Arc<Fill<M>>,
     /// This reader's place in the fill's list of readers.
     pub(super) slot: usize,
@@ -20,7 +20,7 @@ impl<M> FillReader<M> {
     /// Waits (at most `timeout`) for the response head. A fill that has already failed is an
     /// error here even if its head is in: nothing has gone to this reader's client yet, so it
     /// can answer with an error status rather than a head and a cut body.
-    pub async fn head(&mut self, timeout: Duration) -> Result<Arc<FillHead<M>>, FillError> {
+    pub(crate) async fn head(&mut self, timeout: Duration) -> Result<Arc<FillHead<M>>, FillError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             {
@@ -44,7 +44,7 @@ impl<M> FillReader<M> {
     }
 
     /// The next body chunk; `None` at a clean end, `Some(Err)` if the body is cut short.
-    pub async fn next_chunk(&mut self) -> Option<Result<Bytes, FillError>> {
+    pub(crate) async fn next_chunk(&mut self) -> Option<Result<Bytes, FillError>> {
         loop {
             {
                 let mut st = self.fill.lock();
@@ -79,7 +79,7 @@ impl<M> FillReader<M> {
 
     /// The whole body in one buffer, if the fill has ended cleanly and this reader has read
     /// nothing yet and the body is one chunk (a held-back fill that was stored, or a small one).
-    pub fn whole(&self) -> Option<Bytes> {
+    pub(crate) fn whole(&self) -> Option<Bytes> {
         let st = self.fill.lock();
         if self.next != 0 || st.first != 0 || !matches!(st.end, Some(Ok(()))) {
             return None;
@@ -92,7 +92,7 @@ impl<M> FillReader<M> {
     }
 
     /// The body as a stream for an HTTP response; an error cuts the client connection.
-    pub fn into_stream(
+    pub(crate) fn into_stream(
         self,
     ) -> impl futures_util::Stream<Item = Result<Bytes, FillError>> + Send + 'static
     where

@@ -8,17 +8,17 @@ use std::{
 };
 
 /// The fills in progress, by key. Joining is how coalescing happens.
-pub struct Fills<M> {
+pub(crate) struct Fills<M> {
     map: Mutex<HashMap<FillKey, Arc<Fill<M>>>>,
     budget: Arc<InflightBudget>,
 }
 
 /// A fill is shared by requests for the same URL and, once the URL's Vary names are known, the
 /// same normalised values for them.
-pub type FillKey = (CacheKey, VaryValues);
+pub(crate) type FillKey = (CacheKey, VaryValues);
 
 /// The result of [`Fills::join`].
-pub enum Joined<M> {
+pub(crate) enum Joined<M> {
     /// This request fetches; it must drive the writer to the end.
     Leader(FillWriter<M>),
     /// Another request is fetching; read its fill.
@@ -26,14 +26,14 @@ pub enum Joined<M> {
 }
 
 impl<M> Fills<M> {
-    pub fn new(budget: Arc<InflightBudget>) -> Self {
+    pub(crate) fn new(budget: Arc<InflightBudget>) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
             budget,
         }
     }
 
-    pub fn budget(&self) -> &Arc<InflightBudget> {
+    pub(crate) fn budget(&self) -> &Arc<InflightBudget> {
         &self.budget
     }
 
@@ -42,7 +42,7 @@ impl<M> Fills<M> {
     }
 
     /// Joins the fill for `key`, or starts one.
-    pub fn join(self: &Arc<Self>, key: FillKey) -> Joined<M> {
+    pub(crate) fn join(self: &Arc<Self>, key: FillKey) -> Joined<M> {
         let mut map = self.lock();
         if let Some(f) = map.get(&key) {
             return Joined::Follower(f.clone());
@@ -53,12 +53,13 @@ impl<M> Fills<M> {
     }
 
     /// A fill nobody can join: for requests that must not wait on others but may still store.
-    pub fn solo(&self) -> FillWriter<M> {
+    pub(crate) fn solo(&self) -> FillWriter<M> {
         FillWriter::new(Arc::new(Fill::new(self.budget.clone())), None)
     }
 
-    /// Number of fills in progress (for tests and stats).
-    pub fn in_progress(&self) -> usize {
+    /// Number of fills in progress.
+    #[cfg(test)]
+    pub(crate) fn in_progress(&self) -> usize {
         self.lock().len()
     }
 }

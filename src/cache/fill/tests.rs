@@ -1,6 +1,6 @@
 //! The fill's guarantees, each forced deterministically.
 
-use super::{writer::WINDOW_BYTES, *};
+use super::{table::FillKey, writer::WINDOW_BYTES, *};
 use crate::cache::{CacheKey, key::VaryValues};
 
 fn fills(budget: u64) -> Arc<Fills<()>> {

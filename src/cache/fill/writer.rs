@@ -12,7 +12,7 @@ pub(super) const WINDOW_BYTES: usize = 1 << 20;
 const MIN_WINDOW_BYTES: usize = 64 << 10;
 
 /// The writing side of a fill. Dropping it unfinished ends the fill with an error.
-pub struct FillWriter<M> {
+pub(crate) struct FillWriter<M> {
     fill: Arc<Fill<M>>,
     table: Option<(Arc<Fills<M>>, FillKey)>,
     max_object_size: usize,
@@ -39,23 +39,23 @@ impl<M> FillWriter<M> {
         }
     }
 
-    pub fn fill(&self) -> &Arc<Fill<M>> {
+    pub(crate) fn fill(&self) -> &Arc<Fill<M>> {
         &self.fill
     }
 
     /// Bodies beyond this are not retained (and so not stored).
-    pub fn set_max_object_size(&mut self, n: usize) {
+    pub(crate) fn set_max_object_size(&mut self, n: usize) {
         self.max_object_size = n;
     }
 
     /// From now on readers are woken only by [`FillWriter::publish`] or the end. For bodies
     /// that fit the reader window: a held-back fill never waits on its readers.
-    pub fn hold_back(&mut self) {
+    pub(crate) fn hold_back(&mut self) {
         self.held_back = true;
     }
 
     /// Wakes readers for what a held-back fill has so far; later changes wake them as usual.
-    pub fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         if std::mem::take(&mut self.held_back) {
             self.fill.bump();
         }
@@ -69,7 +69,7 @@ impl<M> FillWriter<M> {
 
     /// Takes the fill out of the table now, before publishing: whoever comes next starts a
     /// fill of their own (or finds what this one stored) instead of joining this one.
-    pub fn leave_table(&mut self) {
+    pub(crate) fn leave_table(&mut self) {
         self.close_door();
     }
 
@@ -87,7 +87,11 @@ impl<M> FillWriter<M> {
     /// waiting see `shareable == false` and fetch for themselves. A body announced larger than
     /// `max_object_size` (or refused by [`FillWriter::reserve`]) is never retained, and the door
     /// closes too.
-    pub fn set_head(&mut self, head: FillHead<M>, content_length: Option<u64>) -> Arc<FillHead<M>> {
+    pub(crate) fn set_head(
+        &mut self,
+        head: FillHead<M>,
+        content_length: Option<u64>,
+    ) -> Arc<FillHead<M>> {
         let shareable = head.shareable;
         let head = Arc::new(head);
         let retain = {
@@ -110,7 +114,7 @@ impl<M> FillWriter<M> {
     /// Reserves a body of known length up front. `false` (and the fill stops retaining) when it
     /// exceeds `max_object_size` or the in-flight budget: decided before the head goes out, so
     /// the response can say it will not be stored.
-    pub fn reserve(&mut self, len: u64) -> bool {
+    pub(crate) fn reserve(&mut self, len: u64) -> bool {
         let mut st = self.fill.lock();
         if !st.retain {
             return false;
@@ -125,18 +129,22 @@ impl<M> FillWriter<M> {
     }
 
     /// Did the body grow past `max_object_size` while streaming (so it was not retained)?
-    pub fn outgrew_object_size(&self) -> bool {
+    pub(crate) fn outgrew_object_size(&self) -> bool {
         self.outgrew
     }
 
     /// Is the body still being retained for storing?
-    pub fn retaining(&self) -> bool {
+    pub(crate) fn retaining(&self) -> bool {
         self.fill.lock().retain
     }
 
     /// Appends a chunk. Waits while a non-retaining fill is a window ahead of its slowest
     /// reader; fails with `Abandoned` when no reader is left and nothing will be stored.
-    pub async fn push(&mut self, chunk: Bytes, idle_timeout: Duration) -> Result<(), FillError> {
+    pub(crate) async fn push(
+        &mut self,
+        chunk: Bytes,
+        idle_timeout: Duration,
+    ) -> Result<(), FillError> {
         let n = chunk.len();
         let mut drop_retention = false;
         {
@@ -224,7 +232,7 @@ impl<M> FillWriter<M> {
     /// calling [`FillWriter::finish`], so that a request arriving meanwhile finds either this
     /// fill or the stored object, never neither. While held back, no reader has read a chunk:
     /// they are given this one buffer instead of the origin's chunks.
-    pub fn retained_body(&self) -> Option<Bytes> {
+    pub(crate) fn retained_body(&self) -> Option<Bytes> {
         let mut st = self.fill.lock();
         if !st.retain {
             return None;
@@ -241,7 +249,7 @@ impl<M> FillWriter<M> {
     }
 
     /// Ends the fill: readers see the end of the body, or the error.
-    pub fn finish(&mut self, result: Result<(), FillError>) {
+    pub(crate) fn finish(&mut self, result: Result<(), FillError>) {
         {
             let mut st = self.fill.lock();
             st.end = Some(result);
@@ -255,7 +263,7 @@ impl<M> FillWriter<M> {
     }
 
     /// Takes the fill out of the table; late joiners now go to the store.
-    pub fn done(mut self) {
+    pub(crate) fn done(mut self) {
         self.close_door();
     }
 }

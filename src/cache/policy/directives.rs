@@ -70,7 +70,7 @@ pub(super) fn without_directive(h: &HeaderMap, name: &str) -> Option<HeaderValue
 
 /// Finds a Cache-Control directive: `None` if absent, `Some(None)` without a value,
 /// `Some(Some(v))` with one (quotes removed).
-pub fn directive<'a>(
+pub(crate) fn directive<'a>(
     values: impl Iterator<Item = &'a HeaderValue>,
     name: &str,
 ) -> Option<Option<&'a str>> {

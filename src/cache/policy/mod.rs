@@ -11,30 +11,30 @@ use std::time::{Duration, SystemTime};
 mod directives;
 mod stored;
 
-pub use directives::directive;
+pub(crate) use directives::directive;
 use directives::{ResponseDirectives, delta, lowercase_directives, without_directive};
 pub use stored::{add_validators, merge_not_modified, not_modified_matches, storable_headers};
 
 /// The largest delta-seconds value honoured (RFC 9111 section 1.2.2: 2^31 s); larger ones from
 /// an origin are clamped, so no header can overflow the time arithmetic.
-pub const MAX_DELTA: Duration = Duration::from_secs(1 << 31);
+pub(crate) const MAX_DELTA: Duration = Duration::from_secs(1 << 31);
 
 /// How long a stored response may be used, fixed when it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Freshness {
     /// When the edge received the response.
-    pub response_time: SystemTime,
+    pub(crate) response_time: SystemTime,
     /// Its age at that moment (the origin's or upstream caches' `Age`).
-    pub initial_age: Duration,
+    pub(crate) initial_age: Duration,
     /// Freshness left at `response_time`.
-    pub fresh_for: Duration,
+    pub(crate) fresh_for: Duration,
     /// RFC 5861 windows after expiry.
-    pub stale_while_revalidate: Duration,
-    pub stale_if_error: Duration,
+    pub(crate) stale_while_revalidate: Duration,
+    pub(crate) stale_if_error: Duration,
     /// `must-revalidate`, `proxy-revalidate` or `no-cache`: never served stale.
-    pub must_revalidate: bool,
+    pub(crate) must_revalidate: bool,
     /// Has an ETag or Last-Modified, so an expired copy can be revalidated cheaply.
-    pub has_validator: bool,
+    pub(crate) has_validator: bool,
 }
 
 impl Freshness {
@@ -43,7 +43,7 @@ impl Freshness {
     }
 
     /// The `Age` to send.
-    pub fn age(&self, now: SystemTime) -> Duration {
+    pub(crate) fn age(&self, now: SystemTime) -> Duration {
         self.initial_age.saturating_add(self.resident(now))
     }
 
@@ -57,7 +57,7 @@ impl Freshness {
         }
     }
 
-    pub fn is_fresh(&self, now: SystemTime) -> bool {
+    pub(crate) fn is_fresh(&self, now: SystemTime) -> bool {
         self.resident(now) < self.fresh_for
     }
 
@@ -66,20 +66,20 @@ impl Freshness {
     }
 
     /// May be served while a background revalidation runs.
-    pub fn within_stale_while_revalidate(&self, now: SystemTime) -> bool {
+    pub(crate) fn within_stale_while_revalidate(&self, now: SystemTime) -> bool {
         !self.must_revalidate
             && self.stale_for(now) <= self.stale_while_revalidate
             && !self.is_fresh(now)
     }
 
     /// May be served when the origin fails.
-    pub fn within_stale_if_error(&self, now: SystemTime) -> bool {
+    pub(crate) fn within_stale_if_error(&self, now: SystemTime) -> bool {
         !self.must_revalidate && self.stale_for(now) <= self.stale_if_error
     }
 
     /// How long after `response_time` the store should keep the object: its freshness plus the
     /// longest window in which a stale copy is still useful.
-    pub fn keep_for(&self, keep_for_revalidation: Duration) -> Duration {
+    pub(crate) fn keep_for(&self, keep_for_revalidation: Duration) -> Duration {
         let mut grace = if self.must_revalidate {
             Duration::ZERO
         } else {
@@ -92,7 +92,7 @@ impl Freshness {
     }
 
     /// The moment the store may drop the object (see [`Freshness::keep_for`]).
-    pub fn keep_until(&self, keep_for_revalidation: Duration) -> SystemTime {
+    pub(crate) fn keep_until(&self, keep_for_revalidation: Duration) -> SystemTime {
         let far = self.response_time + MAX_DELTA;
         self.response_time
             .checked_add(self.keep_for(keep_for_revalidation))
@@ -123,7 +123,7 @@ pub enum NotStorable {
 }
 
 impl NotStorable {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             NotStorable::Method => "method",
             NotStorable::Status => "status",
@@ -146,7 +146,7 @@ impl NotStorable {
     /// Tied to this request (its credentials, its `no-store`) or to this moment (the in-flight
     /// budget): says nothing about the URL, so it earns no hit-for-miss mark. Size does: a
     /// large file stays large, and its range requests can then go to the origin.
-    pub fn is_transient(self) -> bool {
+    pub(crate) fn is_transient(self) -> bool {
         matches!(
             self,
             NotStorable::InflightBudget
@@ -160,7 +160,7 @@ impl NotStorable {
 /// The verdict on an origin's answer at fill time: the policy's ([`evaluate`]), then what
 /// storing adds: a `Vary: *` (`varies` is `false`) cannot be keyed, and a declared length past
 /// `max_object_size` will not be kept.
-pub fn fill_verdict(
+pub(crate) fn fill_verdict(
     policy: Result<Freshness, NotStorable>,
     varies: bool,
     content_length: Option<u64>,
@@ -213,7 +213,7 @@ impl ResponseLike for PolicyResponse<'_> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SiteRules {
     /// Store responses that set cookies (the cookie is stripped from the stored copy).
-    pub cache_set_cookie: bool,
+    pub(crate) cache_set_cookie: bool,
 }
 
 /// May this response be stored, and for how long? `res_headers` must already be stripped of

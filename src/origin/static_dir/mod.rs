@@ -39,7 +39,7 @@ const UTF8_TYPES: [&str; 3] = [
 const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
 
 /// A directory served as an HTTP origin: GET and HEAD only, with validators and cache rules.
-pub struct StaticDir {
+pub(crate) struct StaticDir {
     root: PathBuf,
     rules: Vec<(Glob, HeaderValue)>,
 }
@@ -47,7 +47,7 @@ pub struct StaticDir {
 impl StaticDir {
     /// Canonicalises `root` (an error if it is not a directory) and compiles `rules`, which
     /// fails only on a `cache_control` that is not a valid header value.
-    pub fn new(root: PathBuf, rules: &[CacheRule]) -> std::io::Result<Self> {
+    pub(crate) fn new(root: PathBuf, rules: &[CacheRule]) -> std::io::Result<Self> {
         let root = std::fs::canonicalize(&root)?;
         if !std::fs::metadata(&root)?.is_dir() {
             let msg = format!("{} is not a directory", root.display());
@@ -65,13 +65,14 @@ impl StaticDir {
     }
 
     /// The canonical root directory.
-    pub fn root(&self) -> &Path {
+    #[cfg(test)]
+    fn root(&self) -> &Path {
         &self.root
     }
 
     /// Answers one request from the directory. Client mistakes and missing files are responses
     /// (400, 404, 405, ...); only unexpected I/O failures are errors.
-    pub async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
+    pub(crate) async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
         let head = req.method == Method::HEAD;
         let mut resp = if head || req.method == Method::GET {
             self.get(&req.path_and_query, &req.headers, !head).await?
