@@ -29,6 +29,7 @@ pub struct BuildError {
 
 /// The running parts of an edge.
 pub struct App {
+    /// The request path's shared state: sites, store, fills, data routes; what `server` serves.
     pub edge: Arc<Edge>,
 }
 

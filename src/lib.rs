@@ -1,17 +1,22 @@
 //! edgecache: a caching CDN edge server.
 //!
 //! # Layout
-//! Data flows one way, top to bottom; nothing imports upward.
-//! - [`app`]: composition root; builds everything from a [`config::Config`] and serves it.
+//! Listed from the top down: each module imports only modules listed below it (checked by
+//! reading the `use crate::` lines; the tools at the end import `app` and `config`).
+//! - [`app`]: composition root; builds the clock, store, origins, sites and data layer from a
+//!   [`config::Config`] and serves them.
 //! - [`server`]: the accept loop (hyper), connection limits, graceful drain.
-//! - [`proxy`]: the request path: site selection, cache lookup, fills, pass-through, responses.
-//! - [`cache`]: keys, HTTP caching policy, what to do with a request (`decide`), the
-//!   byte-weighted store, request coalescing, status headers. Knows nothing of axum or reqwest.
+//! - [`proxy`]: the request path: site selection, the I/O of lookups and fills, pass-through,
+//!   responses, and the one conversion of failures into responses (`proxy/error.rs`).
 //! - [`data`]: cache-aside for dynamic data: config-declared routes over SQLite / PostgreSQL.
+//! - [`cache`]: the rules and the store: keys, HTTP caching policy, what to do with a request
+//!   ([`cache::decide`]), the byte-weighted store, request coalescing, status headers. Knows
+//!   nothing of axum or reqwest.
 //! - [`origin`]: where content comes from: upstream HTTP servers (reqwest) and local directories.
-//! - [`config`]: the typed, validated configuration.
-//! - [`clock`]: the one source of time for caching decisions (tests move it ahead).
 //! - [`telemetry`]: logging and the access log.
+//! - [`config`]: the typed, validated configuration, a file per subsystem.
+//! - [`clock`]: the one source of time for caching decisions (tests move it ahead).
+//! - [`numfmt`]: numbers into text on the request path (headers, the access log).
 //! - Tools beside the server, built on it: [`bench`] (load and hit ratios over HTTP, with its
 //!   own origin) and [`replay`] (offline what-if hit ratios from a trace).
 #![forbid(unsafe_code)]

@@ -142,6 +142,7 @@ pub struct Bench {
     pub(crate) target: Target,
     /// The built-in origin's address and Cache-Control, when it runs.
     pub(crate) origin: Option<(SocketAddr, String)>,
+    /// Draw a progress bar on stderr (off for `--json` and in tests, whose output is parsed).
     pub progress: bool,
 }
 

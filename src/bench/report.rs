@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
+    /// What was asked for, so a saved report says how its numbers came about.
     pub workload: WorkloadInfo,
+    /// One entry per edge measured: one for `--url`, one per memory size in a sweep.
     pub runs: Vec<RunReport>,
 }
 
@@ -23,6 +25,7 @@ pub struct WorkloadInfo {
     pub kind: &'static str,
     /// Measured requests per run (warmup excluded, scan included).
     pub requests: u64,
+    /// Requests sent before measuring, to fill the cache; not in any figure.
     pub warmup: u64,
     /// Distinct URLs among the measured requests.
     pub distinct_targets: u64,
@@ -78,11 +81,13 @@ pub struct RunReport {
     pub target: String,
     /// The edge's memory budget, in a sweep.
     pub max_memory_bytes: Option<u64>,
+    /// Requests sent while measuring.
     pub requests: u64,
     /// Transport failures, timeouts, 4xx and 5xx answers (not in the ratios).
     pub errors: u64,
     /// By the response headers (`Cache-Status`, `X-Cache`, `X-Cache-Status`).
     pub hits: u64,
+    /// By the same headers: answers that came from the origin.
     pub misses: u64,
     /// Misses that joined another request's origin fetch (RFC 9211 `collapsed`).
     pub collapsed: u64,
@@ -94,6 +99,7 @@ pub struct RunReport {
     pub byte_hit_ratio: Option<f64>,
     /// Body bytes of every answer that was not an error.
     pub bytes: u64,
+    /// Of which, body bytes of hits.
     pub hit_bytes: u64,
     /// Requests the built-in origin received during the run (when it served), refused ones
     /// included.
@@ -110,6 +116,7 @@ pub struct RunReport {
     pub(crate) seconds: f64,
     /// Answered (non-error) requests per second.
     pub requests_per_sec: f64,
+    /// Time to the whole response, per request, in milliseconds.
     pub latency_ms: Latency,
     /// The first error seen, as an example.
     pub first_error: Option<String>,
@@ -117,10 +124,13 @@ pub struct RunReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
+    /// Median.
     pub p50: f64,
     pub(crate) p90: f64,
+    /// The tail a user meets once in a hundred requests.
     pub p99: f64,
     pub(crate) p99_9: f64,
+    /// The slowest request seen.
     pub max: f64,
 }
 

@@ -59,7 +59,9 @@ impl Default for LoadOptions {
 /// A value and how it was obtained. `value: None` means the loader found nothing.
 #[derive(Debug, Clone)]
 pub struct Fetched {
+    /// The loaded or cached value; `None` when the loader found nothing (also cached, briefly).
     pub value: Option<Bytes>,
+    /// How it was obtained (HIT, MISS, STALE, collapsed), for `Cache-Status` and `X-Cache`.
     pub status: CacheStatus,
     /// How long the value has been cached (zero when just loaded).
     pub(crate) age: Duration,

@@ -57,6 +57,7 @@ impl Outcome {
 /// Everything `Cache-Status` reports for one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStatus {
+    /// What the cache did: the `X-Cache` value and the `Cache-Status` hit/fwd parameters.
     pub outcome: Outcome,
     /// Status the origin answered with, when it was asked.
     pub(crate) fwd_status: Option<u16>,

@@ -46,6 +46,7 @@ fn alloc_size(n: usize) -> usize {
 /// One stored response.
 #[derive(Debug)]
 pub struct Object {
+    /// The origin's status, replayed on every hit (200, 301, 404, ...).
     pub status: StatusCode,
     /// As sent to clients, minus per-response fields (Age, X-Cache, Cache-Status of ours).
     pub headers: HeaderMap,
@@ -53,6 +54,7 @@ pub struct Object {
     pub body: Bytes,
     /// The request values this variant answers.
     pub vary: VaryValues,
+    /// Fixed when stored: how long it is fresh, and what may be done once it is stale.
     pub freshness: Freshness,
     /// The tags this object depends on; it is served only while none was invalidated.
     pub stamp: Option<TagStamp>,
@@ -143,8 +145,11 @@ impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
 /// Settings the store needs.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreConfig {
+    /// The byte budget the store's weigher charges objects against (bodies, headers, keys).
     pub max_memory: u64,
+    /// Larger responses pass through unstored, so one object cannot evict the rest.
     pub max_object_size: u64,
+    /// Variants kept per URL under `Vary`, so a header with many values cannot fill the store.
     pub max_variants: usize,
     /// How long an expired object with a validator stays for revalidation.
     pub keep: Duration,

@@ -25,10 +25,13 @@ use std::{net::SocketAddr, path::PathBuf};
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// `[server]`: the listener, its limits and the drain.
     pub server: ServerConfig,
+    /// `[cache]`: the memory budget and the fill limits.
     pub cache: CacheConfig,
     /// Defaults for every upstream origin; a site may not override them (yet).
     pub(crate) origin: OriginConfig,
+    /// `[log]`: the format of log lines, the access log, and where the lines go.
     pub log: LogConfig,
     /// Sites in match order: the first whose host and path prefix fit the request serves it.
     #[serde(rename = "site")]
@@ -64,9 +67,13 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 /// What the command line (or its `EDGECACHE_*` variables) says on top of the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    /// `--listen`: replaces `[server] listen`.
     pub listen: Option<SocketAddr>,
+    /// `--origin`: replaces the sites with one in front of this URL.
     pub origin: Option<String>,
+    /// `--max-memory`: replaces `[cache] max_memory`.
     pub max_memory: Option<ByteSize>,
+    /// `--log-format`: replaces `[log] format`.
     pub log_format: Option<LogFormat>,
 }
 

@@ -8,6 +8,7 @@ use std::{net::SocketAddr, time::Duration};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
+    /// Where clients connect (default 127.0.0.1:8080).
     pub listen: SocketAddr,
     /// 0: one work-stealing runtime serves every connection on all CPUs (the default: the best
     /// tail latency when the CPUs are shared with other busy processes). N: N event loops, one

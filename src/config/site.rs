@@ -8,6 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
+    /// Names the site in logs and errors, and starts its cache keys (two sites never share objects).
     pub name: String,
     /// Host names (`example.com`, `*.example.com`, or `*` for any). Matched without port, case-insensitively.
     pub hosts: Vec<String>,

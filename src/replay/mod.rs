@@ -31,6 +31,7 @@ pub struct Record {
 
 /// A trace in memory: hashed keys and sizes.
 pub struct Trace {
+    /// Each request as (hash of its URL, body size in bytes): all a cache policy needs to replay it.
     pub requests: Vec<(u64, u32)>,
     /// Lines that were neither a request nor blank/comment.
     pub skipped: u64,

@@ -178,8 +178,11 @@ pub(crate) fn fill_verdict(
 
 /// The request as the policy sees it.
 pub struct PolicyRequest<'a> {
+    /// Only GET and HEAD answers are stored.
     pub method: &'a Method,
+    /// http-cache-semantics wants it (its request trait asks for one).
     pub uri: &'a Uri,
+    /// Authorization, Cookie and the request's own `no-store` change the verdict.
     pub headers: &'a HeaderMap,
 }
 
