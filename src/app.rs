@@ -23,7 +23,9 @@ use tokio::net::TcpListener;
 #[derive(Debug, thiserror::Error)]
 #[error("{part}: {reason}")]
 pub struct BuildError {
+    /// What could not be brought up (`site \`name\``, `data`): the message's first half.
     pub(crate) part: String,
+    /// Why, in the words of the error that stopped it.
     pub(crate) reason: String,
 }
 

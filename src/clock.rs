@@ -28,6 +28,7 @@ pub struct Clock(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
+    /// Where the time comes from: the wall clock, or tokio's for tests on paused time.
     source: Source,
     /// How far [`Clock::advance`] has moved this clock ahead of its source, in microseconds.
     ahead_us: AtomicU64,

@@ -34,6 +34,7 @@ struct Cli {
     /// Log line format.
     #[arg(long, env = "EDGECACHE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// What to do instead of serving, if anything.
     #[command(subcommand)]
     command: Option<Command>,
 }

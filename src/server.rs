@@ -158,7 +158,9 @@ async fn version_known(stream: &tokio::net::TcpStream, deadline: Instant) -> boo
 /// slot, its response and the object it pins forever. The clock runs only while a write is
 /// blocked, and restarts whenever the client takes some bytes (nginx's `send_timeout`).
 pub(crate) struct SendTimeout<S> {
+    /// The connection the response is written to.
     inner: S,
+    /// How long a blocked write may wait for the client to take some bytes (`server.send_timeout`).
     timeout: Duration,
     /// The clock, made the first time a write blocks and reused after that.
     clock: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
@@ -284,6 +286,7 @@ pub async fn bind(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::TcpLis
 /// `max_connections` (as nginx's workers each take `worker_connections`): a shared cap would
 /// let a loop hold a permit while its own socket is empty and the others' queues fill.
 pub struct Loops {
+    /// One per loop, joined by `Loops::shutdown`; their number is `Loops::count`.
     threads: Vec<std::thread::JoinHandle<()>>,
     /// `Some(deadline)` once the loops are to stop accepting and drain.
     stop: watch::Sender<Option<Instant>>,
@@ -293,6 +296,8 @@ pub struct Loops {
     running: Arc<watch::Sender<usize>>,
     /// Loops that ended, however (normally, in a panic, or failing to start).
     ended: Arc<watch::Sender<usize>>,
+    /// How long the loops' in-flight requests get to finish once shutdown starts
+    /// (`server.drain_timeout`).
     drain_timeout: Duration,
 }
 
@@ -411,7 +416,9 @@ impl Loops {
 #[derive(Debug, thiserror::Error)]
 #[error("{early} event loop(s) ended before shutdown, {panicked} in a panic")]
 pub struct LoopFailed {
+    /// Loops that ended before shutdown was asked for (they panicked or could not start).
     pub(crate) early: usize,
+    /// Loop threads whose join reported a panic, early or during the drain.
     pub(crate) panicked: usize,
 }
 

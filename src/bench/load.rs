@@ -29,21 +29,29 @@ pub(crate) struct LoadOptions {
 /// What one phase of requests saw.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
+    /// Requests sent, errors included.
     pub(crate) requests: u64,
+    /// Answers whose headers said hit.
     pub(crate) hits: u64,
+    /// Answers whose headers said miss: the origin was asked.
     pub(crate) misses: u64,
+    /// Of the misses, those that joined another request's origin fetch.
     pub(crate) collapsed: u64,
+    /// Answers whose headers said neither.
     pub(crate) unknown: u64,
     /// Transport failures, timeouts, 4xx and 5xx answers.
     pub(crate) errors: u64,
     /// Body bytes of the answers counted (not of errors).
     pub(crate) bytes: u64,
+    /// Body bytes of hits: with `bytes` and `unknown_bytes`, the byte hit ratio.
     pub(crate) hit_bytes: u64,
     /// Body bytes of answers that said neither hit nor miss.
     pub(crate) unknown_bytes: u64,
     /// Per request (errors too), head sent to last body byte or failure, in microseconds.
     pub(crate) latencies_us: Vec<u32>,
+    /// The first error's text, which the report shows as an example.
     pub(crate) first_error: Option<String>,
+    /// Wall time of the phase, for requests per second.
     pub(crate) elapsed: Duration,
 }
 

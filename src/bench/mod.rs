@@ -72,8 +72,10 @@ pub struct BenchArgs {
     /// Size distribution of the objects.
     #[arg(long, value_enum, default_value = "pareto")]
     pub(crate) size_dist: SizeDist,
+    /// Mean object size (every object's size with `--size-dist fixed`).
     #[arg(long, default_value = "16KiB", value_name = "SIZE")]
     pub(crate) size_mean: ByteSize,
+    /// Largest object size: drawn sizes are clamped to it (at most 256MiB).
     #[arg(long, default_value = "4MiB", value_name = "SIZE")]
     pub(crate) size_max: ByteSize,
     /// Pareto tail index (above 1; smaller means heavier tail).
@@ -136,9 +138,13 @@ pub enum Plan {
 
 /// A measurement, ready to run.
 pub struct Bench {
+    /// The request sequence, the same for every run.
     pub(crate) workload: Arc<Workload>,
+    /// What the workload is, for the report.
     pub(crate) info: WorkloadInfo,
+    /// How the requests are sent: concurrency, Host, timeout.
     pub(crate) load: LoadOptions,
+    /// What the runs drive: a cache at `--url`, or an edge per `--sweep-memory` size.
     pub(crate) target: Target,
     /// The built-in origin's address and Cache-Control, when it runs.
     pub(crate) origin: Option<(SocketAddr, String)>,
@@ -394,8 +400,11 @@ fn progress(len: u64, label: &str) -> ProgressBar {
 
 /// An edge started for one size of a sweep.
 struct SweepEdge {
+    /// Where the edge listens, for the run to drive.
     url: String,
+    /// Starts the edge's drain.
     stop: tokio::sync::oneshot::Sender<()>,
+    /// The serving task, awaited so that the next size starts once this edge is gone.
     task: tokio::task::JoinHandle<()>,
 }
 

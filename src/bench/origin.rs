@@ -41,14 +41,20 @@ pub(crate) struct OriginCounts {
 
 #[derive(Default)]
 struct Counters {
+    /// Every request but those for the stats.
     requests: AtomicU64,
+    /// Conditional requests answered 304.
     not_modified: AtomicU64,
+    /// Body bytes sent.
     bytes: AtomicU64,
 }
 
 struct Shared {
+    /// The `Cache-Control` of every object (`--cache-control`).
     cache_control: HeaderValue,
+    /// Every object's `Last-Modified` (the start time): a validator, so revalidation works.
     last_modified: HeaderValue,
+    /// What it served, for `/_origin/stats` and the bench's cross-check.
     counters: Counters,
     /// Bodies are slices of this block, grown on demand: no copy, no allocation per request.
     block: RwLock<Bytes>,
@@ -56,9 +62,13 @@ struct Shared {
 
 /// A running origin; stops when dropped.
 pub struct BenchOrigin {
+    /// Where it listens (the port the OS chose, when asked for 0).
     pub(crate) addr: SocketAddr,
+    /// Its state, shared with the handlers: the counts are read from here.
     shared: Arc<Shared>,
+    /// Stops the server gracefully; sent on drop.
     stop: Option<oneshot::Sender<()>>,
+    /// The server task, which `BenchOrigin::wait` awaits for `--serve-origin` alone.
     task: Option<JoinHandle<()>>,
 }
 

@@ -29,6 +29,7 @@ pub struct WorkloadInfo {
     pub warmup: u64,
     /// Distinct URLs among the measured requests.
     pub distinct_targets: u64,
+    /// Requests in flight at once (`--concurrency`).
     pub(crate) concurrency: usize,
     /// The generator's parameters, for `zipf`.
     pub(crate) zipf: Option<ZipfSpec>,
@@ -113,6 +114,7 @@ pub struct RunReport {
     /// Do the headers and the origin agree (misses that did not join another's fetch ==
     /// origin requests)? Null without the built-in origin.
     pub origin_agrees: Option<bool>,
+    /// Wall time of the measured requests.
     pub(crate) seconds: f64,
     /// Answered (non-error) requests per second.
     pub requests_per_sec: f64,
@@ -126,9 +128,11 @@ pub struct RunReport {
 pub struct Latency {
     /// Median.
     pub p50: f64,
+    /// One request in ten is slower.
     pub(crate) p90: f64,
     /// The tail a user meets once in a hundred requests.
     pub p99: f64,
+    /// The tail one request in a thousand meets.
     pub(crate) p99_9: f64,
     /// The slowest request seen.
     pub max: f64,

@@ -28,7 +28,9 @@ pub(crate) struct ZipfSpec {
     pub(crate) requests: u64,
     /// Requests sent first, from the same distribution, and left out of the figures.
     pub(crate) warmup: u64,
+    /// How object sizes are drawn.
     pub(crate) size_dist: SizeDist,
+    /// Mean object size in bytes (every object's size with `Fixed`).
     pub(crate) size_mean: u64,
     /// Sizes are clamped to this.
     pub(crate) size_max: u64,
@@ -38,6 +40,7 @@ pub(crate) struct ZipfSpec {
     pub(crate) scan: u32,
     /// Where the scan starts, as a fraction of the measured requests.
     pub(crate) scan_at: f64,
+    /// Seeds the draws of requests and of sizes: the same seed, the same workload.
     pub(crate) seed: u64,
 }
 
@@ -75,7 +78,9 @@ impl Targets {
 /// The request sequence: indexes into distinct targets.
 #[derive(Debug, Clone)]
 pub(crate) struct Workload {
+    /// The distinct URLs the sequence indexes into.
     pub(crate) targets: Targets,
+    /// The requests in order, as indexes into `targets`: the warmup first.
     pub(crate) sequence: Vec<u32>,
     /// Requests at the start of `sequence` that are not measured.
     pub(crate) warmup: usize,

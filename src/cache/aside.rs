@@ -80,17 +80,25 @@ pub enum AsideError {
 /// What a load publishes to every caller waiting on it.
 #[derive(Debug)]
 pub(crate) struct LoadMeta {
+    /// What the loader returned (a value, nothing found, or its error), for every caller waiting.
     result: Result<Option<Bytes>, Arc<dyn std::error::Error + Send + Sync>>,
+    /// The tag stamp taken before the load: a follower checks it is still current, since a write
+    /// may have landed during the load.
     stamp: TagStamp,
+    /// The value went into the store: `Cache-Status`'s `stored`.
     stored: bool,
+    /// Seconds of freshness it was given, jitter applied: `Cache-Status`'s `ttl`.
     ttl: i64,
 }
 
 /// The cache-aside engine over the edge's store.
 #[derive(Clone)]
 pub struct CacheAside {
+    /// Where values live, under keys of their own namespace, sharing the edge's budget and tags.
     store: Store,
+    /// Loads in progress by key, so that callers asking at once share one load.
     fills: Arc<Fills<LoadMeta>>,
+    /// How long a caller waits for another caller's load before `AsideError::Timeout`.
     wait: Duration,
 }
 

@@ -158,7 +158,9 @@ pub struct StoreConfig {
 /// The shared store. Cheap to clone (an `Arc` inside moka).
 #[derive(Clone)]
 pub struct Store {
+    /// The URL entries, weighed in bytes against `max_memory`; moka evicts and expires them.
     cache: Cache<CacheKey, Arc<Entry>>,
+    /// The limits `insert` enforces and fills read (`max_object_size`).
     cfg: StoreConfig,
     /// Bumped by every removal. A fill notes it when it starts and stores only if its key was not
     /// removed since: a write that invalidates a URL while an older read of it is still in flight
@@ -167,6 +169,7 @@ pub struct Store {
     /// The epoch at which each recently removed key was removed (bounded; a fill running longer
     /// than `REMOVAL_MEMORY` is rare and then only risks a stale store, as without this).
     removed_at: Cache<CacheKey, u64>,
+    /// Tag invalidation records: a stamped object is served only while its tags are current.
     tags: Tags,
     /// The time every freshness and expiry decision about stored content reads.
     clock: Clock,

@@ -17,14 +17,18 @@ use std::sync::{
 /// The tags an entry depends on and the epoch its fill started at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagStamp {
+    /// The tags the entry depends on: invalidating any of them outdates it.
     pub(crate) tags: Vec<Arc<str>>,
+    /// The tag epoch when its fill started: an invalidation after it outdates the entry.
     pub(crate) since: u64,
 }
 
 /// Tag generations, shared by everything that stores tagged entries.
 #[derive(Clone)]
 pub(crate) struct Tags {
+    /// The tag epoch: bumped by every invalidation, read by every stamp.
     clock: Arc<AtomicU64>,
+    /// The epoch of each tag's latest invalidation (bounded; a forgotten record raises `floor`).
     invalidated: Cache<Arc<str>, u64>,
     /// The newest epoch among forgotten records.
     floor: Arc<AtomicU64>,

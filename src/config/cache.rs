@@ -8,7 +8,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// Budget for stored objects (bodies + headers + bookkeeping).
+    /// Budget for stored objects (bodies + headers + bookkeeping). Default: 256MiB.
     pub max_memory: ByteSize,
     /// Larger responses stream through without being stored. Default: 32MiB, or an eighth of
     /// `max_memory` if that is less (see [`CacheConfig::object_limit`]).
@@ -16,13 +16,16 @@ pub struct CacheConfig {
     /// Budget for bodies being filled from origins; when full, new misses pass through.
     /// Default: 64MiB, or a quarter of `max_memory` if that is less.
     pub(crate) max_inflight: Option<ByteSize>,
-    /// Cap on variants (Vary) kept per URL; the oldest goes first.
+    /// Cap on variants (Vary) kept per URL; the oldest goes first. Default: 16.
     pub(crate) max_variants: usize,
-    /// How long an expired object with a validator (ETag / Last-Modified) is kept for revalidation.
+    /// How long an expired object with a validator (ETag / Last-Modified) is kept for
+    /// revalidation. Default: 1h.
     pub(crate) keep: Secs,
-    /// How long a request waits for another request's fill of the same key before giving up (504).
+    /// How long a request waits for another request's fill of the same key before giving up
+    /// (504). Default: 30s.
     pub(crate) fill_wait_timeout: Secs,
     /// After a response that may not be stored, requests for that URL skip coalescing this long.
+    /// Default: 30s.
     pub(crate) hit_for_miss: Secs,
 }
 

@@ -12,22 +12,23 @@ pub struct DatabaseConfig {
     pub(crate) url: String,
     /// Optional read replica: cache-miss reads go here, writes to `url`.
     pub(crate) read_url: Option<String>,
+    /// Connections in each pool (the primary's, and the replica's). Default: 8.
     #[serde(default = "default_db_connections")]
     pub(crate) max_connections: u32,
-    /// A request waits at most this long for a connection (then 503).
+    /// A request waits at most this long for a connection (then 503). Default: 3s.
     #[serde(default = "default_db_acquire")]
     pub(crate) acquire_timeout: Secs,
     /// A read running longer is abandoned (503), so it cannot hold its key's waiters.
     /// PostgreSQL connections get it as their server-side `statement_timeout`, and a write's
     /// client waits for the server's outcome; an SQLite write still running is answered 503
-    /// but followed to its end, and invalidates then.
+    /// but followed to its end, and invalidates then. Default: 10s.
     #[serde(default = "default_statement_timeout")]
     pub(crate) statement_timeout: Secs,
     /// After a write, reads of the tags it invalidated go to the primary this long, so a
-    /// lagging replica cannot put the replaced rows back into the cache.
+    /// lagging replica cannot put the replaced rows back into the cache. Default: 5s.
     #[serde(default = "default_replica_lag")]
     pub(crate) replica_lag: Secs,
-    /// Create and fill the demo `products` table when it is missing.
+    /// Create and fill the demo `products` table when it is missing. Default: off.
     #[serde(default)]
     pub(crate) seed_demo: bool,
 }
@@ -52,6 +53,8 @@ fn default_db_acquire() -> Secs {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// The method it answers: GET reads through the cache; POST, PUT, PATCH and DELETE write.
+    /// Default: GET.
     #[serde(default = "default_method")]
     pub(crate) method: String,
     /// e.g. `/api/products/{id:int}`; types: int, float, str, bool.
@@ -59,20 +62,24 @@ pub struct RouteConfig {
     /// One statement with `:name` parameters from the path and (for writes) the JSON body.
     pub(crate) sql: String,
     /// The route answers with the first row as an object (404 when there is none), not an array.
+    /// Default: off.
     #[serde(default)]
     pub(crate) single: bool,
-    /// Reads: freshness of a result.
+    /// Reads: freshness of a result. Default: 30s.
     #[serde(default = "default_route_ttl")]
     pub(crate) ttl: Secs,
-    /// Reads: freshness of "not found".
+    /// Reads: freshness of "not found". Default: 10s.
     #[serde(default = "default_negative_ttl")]
     pub(crate) negative_ttl: Secs,
+    /// Reads: serve the last result this long past its TTL while one load refreshes it in the
+    /// background. Default: 0 (off).
     #[serde(default)]
     pub(crate) stale_while_revalidate: Secs,
-    /// Reads: serve the last result this long past its TTL when the database fails.
+    /// Reads: serve the last result this long past its TTL when the database fails. Default: 0
+    /// (off).
     #[serde(default)]
     pub(crate) stale_if_error: Secs,
-    /// Reads: TTLs are shortened by up to this fraction at random.
+    /// Reads: TTLs are shortened by up to this fraction at random. Default: 0.1.
     #[serde(default = "default_jitter")]
     pub(crate) ttl_jitter: f64,
     /// Reads: tags of the result, e.g. `["products", "product:{id}"]`.

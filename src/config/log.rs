@@ -14,8 +14,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
+    /// How log lines, access lines included, are written: `text` (the default) or `json`, one
+    /// object a line.
     pub(crate) format: LogFormat,
-    /// One line per request; off with `false`.
+    /// One line per request; off with `false`. Default: on.
     pub access_log: bool,
     /// Where log lines go: a file path, or none for standard output.
     pub(crate) file: Option<PathBuf>,

@@ -8,16 +8,18 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct OriginConfig {
+    /// Longest wait for a connection to an origin to open. Default: 3s.
     pub(crate) connect_timeout: Secs,
     /// From the end of sending the request (its body included) to receiving the response
-    /// head; an upload's own time is bounded by `total_timeout`.
+    /// head; an upload's own time is bounded by `total_timeout`. Default: 30s.
     pub(crate) first_byte_timeout: Secs,
-    /// For the whole exchange, body included.
+    /// For the whole exchange, body included. Default: 5m.
     pub(crate) total_timeout: Secs,
     /// Longest pause within a response body, from the origin or while a reader waits on a
-    /// fill's next bytes; the body is then cut.
+    /// fill's next bytes; the body is then cut. Default: 30s.
     pub(crate) body_idle_timeout: Secs,
     /// Idle keep-alive connections kept per origin host (per event loop with `server.threads`).
+    /// Default: 64.
     pub(crate) max_idle_per_host: usize,
 }
 

@@ -16,22 +16,25 @@ pub struct ServerConfig {
     /// like nginx's workers): less CPU per cache MISS, but a loop the OS preempts stalls its
     /// connections.
     pub threads: usize,
-    /// Answered by the edge itself, never forwarded; empty string turns it off.
+    /// Answered by the edge itself, never forwarded; empty string turns it off. Default:
+    /// `/healthz`.
     pub(crate) health_path: String,
-    /// Connections served at once; further ones wait in the kernel's accept queue.
+    /// Connections served at once; further ones wait in the kernel's accept queue. Default:
+    /// 10000.
     pub(crate) max_connections: usize,
-    /// Largest request head (request line + headers) a client may send.
+    /// Largest request head (request line + headers) a client may send. Default: 64KiB.
     pub(crate) max_header_bytes: ByteSize,
-    /// Most header fields in one request.
+    /// Most header fields in one request. Default: 100.
     pub(crate) max_headers: usize,
-    /// A client must send its whole request head within this time (slowloris guard).
+    /// A client must send its whole request head within this time (slowloris guard). Default:
+    /// 10s.
     pub(crate) header_read_timeout: Secs,
     /// A response write that makes no progress for this long (the client stopped reading)
-    /// closes the connection.
+    /// closes the connection. Default: 60s.
     pub(crate) send_timeout: Secs,
-    /// Largest request body forwarded to an origin (POST/PUT/...); 413 beyond.
+    /// Largest request body forwarded to an origin (POST/PUT/...); 413 beyond. Default: 16MiB.
     pub(crate) max_request_body: ByteSize,
-    /// On SIGTERM / Ctrl-C, in-flight requests get this long to finish.
+    /// On SIGTERM / Ctrl-C, in-flight requests get this long to finish. Default: 10s.
     pub(crate) drain_timeout: Secs,
 }
 

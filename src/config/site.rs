@@ -12,7 +12,7 @@ pub struct SiteConfig {
     pub name: String,
     /// Host names (`example.com`, `*.example.com`, or `*` for any). Matched without port, case-insensitively.
     pub hosts: Vec<String>,
-    /// Only paths under this prefix belong to the site.
+    /// Only paths under this prefix belong to the site. Default: `/`.
     #[serde(default = "default_prefix")]
     pub(crate) path_prefix: String,
     /// Upstream origin URL (`http://host:port`, optionally with a base path).
@@ -22,9 +22,10 @@ pub struct SiteConfig {
     /// Host header sent upstream; by default the client's own.
     pub(crate) origin_host: Option<String>,
     /// Honour `Cache-Control: no-cache` / `max-age=0` from clients (most CDNs ignore them).
+    /// Default: off.
     #[serde(default)]
     pub(crate) honor_client_no_cache: bool,
-    /// Store responses that carry Set-Cookie (the cookie itself is never stored).
+    /// Store responses that carry Set-Cookie (the cookie itself is never stored). Default: off.
     #[serde(default)]
     pub(crate) cache_set_cookie: bool,
     /// Request headers forwarded on cacheable requests beyond the built-in safe set; nothing else
@@ -40,7 +41,9 @@ pub struct SiteConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CacheRule {
+    /// The glob a file's URL path is matched against.
     pub(crate) pattern: String,
+    /// The `Cache-Control` a matching file is served with.
     pub(crate) cache_control: String,
 }
 

@@ -51,7 +51,9 @@ pub enum DbError {
 #[derive(Debug, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct Constraint {
+    /// Which kind of constraint (`unique constraint`, ...): what the client's message leads with.
     pub(crate) kind: &'static str,
+    /// The database's own words, which name the constraint.
     pub(crate) message: String,
     /// 409 when the data clashes with other rows, 422 when the values themselves are refused.
     pub(crate) conflict: bool,
@@ -106,7 +108,9 @@ impl From<sqlx::Error> for DbError {
 /// What a write did: the rows it returned (RETURNING) and how many it changed.
 #[derive(Debug, Default)]
 pub(crate) struct Written {
+    /// The rows the statement returned, as JSON objects (a write's with RETURNING).
     pub(crate) rows: Vec<Map<String, Json>>,
+    /// Rows it changed: with `rows`, whether a write must invalidate its tags.
     pub(crate) affected: u64,
 }
 
@@ -155,20 +159,31 @@ pub enum Pool {
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub(crate) struct DbSettings {
+    /// The primary (`database.url`): writes, and reads without a replica.
     pub(crate) url: String,
+    /// The read replica (`database.read_url`), if any.
     pub(crate) read_url: Option<String>,
+    /// Connections in each pool.
     pub(crate) max_connections: u32,
+    /// How long a statement waits for a pool connection (also SQLite's busy timeout).
     pub(crate) acquire_timeout: Duration,
+    /// How long a statement may run (also PostgreSQL's server-side `statement_timeout`).
     pub(crate) statement_timeout: Duration,
 }
 
 /// The primary and (optionally) a read replica, with query counters for tests and metrics.
 pub struct Database {
+    /// Where writes go, and reads when there is no replica or they must see a recent write.
     primary: Pool,
+    /// The read replica, if any: cache-miss reads go here.
     replica: Option<Pool>,
+    /// Statements run on the primary: tests check where the reads went.
     primary_queries: AtomicU64,
+    /// Statements run on the replica.
     replica_queries: AtomicU64,
+    /// How long a statement waits for a connection: part of a PostgreSQL write's `write_wait`.
     acquire_timeout: Duration,
+    /// Bounds a read, what a client waits for a write, and a PostgreSQL write's backstop.
     statement_timeout: Duration,
 }
 

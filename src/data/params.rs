@@ -144,6 +144,7 @@ enum Segment {
 /// A route path like `/api/products/{id:int}` or `/api/users/{name}` (type defaults to str).
 #[derive(Debug, Clone)]
 pub(crate) struct PathTemplate {
+    /// Its `/`-separated segments in order: literals to match, typed parameters to extract.
     segments: Vec<Segment>,
 }
 

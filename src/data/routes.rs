@@ -21,13 +21,21 @@ use std::sync::Arc;
 
 /// A route ready to serve.
 pub struct Route {
+    /// The method it answers: GET reads through the cache, the others write.
     pub(crate) method: Method,
+    /// The path it owns, with typed parameters.
     pub(crate) path: PathTemplate,
+    /// The statement, shared with the load or write task that runs it.
     stmt: Arc<Statement>,
+    /// Answer with the first row as an object (404 when there is none), not an array.
     single: bool,
+    /// TTLs, stale windows and jitter for a read's cached results.
     opts: LoadOptions,
+    /// Tag templates of a read's result, rendered with the request's values.
     tags: Vec<String>,
+    /// Tag templates a write invalidates once it may have changed data.
     invalidates: Vec<String>,
+    /// The fields a write takes from the JSON body, and their types.
     body: Vec<(String, ParamType)>,
 }
 
@@ -35,8 +43,11 @@ pub struct Route {
 #[derive(Debug, thiserror::Error)]
 #[error("route[{index}].{field}: {reason}")]
 pub struct RouteError {
+    /// Position of the route in the config's `[[route]]` list.
     pub(crate) index: usize,
+    /// The key at fault (`method`, `sql`, ...).
     pub(crate) field: &'static str,
+    /// What is wrong with it.
     pub(crate) reason: String,
 }
 
@@ -141,8 +152,12 @@ impl Route {
 
 /// A data response: status, JSON body, and what the cache did.
 pub(crate) struct DataResponse {
+    /// The HTTP status to answer with.
     pub(crate) status: StatusCode,
+    /// The JSON body.
     pub(crate) body: Bytes,
+    /// What the cache did, for `Cache-Status`, `X-Cache` and the access log; `None` for errors
+    /// before the cache.
     pub(crate) cache: Option<CacheStatus>,
     /// For 405: the methods the path does take.
     pub(crate) allow: Option<HeaderValue>,
@@ -177,8 +192,11 @@ impl DataResponse {
 
 /// All data routes over one database and the shared cache.
 pub struct DataApi {
+    /// In config order: the first whose path and method fit serves a request.
     routes: Vec<Route>,
+    /// The database the routes read and write.
     db: Arc<Database>,
+    /// The cache reads go through and writes invalidate.
     aside: CacheAside,
     /// Tags written within the replica's lag: their reads go to the primary.
     recent_writes: moka::sync::Cache<String, ()>,

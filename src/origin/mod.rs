@@ -19,8 +19,11 @@ pub(crate) type BodyStream = BoxStream<'static, Result<Bytes, OriginError>>;
 
 /// What the edge asks of an origin. `path_and_query` always starts with `/`.
 pub(crate) struct OriginRequest {
+    /// GET for a fill, the client's method for a pass-through request.
     pub(crate) method: Method,
+    /// Appended to an upstream's base path, or resolved under a directory's root.
     pub(crate) path_and_query: String,
+    /// The headers to send, already chosen by `proxy::forward` (the safe set on fills).
     pub(crate) headers: HeaderMap,
     /// Request body for methods that carry one (streamed, never buffered whole).
     pub(crate) body: Option<BodyStream>,
@@ -31,8 +34,11 @@ pub(crate) struct OriginRequest {
 
 /// An origin's answer; hop-by-hop headers are already removed.
 pub(crate) struct OriginResponse {
+    /// The origin's status, which the cache's verdict and the client's answer start from.
     pub(crate) status: StatusCode,
+    /// End-to-end headers: judged for storing, kept with a stored object, sent to clients.
     pub(crate) headers: HeaderMap,
+    /// The body as it arrives, so a fill hands chunks to its readers before the end.
     pub(crate) body: BodyStream,
 }
 

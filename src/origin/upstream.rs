@@ -20,7 +20,10 @@ pub(crate) struct Upstream {
     base_url: reqwest::Url,
     /// Overrides the Host header sent upstream.
     host: Option<http::HeaderValue>,
+    /// How long the response head may take once the request, body included, is sent
+    /// (`origin.first_byte_timeout`).
     first_byte_timeout: Duration,
+    /// Bound on the whole exchange, body included (`origin.total_timeout`).
     total_timeout: Duration,
 }
 

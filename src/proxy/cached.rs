@@ -66,10 +66,14 @@ pub(crate) async fn serve(
 
 /// A request that goes to the origin, as [`decide`] planned it.
 struct Miss {
+    /// The URL's key: with the variant, what the fill is joined under; what its answer is stored
+    /// as.
     key: CacheKey,
     /// The expired copy: revalidated, or standing in if the origin fails.
     stale: Option<Arc<Object>>,
+    /// How to go: the headers the variant is chosen by, and whether to fetch `solo`.
     fill: Fill,
+    /// Why it missed, for `Cache-Status` and `X-Cache`; `Busy` when the in-flight budget is full.
     reason: MissReason,
 }
 

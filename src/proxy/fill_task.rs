@@ -28,10 +28,16 @@ const HOLD_BACK_WAIT: std::time::Duration = std::time::Duration::from_millis(50)
 
 /// Everything a fill needs from the request that started it.
 pub(crate) struct FillJob {
+    /// The edge it fills for: the store it writes and the settings (timeouts, hit-for-miss) it
+    /// reads.
     pub(crate) edge: Arc<Edge>,
+    /// The site the request matched: its origin is asked, and its rules judge the answer.
     pub(crate) site: Arc<Site>,
+    /// What the answer is stored under, and what is marked hit-for-miss when it cannot be stored.
     pub(crate) key: CacheKey,
+    /// The request's URI, which http-cache-semantics asks for when it judges the answer.
     pub(crate) uri: Uri,
+    /// Path and query the origin is asked for.
     pub(crate) target: String,
     /// The client's headers: storability is judged against them.
     pub(crate) client_headers: HeaderMap,
@@ -39,7 +45,10 @@ pub(crate) struct FillJob {
     pub(crate) origin_headers: HeaderMap,
     /// The expired copy being revalidated, if any.
     pub(crate) stale: Option<Arc<Object>>,
+    /// Why the request missed: the answer's outcome when there is no expired copy.
     pub(crate) miss: MissReason,
+    /// The store's epoch when the fill began: the answer is stored only if the key was not removed
+    /// (purged, written) since.
     pub(crate) start: FillStart,
     /// The event loop of the request that started the fill (see `Client::event_loop`).
     pub(crate) event_loop: usize,
@@ -425,6 +434,8 @@ struct Plan {
     shareable: bool,
     /// The variant it answers; `None` for `Vary: *`.
     vary: Option<VaryValues>,
+    /// The declared body length, if any: reserved from the budget up front so the head can say
+    /// `stored`; a body over `HOLD_BACK_MAX` is not held back.
     content_length: Option<u64>,
 }
 

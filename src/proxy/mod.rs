@@ -28,11 +28,21 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 /// Timeouts and limits the request path needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    /// How long a request waits for a fill's response head before giving up with 504
+    /// (`cache.fill_wait_timeout`).
     pub(crate) fill_wait_timeout: Duration,
+    /// Longest pause within a body, from the origin or for a reader waiting on a fill
+    /// (`origin.body_idle_timeout`).
     pub(crate) body_idle_timeout: Duration,
+    /// How long a URL whose answer could not be stored skips coalescing (`cache.hit_for_miss`).
     pub(crate) hit_for_miss: Duration,
+    /// Largest request body read for a data route or forwarded to an origin; 413 beyond
+    /// (`server.max_request_body`).
     pub(crate) max_request_body: u64,
+    /// A path the edge answers `ok` itself, never forwarded; empty turns it off
+    /// (`server.health_path`).
     pub(crate) health_path: String,
+    /// Write one access log line per request, once its body is done (`log.access_log`).
     pub(crate) access_log: bool,
     /// Access log lines as structured fields (JSON logs) rather than one formatted message.
     pub(crate) structured_log: bool,
@@ -40,26 +50,39 @@ pub(crate) struct Settings {
 
 /// Shared state of the edge: sites, the store, the fills in progress.
 pub struct Edge {
+    /// The configured sites in match order: the first whose host and path prefix fit a request
+    /// serves it.
     pub(crate) sites: Sites,
     /// Data routes (cache-aside over a database), matched before sites.
     pub data: Option<Arc<crate::data::routes::DataApi>>,
+    /// The one store every site's responses and the data routes' values live in.
     pub(crate) store: Store,
+    /// HTTP fills in progress, by key and variant: joining one is how concurrent misses coalesce.
     pub(crate) fills: Arc<Fills<FillMeta>>,
+    /// The request path's timeouts and limits, from the config.
     pub(crate) settings: Settings,
 }
 
 /// What a fill's leader learned, handed to every reader with the head.
 #[derive(Debug)]
 pub(crate) struct FillMeta {
+    /// What the cache did (miss, expired, revalidated, stale on error): `X-Cache` and the
+    /// `Cache-Status` hit/fwd parameters.
     pub(crate) outcome: Outcome,
+    /// The origin's status, when it was asked: `Cache-Status`'s `fwd-status`.
     pub(crate) fwd_status: Option<u16>,
+    /// The answer is stored (or a stored copy renewed), said only once it is sure: `Cache-Status`'s
+    /// `stored`.
     pub(crate) stored: bool,
+    /// Seconds of freshness the stored answer has left: `Cache-Status`'s `ttl`.
     pub(crate) ttl: Option<i64>,
+    /// Why the answer was not stored, when it is known: `Cache-Status`'s `detail`.
     pub(crate) detail: Option<&'static str>,
     /// The variant this response answers; `None` when it varies on `*`.
     pub(crate) vary: Option<VaryValues>,
     /// Set when the answer is a whole stored object (revalidated, or stale on error).
     pub(crate) object: Option<Arc<Object>>,
+    /// How long the origin took to send the response head, for the leader's access log line.
     pub(crate) origin_ms: Option<f64>,
 }
 
@@ -85,6 +108,8 @@ impl Client {
 
 /// Per-request facts gathered for the response and the access log.
 pub(crate) struct RequestCtx {
+    /// The connection's client (address, event loop); `None` when no connection is behind the
+    /// request.
     pub(crate) client: Option<Client>,
     /// Lower-case host without port: what sites match on.
     pub(crate) host: String,
@@ -94,7 +119,10 @@ pub(crate) struct RequestCtx {
     pub(crate) host_value: HeaderValue,
     /// Path and query as received.
     pub(crate) target: String,
+    /// What the cache did, once known: the access log's `cache` word.
     pub(crate) cache: Option<CacheStatus>,
+    /// Time to the origin's response head, when this request asked the origin itself (a follower of
+    /// another's fill did not).
     pub(crate) origin_ms: Option<f64>,
 }
 

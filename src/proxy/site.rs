@@ -8,11 +8,18 @@ use std::sync::Arc;
 
 /// A site, ready to serve.
 pub(crate) struct Site {
+    /// The config's name: it starts every cache key of the site, so two sites never share objects.
     pub(crate) name: String,
+    /// The hosts it serves, matched against the request's lower-case host without port.
     pub(crate) hosts: Vec<HostPattern>,
+    /// Only paths starting with this belong to the site; the path reaches the origin unchanged.
     pub(crate) path_prefix: String,
+    /// Where its misses and pass-through requests go: always this origin, whatever the request
+    /// names.
     pub(crate) origin: Origin,
+    /// Honour the client's `no-store`, `no-cache` and `max-age` (most edges ignore them).
     pub(crate) honor_client_no_cache: bool,
+    /// Store responses that carry Set-Cookie (the cookie itself is never stored).
     pub(crate) cache_set_cookie: bool,
     /// Request headers forwarded on cacheable requests, beyond the built-in set.
     pub(crate) forward_headers: Vec<HeaderName>,
@@ -86,6 +93,7 @@ impl Sites {
 pub(crate) struct Authority {
     /// Lower-case, without port or trailing dot; what sites match on.
     pub(crate) host: String,
+    /// The explicit port, if any: part of the canonical authority unless it is 80.
     pub(crate) port: Option<u16>,
 }
 

@@ -6,20 +6,30 @@ use std::collections::HashMap;
 const NIL: usize = usize::MAX;
 
 struct Node {
+    /// Its key, to drop from the map when the node goes.
     key: u64,
+    /// Its size in bytes, taken off `bytes` when it goes.
     size: u64,
+    /// The slot of the next more recently used node (`NIL` at the head).
     prev: usize,
+    /// The slot of the next less recently used node (`NIL` at the tail).
     next: usize,
 }
 
 /// Most recently used at the head, least at the tail.
 #[derive(Default)]
 pub(crate) struct LruList {
+    /// The slab: every node, live or free, by slot.
     nodes: Vec<Node>,
+    /// Slots of removed nodes, reused before the slab grows.
     free: Vec<usize>,
+    /// Each key's slot, for `touch` and `remove`.
     map: HashMap<u64, usize>,
+    /// The most recently used slot (`NIL` when empty).
     head: usize,
+    /// The least recently used slot (`NIL` when empty): what `pop_back` takes.
     tail: usize,
+    /// Total size of what the list holds, which callers keep within their capacity.
     pub(crate) bytes: u64,
 }
 

@@ -22,10 +22,15 @@ pub const POLICIES: [&str; 4] = ["tinylfu", "lru", "w-tinylfu", "belady"];
 /// One (policy, capacity) result; the `--json` schema.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Record {
+    /// The policy, as `--policy` names it.
     pub(crate) policy: String,
+    /// The simulated cache's size.
     pub(crate) capacity_bytes: u64,
+    /// Requests replayed.
     pub(crate) requests: u64,
+    /// Hits / requests.
     pub(crate) object_hit_ratio: f64,
+    /// Bytes of hits / bytes requested.
     pub(crate) byte_hit_ratio: f64,
 }
 

@@ -12,7 +12,9 @@ pub(crate) trait Policy {
 
 /// Least recently used, bounded by bytes.
 pub(crate) struct Lru {
+    /// Capacity in bytes; a larger object is never admitted.
     cap: u64,
+    /// What it holds, in recency order.
     list: LruList,
 }
 
@@ -70,9 +72,13 @@ impl Policy for Moka {
 /// A count-min sketch of 4-bit-ish counters (u8, capped at 15) with periodic halving, so
 /// frequency reflects the recent past (TinyLFU's "reset").
 struct Sketch {
+    /// Four rows of counters; a key has one counter in each, and its estimate is the smallest.
     rows: [Vec<u8>; 4],
+    /// Row width minus one (a power of two): maps a hash onto a counter.
     mask: usize,
+    /// Additions since the last halving (halved too when the counters are).
     additions: usize,
+    /// Additions between halvings (ten per counter of a row), so that old popularity fades.
     sample: usize,
 }
 
@@ -121,12 +127,21 @@ impl Sketch {
 /// 80 % protected); an object leaving the window enters main only if the sketch says it is
 /// used more often than the object main would evict for it.
 pub(crate) struct WTinyLfu {
+    /// The admission window: every new object enters here.
     window: LruList,
+    /// Main's probation segment: window victims the sketch admitted, protected on their next hit.
     probation: LruList,
+    /// Main's protected segment: objects hit again in probation; its overflow goes back to
+    /// probation.
     protected: LruList,
+    /// The window's bytes: 1 % of the capacity.
     window_cap: u64,
+    /// The main area's bytes: the rest.
     main_cap: u64,
+    /// The protected segment's bytes: 80 % of the main area.
     protected_cap: u64,
+    /// Access frequencies: a window victim enters main only if it is used more than what it
+    /// displaces.
     sketch: Sketch,
 }
 

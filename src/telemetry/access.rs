@@ -13,12 +13,18 @@ use tokio::time::Instant;
 
 /// What is known about a request when its response head is ready.
 pub(crate) struct AccessRecord {
+    /// When the request came in: `total_ms` runs from here to the end of the body.
     pub(crate) started: Instant,
     /// The client's IP address as text.
     pub(crate) client: Option<http::HeaderValue>,
+    /// The request method.
     pub(crate) method: Method,
+    /// The request's host (lower case, without port); empty for data routes and for requests
+    /// refused before their Host was read.
     pub(crate) host: String,
+    /// Path and query as received.
     pub(crate) target: String,
+    /// The response status.
     pub(crate) status: u16,
     /// `X-Cache` word, if the cache was involved.
     pub(crate) cache: Option<&'static str>,
@@ -30,12 +36,16 @@ pub(crate) struct AccessRecord {
 
 /// A response body that counts what it sends and logs the request when done.
 pub(crate) struct LoggedBody {
+    /// The response body passed through.
     inner: Body,
+    /// The request's facts, taken when the line is written on drop, so it is written once.
     record: Option<AccessRecord>,
+    /// Body bytes sent so far: the line's `bytes`.
     bytes: u64,
     /// The announced Content-Length: hyper stops polling once it is sent, so reaching it counts
     /// as complete too.
     expected: Option<u64>,
+    /// The body's stream has ended.
     complete: bool,
 }
 

@@ -23,21 +23,28 @@ const WAKE_AT: usize = 256 << 10;
 const CAP: usize = 8 << 20;
 
 struct Shared {
+    /// Lines waiting for the writer thread, which swaps the whole buffer out.
     buf: Mutex<Vec<u8>>,
+    /// Wakes the writer thread early: the buffer passed `WAKE_AT`, or the guard is stopping it.
     wake: Condvar,
+    /// Set by the guard on drop: the thread writes what is left and ends.
     stop: AtomicBool,
+    /// Lines refused since the last write, reported in a line of their own.
     dropped: AtomicU64,
 }
 
 /// The `MakeWriter` given to tracing-subscriber.
 #[derive(Clone)]
 pub(crate) struct BatchWriter {
+    /// The buffer lines go to, shared with the writer thread.
     shared: Arc<Shared>,
 }
 
 /// Stops the writer thread and writes what is left when dropped.
 pub(crate) struct BatchGuard {
+    /// How the guard tells the writer thread to stop.
     shared: Arc<Shared>,
+    /// Joined on drop, so that every line is written before the process exits.
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -104,7 +111,9 @@ impl Drop for BatchGuard {
 
 /// One log line being formatted; it joins the shared buffer when dropped.
 pub(crate) struct Line {
+    /// The buffer the line joins when dropped.
     shared: Arc<Shared>,
+    /// The line so far: tracing-subscriber writes it in pieces, and it joins the buffer whole.
     line: Vec<u8>,
 }
 

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Bytes of bodies being filled, across all fills.
 #[derive(Debug)]
 pub struct InflightBudget {
+    /// Bytes reserved now, by all fills together.
     used: AtomicU64,
+    /// The budget (`cache.max_inflight`): a reservation that would pass it is refused.
     max: u64,
 }
 

@@ -73,7 +73,9 @@ impl FillError {
 /// The response head every reader of a fill sends, plus what the leader learned about it.
 #[derive(Debug)]
 pub(crate) struct FillHead<M> {
+    /// The status every reader answers with.
     pub(crate) status: StatusCode,
+    /// The headers every reader answers with (empty when `meta` carries a whole object instead).
     pub(crate) headers: HeaderMap,
     /// May requests other than the leader use this response? (It is storable for all.)
     pub(crate) shareable: bool,
@@ -82,10 +84,13 @@ pub(crate) struct FillHead<M> {
 }
 
 struct State<M> {
+    /// The response head, once the writer has published it; readers wait for it first.
     head: Option<Arc<FillHead<M>>>,
+    /// Body chunks: all of them while retaining, else the window the slowest reader still needs.
     chunks: VecDeque<Bytes>,
     /// Absolute index of `chunks[0]`.
     first: usize,
+    /// How the body ended, once it has: cleanly, or the error every reader's body ends in.
     end: Option<Result<(), FillError>>,
     /// Next absolute chunk index of each registered reader; `None` once it left.
     readers: Vec<Option<usize>>,
@@ -101,11 +106,13 @@ struct State<M> {
 
 /// One fill in progress, shared by its writer and readers.
 pub(crate) struct Fill<M> {
+    /// What the writer and the readers share, under one short lock.
     state: Mutex<State<M>>,
     /// Bumped on every change readers care about.
     changed: watch::Sender<u64>,
     /// Signalled when a reader moves on (wakes a writer held back by the window).
     progress: Notify,
+    /// Where the fill's reservations come from; what is still reserved goes back when it drops.
     budget: Arc<InflightBudget>,
 }
 

@@ -7,12 +7,15 @@ use tokio::sync::watch;
 
 /// A reader of one fill: the head, then the body chunk by chunk.
 pub(crate) struct FillReader<M> {
+    /// The fill it reads.
     pub(super) fill: Arc<Fill<M>>,
     /// This reader's place in the fill's list of readers.
     pub(super) slot: usize,
     /// The next chunk it reads, by absolute index.
     pub(super) next: usize,
+    /// Wakes it when the fill changes (head, chunk, end, a reader evicted).
     pub(super) rx: watch::Receiver<u64>,
+    /// Longest wait for the next chunk before the body fails with `FillError::Timeout`.
     pub(super) idle_timeout: Duration,
 }
 

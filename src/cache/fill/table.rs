@@ -9,7 +9,9 @@ use std::{
 
 /// The fills in progress, by key. Joining is how coalescing happens.
 pub(crate) struct Fills<M> {
+    /// The fills new requests may join, by key; a fill leaves when it closes its door or is done.
     map: Mutex<HashMap<FillKey, Arc<Fill<M>>>>,
+    /// Given to every new fill, which reserves the bytes it retains from it.
     budget: Arc<InflightBudget>,
 }
 

@@ -13,9 +13,13 @@ const MIN_WINDOW_BYTES: usize = 64 << 10;
 
 /// The writing side of a fill. Dropping it unfinished ends the fill with an error.
 pub(crate) struct FillWriter<M> {
+    /// The fill it writes.
     fill: Arc<Fill<M>>,
+    /// The table and key it is joined under, until it leaves the table; `None` for a solo fill.
     table: Option<(Arc<Fills<M>>, FillKey)>,
+    /// A body growing past this stops being retained (unbounded until `set_max_object_size`).
     max_object_size: usize,
+    /// `finish` was called: dropping the writer then ends nothing in an error.
     finished: bool,
     /// Readers are not woken until [`FillWriter::publish`] or the end (see the module docs).
     held_back: bool,

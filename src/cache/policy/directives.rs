@@ -97,14 +97,25 @@ pub(super) fn directives<'a>(
 /// twice counts with its first value, as [`directive`] reads it.
 #[derive(Default)]
 pub(super) struct ResponseDirectives<'a> {
+    /// `no-store`: names the refusal when http-cache-semantics refuses to store.
     pub(super) no_store: bool,
+    /// `private`: names the refusal likewise.
     pub(super) private: bool,
+    /// `public`: lets a response to a request with a Cookie be shared.
     pub(super) public: bool,
+    /// `s-maxage`: lets a response to a request with a Cookie be shared, and forbids serving it
+    /// stale (it implies `proxy-revalidate`).
     pub(super) s_maxage: bool,
+    /// `no-cache`: the stored copy is never served stale.
     pub(super) no_cache: bool,
+    /// `must-revalidate`: the stored copy is never served stale.
     pub(super) must_revalidate: bool,
+    /// `proxy-revalidate`: never served stale, and hidden from http-cache-semantics, which would
+    /// give the response no freshness.
     pub(super) proxy_revalidate: bool,
+    /// `stale-while-revalidate`, with its value if it has one (RFC 5861).
     pub(super) stale_while_revalidate: Option<Option<&'a str>>,
+    /// `stale-if-error`, with its value if it has one (RFC 5861).
     pub(super) stale_if_error: Option<Option<&'a str>>,
 }
 

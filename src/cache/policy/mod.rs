@@ -28,8 +28,10 @@ pub struct Freshness {
     pub(crate) initial_age: Duration,
     /// Freshness left at `response_time`.
     pub(crate) fresh_for: Duration,
-    /// RFC 5861 windows after expiry.
+    /// How long past expiry it may be served while a refresh runs (`stale-while-revalidate`,
+    /// RFC 5861).
     pub(crate) stale_while_revalidate: Duration,
+    /// How long past expiry it may stand in when the origin fails (`stale-if-error`).
     pub(crate) stale_if_error: Duration,
     /// `must-revalidate`, `proxy-revalidate` or `no-cache`: never served stale.
     pub(crate) must_revalidate: bool,

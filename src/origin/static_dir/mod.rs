@@ -40,7 +40,10 @@ const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
 
 /// A directory served as an HTTP origin: GET and HEAD only, with validators and cache rules.
 pub(crate) struct StaticDir {
+    /// The canonical root: a request's file must still resolve under it, symlinks followed.
     root: PathBuf,
+    /// The site's cache rules, compiled: the first glob matching the decoded path gives the file's
+    /// `Cache-Control`.
     rules: Vec<(Glob, HeaderValue)>,
 }
 
