@@ -9,9 +9,10 @@ use edgecache::{
 };
 use std::{net::SocketAddr, path::PathBuf};
 
-/// jemalloc rather than glibc's malloc: under load glibc's arenas cost a quarter of a MISS's CPU
-/// (arena locks, consolidation) and let RSS drift to twice `max_memory` with many small
-/// objects; jemalloc keeps both in check (it is what Varnish and Redis ship with).
+/// jemalloc rather than glibc's malloc: under load glibc's arenas put lock waits and
+/// consolidation on the request path and let RSS drift far past `max_memory` with many small
+/// objects; jemalloc keeps both in check (it is what Varnish and Redis ship with; BENCHMARKS.md
+/// has the profiles).
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -1,5 +1,5 @@
 //! Numbers into text on the request path, without `core::fmt`'s dynamic machinery (and its
-//! float formatting, which cost more than the rest of an access-log line together).
+//! float formatting, which costs more than the rest of an access-log line together).
 
 /// "00" to "99", for writing two digits at a time.
 const PAIRS: &[u8; 200] = b"\

@@ -21,9 +21,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-// What an entry really costs beyond its body, measured with jemalloc and RSS (200 000 entries
-// of 1 KiB with nginx's nine response headers: 3.4 KB each). Charging less lets RSS outgrow
-// `max_memory` by 2x on small objects.
+// What an entry costs beyond its body under jemalloc, so that the weigher charges what RSS
+// pays: charging less lets RSS outgrow `max_memory` on small objects, whose cost is mostly this
+// overhead (BENCHMARKS.md has the measurements).
 /// Per object: the `Object` struct, its `Arc`, the body's `Bytes` header.
 const OBJECT_OVERHEAD: usize = 256;
 /// Per header slot of a stored `HeaderMap` (one is kept per ~0.75 capacity): the bucket

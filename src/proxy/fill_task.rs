@@ -230,7 +230,8 @@ impl FillJob {
                 stamp: None,
             }),
             Err(_) => {
-                // Now unstorable: serve this once, drop what was stored.
+                // The renewed headers forbid storing: serve the old copy this once and drop it
+                // from the store.
                 self.edge.store.remove(&self.key);
                 self.publish_object(w, old, Outcome::Revalidated, Some(304), false, origin_ms);
                 return;

@@ -87,8 +87,8 @@ pub(crate) struct FillMeta {
 }
 
 /// The client end of a connection, its address already in text: formatted once per connection
-/// rather than for every request's `X-Forwarded-For` and log line (`Ipv4Addr`'s `Display` cost
-/// more than the rest of a log line).
+/// rather than for every request's `X-Forwarded-For` and log line (`Ipv4Addr`'s `Display`
+/// costs more than the rest of a log line).
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
     /// The IP address alone; an IPv4 client of a dual-stack socket as plain IPv4.
