@@ -10,15 +10,15 @@
 //!   responses, and the one conversion of failures into responses (`proxy/error.rs`).
 //! - [`data`]: cache-aside for dynamic data: config-declared routes over SQLite / PostgreSQL.
 //! - [`cache`]: the rules and the store: keys, HTTP caching policy, what to do with a request
-//!   ([`cache::decide`]), the byte-weighted store, request coalescing, status headers. Knows
+//!   (`cache::decide`), the byte-weighted store, request coalescing, status headers. Knows
 //!   nothing of axum or reqwest.
 //! - [`origin`]: where content comes from: upstream HTTP servers (reqwest) and local directories.
 //! - [`telemetry`]: logging and the access log.
 //! - [`config`]: the typed, validated configuration, a file per subsystem.
 //! - [`clock`]: the one source of time for caching decisions (tests move it ahead).
 //! - [`numfmt`]: numbers into text on the request path (headers, the access log).
-//! - Tools beside the server, built on it: [`bench`] (load and hit ratios over HTTP, with its
-//!   own origin) and [`replay`] (offline what-if hit ratios from a trace).
+//! - Tools beside the server, built on it: [`bench`](mod@bench) (load and hit ratios over HTTP,
+//!   with its own origin) and [`replay`] (offline what-if hit ratios from a trace).
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -5,7 +5,7 @@
 //! runs N loops instead, each on its own thread with a single-threaded runtime and its own
 //! listening socket (see [`bind`] and [`Loops`]), the way nginx runs one worker process per
 //! core: a connection, the fill it starts and the origin connection it uses (each loop has its
-//! own pool, chosen by [`crate::proxy::Client::event_loop`]) stay on one thread, with no
+//! own pool, chosen by `proxy::Client::event_loop`) stay on one thread, with no
 //! cross-thread wake-ups or work-stealing between them.
 
 use crate::{config::ServerConfig, proxy::Edge};

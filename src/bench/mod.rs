@@ -2,8 +2,8 @@
 //! reports hit ratios, throughput and latency. It can run its own origin (`--serve-origin`), and
 //! sweep cache sizes by starting one edgecache per size in this process (`--sweep-memory`).
 //!
-//! Layout: [`workload`] makes the request sequence, [`origin`] is the built-in origin, [`load`]
-//! sends the requests and tallies the answers, [`verdict`] reads hit/miss from the headers, and
+//! Layout: `workload` makes the request sequence, `origin` is the built-in origin, `load` sends
+//! the requests and tallies the answers, `verdict` reads hit/miss from the headers, and
 //! [`report`] turns tallies into the table, the chart and the `--json` records.
 // A measuring tool: it reads the wall clock on purpose (see `.clippy.toml`).
 #![allow(clippy::disallowed_methods)]

@@ -1,7 +1,7 @@
 //! Cache keys. The primary key names a URL as the site sees it: site, normalised host and the
 //! request target. Nothing else from the request goes in, so no header the edge ignores can
 //! split or poison an entry; headers matter only through `Vary`, where the stored response
-//! names them, and their values are normalised first (see [`normalize_vary_value`]).
+//! names them, and their values are normalised first (see `normalize_vary_value`).
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use std::{fmt, sync::Arc};

@@ -181,7 +181,8 @@ const REMOVAL_MEMORY_BYTES: u64 = 4 << 20;
 /// Bytes for per-tag invalidation records.
 const TAG_MEMORY_BYTES: u64 = 8 << 20;
 
-/// Proof that a fill started at some point; see [`Store::insert_if_current`].
+/// Proof that a fill started at some point: its answer is stored only if its key was not
+/// removed since (`Store::insert_if_current`).
 #[derive(Debug, Clone, Copy)]
 pub struct FillStart(u64);
 

@@ -85,13 +85,13 @@ fn str_value(s: &str) -> Result<Value, String> {
 pub enum Value {
     /// SQL NULL (never produced by paths or bodies, which reject missing values).
     Null,
-    /// A [`ParamType::Int`] value.
+    /// The value of an `int` parameter or body field.
     Int(i64),
-    /// A [`ParamType::Float`] value.
+    /// The value of a `float` parameter or body field.
     Float(f64),
-    /// A [`ParamType::Str`] value.
+    /// The value of a `str` parameter or body field.
     Str(String),
-    /// A [`ParamType::Bool`] value.
+    /// The value of a `bool` parameter or body field.
     Bool(bool),
 }
 

@@ -1,6 +1,6 @@
 //! Where content comes from: an upstream HTTP server or a local directory. Both answer an
-//! [`OriginRequest`] with an [`OriginResponse`] whose body is a stream, so the proxy treats them
-//! alike. Origin selection (pools, health) will slot in behind [`Origin`].
+//! `OriginRequest` with an `OriginResponse` whose body is a stream, so the proxy treats them
+//! alike. Origin selection (pools, health) will slot in behind `Origin`.
 
 pub(crate) mod headers;
 pub(crate) mod range;

@@ -17,7 +17,7 @@
 //! A writer may *hold back* a small body: readers are woken once, when the head, the whole body
 //! and its end are all there, rather than once for each. On a miss that saves the waiting client
 //! connections two wake-ups (each a pass through the HTTP server's connection loop), and they
-//! answer with one buffer of known length ([`FillReader::whole`]).
+//! answer with one buffer of known length (`FillReader::whole`).
 
 mod budget;
 mod reader;
