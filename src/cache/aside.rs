@@ -154,7 +154,6 @@ impl CacheAside {
             Decision::Revalidate(obj, _) | Decision::StaleIfErrorCandidate(obj, _) => Some(obj),
             Decision::Miss(..) | Decision::Pass(_) => None,
         };
-        let mut miss = MissReason::Uri;
         let mut loader = Some(loader);
         for _ in 0..ATTEMPTS {
             let (mut reader, leader) = match self.fills.join((ck.clone(), VaryValues::default())) {
@@ -180,7 +179,6 @@ impl CacheAside {
             let m = &head.meta;
             if !leader && !self.store.tags().is_current(&m.stamp) {
                 // That load began before a write that has since completed: not for us.
-                miss = MissReason::Uri;
                 continue;
             }
             let now = self.store.clock().now();
@@ -189,7 +187,7 @@ impl CacheAside {
                     let outcome = if stale.is_some() {
                         Outcome::Expired
                     } else {
-                        Outcome::Miss(miss)
+                        Outcome::Miss(MissReason::Uri)
                     };
                     let mut status = CacheStatus::new(outcome);
                     status.collapsed = !leader;

@@ -193,6 +193,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("site[0].origin"), "{e}");
+        for bad in [
+            "*example.com",
+            "a.*.com",
+            "example.com:8080",
+            "exa mple.com",
+            "",
+        ] {
+            let toml = format!("[[site]]\nname='a'\nhosts=['ok.com', '{bad}']\nroot='.'");
+            let e = Config::from_toml(&toml).unwrap_err().to_string();
+            assert!(e.starts_with("site[0].hosts[1]: "), "{bad}: {e}");
+        }
+        for good in [
+            "*",
+            "*.example.com",
+            "example.com",
+            "Example.COM",
+            "127.0.0.1",
+            "[::1]",
+        ] {
+            let toml = format!("[[site]]\nname='a'\nhosts=['{good}']\nroot='.'");
+            assert!(Config::from_toml(&toml).is_ok(), "{good}");
+        }
         let e = Config::from_toml("[server]\nthreads = 100000")
             .unwrap_err()
             .to_string();

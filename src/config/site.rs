@@ -102,6 +102,9 @@ impl SiteConfig {
         if self.hosts.is_empty() {
             return Err(invalid(f("hosts"), "needs at least one host (or \"*\")"));
         }
+        for (j, h) in self.hosts.iter().enumerate() {
+            check_host(h).map_err(|r| invalid(format!("site[{i}].hosts[{j}]"), r))?;
+        }
         if !self.path_prefix.starts_with('/') {
             return Err(invalid(f("path_prefix"), "must start with /"));
         }
@@ -142,5 +145,32 @@ impl SiteConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// A host pattern is `*`, `*.` and a domain, a host name, or an IPv6 literal in brackets (as
+/// the Host header writes it); a `*` anywhere else would match
+/// more than it seems to (`*example.com` would take `evilexample.com`).
+fn check_host(h: &str) -> Result<(), String> {
+    let ipv6 = |h: &str| {
+        let inner = h.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        inner.is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
+    };
+    let name = match h.strip_prefix("*.") {
+        _ if h == "*" || ipv6(h) => return Ok(()),
+        Some(rest) => rest,
+        None => h,
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{h}` is not a host name, `*.` and a domain, or `*` (no port, no other wildcard)"
+        ))
     }
 }

@@ -17,7 +17,7 @@ use crate::{
         key::VaryValues,
         status::{CacheStatus, Outcome},
     },
-    telemetry::access::{AccessRecord, LoggedBody},
+    telemetry::access::{self, AccessRecord, LoggedBody},
 };
 use axum::body::Body;
 use error::ProxyError;
@@ -165,14 +165,7 @@ pub(crate) async fn handle(
     if !edge.settings.access_log {
         return res;
     }
-    let expected = match parts.method {
-        Method::HEAD => Some(0),
-        _ => res
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok()),
-    };
+    let expected = access::expected_body_len(&parts.method, res.status(), res.headers());
     let record = AccessRecord {
         started,
         client: ctx.client.map(|c| c.ip),

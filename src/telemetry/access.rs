@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::Method;
+use http::{HeaderMap, Method, StatusCode, header};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use std::{
     pin::Pin,
@@ -47,6 +47,22 @@ pub(crate) struct LoggedBody {
     expected: Option<u64>,
     /// The body's stream has ended.
     complete: bool,
+}
+
+/// The body length a response promises: none for HEAD, 1xx, 204 and 304 (RFC 9110 section
+/// 6.4.1, whatever their `Content-Length` says of the representation), else its
+/// `Content-Length` if it has one.
+pub(crate) fn expected_body_len(method: &Method, status: StatusCode, h: &HeaderMap) -> Option<u64> {
+    let bodiless = *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if bodiless {
+        return Some(0);
+    }
+    h.get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 impl LoggedBody {
@@ -157,6 +173,20 @@ impl Drop for LoggedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodiless_answers_promise_no_bytes_whatever_their_content_length() {
+        let cl = crate::test_util::headers(&[("content-length", "500")]);
+        let len = |m: Method, s: u16| expected_body_len(&m, StatusCode::from_u16(s).unwrap(), &cl);
+        assert_eq!(len(Method::GET, 200), Some(500));
+        assert_eq!(len(Method::GET, 404), Some(500));
+        assert_eq!(len(Method::HEAD, 200), Some(0));
+        assert_eq!(len(Method::GET, 304), Some(0));
+        assert_eq!(len(Method::GET, 204), Some(0));
+        assert_eq!(len(Method::GET, 103), Some(0));
+        let none = HeaderMap::new();
+        assert_eq!(expected_body_len(&Method::GET, StatusCode::OK, &none), None);
+    }
     use http_body_util::BodyExt;
 
     fn record() -> AccessRecord {

@@ -471,8 +471,8 @@ fn memory_stays_near_the_budget_with_small_objects() {
     let run = &report["runs"][0];
     assert_eq!(run["errors"], 0, "{run}");
     assert_eq!(run["origin_requests"], 30_001, "{run}");
-    // 1.3x the budget plus the debug binary's own ~28 MiB. Before entries were charged what
-    // they really cost, this run ended at ~88 MiB.
+    // 1.3x the budget plus the debug binary's own ~28 MiB: a store that charged entries less
+    // than they cost would end far above it.
     assert!(
         rss_kib < (32 * 13 / 10 + 32) * 1024,
         "RSS {rss_kib} KiB for a 32 MiB budget"
