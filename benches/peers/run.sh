@@ -7,6 +7,8 @@
 #   edgecache  target/release/edgecache --origin http://127.0.0.1:9001 [EDGE_ARGS]  :9103
 #   ceiling    benches/peers/ceiling: axum + moka serving the files preloaded,     :9104
 #              no cache logic (the stack's own limit for a HIT)
+#   base       with BASE_BIN=path: another edgecache build, same flags (an A/B of   :9105
+#              two commits in one run, e.g. a worktree of the base commit's build)
 #
 # It builds edgecache and the ceiling, starts everything, warms every cache and checks that a
 # second pass is all HITs that never reach the origin, then loads each target with wrk in
@@ -40,20 +42,24 @@ PAUSE=${PAUSE:-1}                     # seconds between runs, for the machine to
 EDGE_ARGS=${EDGE_ARGS:-}              # extra edgecache flags, e.g. "--config loops.toml"
 EDGE_LOG=${EDGE_LOG:-/dev/null}       # where edgecache's stdout (its access log) goes
 NO_BUILD=${NO_BUILD:-0}               # 1: use the binaries already built
+BASE_BIN=${BASE_BIN:-}                # another edgecache binary to measure beside this one
 VARNISH_STORAGE=${VARNISH_STORAGE:-malloc,1G}
 SHM_BASE=${SHM_BASE:-/dev/shm}        # tmpfs for nginx's cache and Varnish's work dir
 
 # Fixed, so that results from different runs name the same things; all loopback.
-declare -A PORT=([origin]=9001 [nginx]=9101 [varnish]=9102 [edgecache]=9103 [ceiling]=9104)
+declare -A PORT=([origin]=9001 [nginx]=9101 [varnish]=9102 [edgecache]=9103 [ceiling]=9104 [base]=9105)
 # The header each target sets on a cache HIT (lower case, compared case-insensitively).
 declare -A HIT_HEADER=(
     [nginx]='x-cache-status: hit' [varnish]='x-cache: hit'
-    [edgecache]='x-cache: hit' [ceiling]='x-cache: hit'
+    [edgecache]='x-cache: hit' [ceiling]='x-cache: hit' [base]='x-cache: hit'
 )
 declare -A SIZE_BYTES=([1k]=1024 [16k]=16384 [256k]=262144 [1m]=1048576)
 # The order within a round. The ceiling and edgecache run back to back, so their ratio,
 # the one that matters most, compares two runs as close in time as possible.
 TARGETS=(nginx varnish ceiling edgecache)
+if [ -n "$BASE_BIN" ]; then
+    TARGETS+=(base)   # right after edgecache: an A/B as close in time as the ceiling's
+fi
 
 EDGE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/edgecache"
 CEILING_TARGET="$PEERS_DIR/ceiling-target"
@@ -112,6 +118,7 @@ else
 fi
 [ -x "$EDGE_BIN" ] || die "$EDGE_BIN not found (run without NO_BUILD=1)"
 [ -x "$CEILING_BIN" ] || die "$CEILING_BIN not found (run without NO_BUILD=1)"
+[ -z "$BASE_BIN" ] || [ -x "$BASE_BIN" ] || die "BASE_BIN=$BASE_BIN is not an executable"
 
 # ---- process bookkeeping: stop exactly what we started ---------------------------------------
 STARTED=()     # "name:pid" of every server started here
@@ -202,6 +209,14 @@ wait_listening ceiling "$!" "${PORT[ceiling]}" "$RUN/ceiling.log"
 STARTED+=("edgecache:$!")
 wait_listening edgecache "$!" "${PORT[edgecache]}" "$RUN/edgecache.err"
 
+if [ -n "$BASE_BIN" ]; then
+    (cd "$ROOT" && unset "${!EDGECACHE_@}" RUST_LOG && exec "$BASE_BIN" --listen "127.0.0.1:${PORT[base]}" \
+        --origin "http://127.0.0.1:${PORT[origin]}" "${EDGE_EXTRA[@]}" \
+        >"$EDGE_LOG" 2>"$RUN/base.err") &
+    STARTED+=("base:$!")
+    wait_listening base "$!" "${PORT[base]}" "$RUN/base.err"
+fi
+
 # The PIDs whose CPU is charged to each target: every process holding its listening socket
 # (nginx's master and workers; Varnish's manager and child).
 port_pids() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -un | tr '\n' ' '; }
@@ -248,6 +263,7 @@ CLK_TCK=$(getconf CLK_TCK)
     echo "# host: $(uname -srm), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ { print $2 }') GiB"
     echo "# $(nginx -v 2>&1) | $(varnishd -V 2>&1 | head -1) | $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
     echo "# edgecache: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ' + uncommitted changes in src/ or Cargo.*'), args: --listen 127.0.0.1:${PORT[edgecache]} --origin http://127.0.0.1:${PORT[origin]} ${EDGE_ARGS} (stdout to $EDGE_LOG)"
+    [ -z "$BASE_BIN" ] || echo "# base: $BASE_BIN ($(stat -c %y "$BASE_BIN" | cut -d. -f1)), same args, on 127.0.0.1:${PORT[base]}"
     echo "# wrk -t$THREADS -c$CONNS, HIT ${DURATION}s x $ROUNDS round(s) of sizes: $SIZES; MISS: $([ "$MISS" = 1 ] && echo "${MISS_DURATION}s, sizes: $MISS_SIZES" || echo off)"
     echo "# targets (pids): $(for t in origin "${TARGETS[@]}"; do printf '%s=:%s(%s) ' "$t" "${PORT[$t]}" "${TPIDS[$t]% }"; done)"
     echo "# varnish -s $VARNISH_STORAGE; tmpfs: $SHM_DIR; wrk and the servers share the $(nproc) CPUs"

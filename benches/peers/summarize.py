@@ -18,7 +18,7 @@ import sys
 from collections import defaultdict
 
 SIZE_ORDER = ["1k", "16k", "256k", "1m"]
-TARGET_ORDER = ["nginx", "varnish", "ceiling", "edgecache", "origin"]
+TARGET_ORDER = ["nginx", "varnish", "ceiling", "edgecache", "base", "origin"]
 EDGE = "edgecache"
 # Other processes' CPU (100 = one core) above which a run is flagged as disturbed.
 BUSY_PCT = 20
@@ -27,6 +27,9 @@ RATIOS = [
     (EDGE, "ceiling", ("hit",)),  # the price of the cache logic: keep it near 1
     (EDGE, "nginx", ("hit", "miss")),
     (EDGE, "varnish", ("hit", "miss")),
+    # With BASE_BIN: this build against another one, and the other one against the ceiling.
+    (EDGE, "base", ("hit", "miss")),
+    ("base", "ceiling", ("hit",)),
 ]
 
 
