@@ -15,7 +15,7 @@ pub(crate) use database::{DatabaseConfig, RouteConfig};
 pub use log::{LogConfig, LogFormat};
 pub(crate) use origin::OriginConfig;
 pub(crate) use server::ServerConfig;
-pub(crate) use site::{CacheRule, SiteConfig};
+pub(crate) use site::{CacheRule, RequestHeaders, SiteConfig};
 pub use units::{ByteSize, Secs};
 
 use serde::Deserialize;

@@ -28,13 +28,31 @@ pub struct SiteConfig {
     /// Store responses that carry Set-Cookie (the cookie itself is never stored). Default: off.
     #[serde(default)]
     pub(crate) cache_set_cookie: bool,
-    /// Request headers forwarded on cacheable requests beyond the built-in safe set; nothing else
-    /// reaches the origin there, so an unkeyed header cannot poison the cache.
+    /// Which request headers a cacheable request (GET, HEAD) carries to the origin: `"all"`
+    /// (every end-to-end header but the ones the edge owns or the cache manages, and the
+    /// override headers that make an origin answer for another URL) or `"strict"` (a fixed
+    /// safe set). Both add `forward_headers` and what a stored response varies on. Default: all.
+    #[serde(default)]
+    pub(crate) request_headers: RequestHeaders,
+    /// Request headers forwarded on cacheable requests beyond what `request_headers` lets
+    /// through: in strict mode, any; in `all` mode, the override headers it would drop.
     #[serde(default)]
     pub(crate) forward_headers: Vec<String>,
     /// For `root` sites: Cache-Control by path pattern, first match wins.
     #[serde(default, rename = "cache_rule")]
     pub(crate) cache_rules: Vec<CacheRule>,
+}
+
+/// What a cacheable request forwards of the client's headers (`[[site]] request_headers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RequestHeaders {
+    /// Every end-to-end header but those the edge owns or manages, as other shared caches do.
+    #[default]
+    All,
+    /// Only `Accept`, `Accept-Language`, `User-Agent`, `Authorization`, `Cookie`, `Referer`,
+    /// `Origin` (and `forward_headers`, and what a stored response varies on).
+    Strict,
 }
 
 /// `pattern` is a glob over the URL path: `*` within a segment, `**` across segments.
@@ -86,6 +104,7 @@ impl SiteConfig {
             origin_host: None,
             honor_client_no_cache: false,
             cache_set_cookie: false,
+            request_headers: RequestHeaders::default(),
             forward_headers: Vec::new(),
             cache_rules: Vec::new(),
         }

@@ -13,7 +13,7 @@ use crate::cache::{
 };
 use axum::body::Body;
 use futures_util::TryStreamExt;
-use http::{HeaderName, Method, Response, header, request::Parts};
+use http::{Method, Response, header, request::Parts};
 use std::{sync::Arc, time::SystemTime};
 
 /// Serves a cacheable request: acts on what [`decide`] says of it.
@@ -33,7 +33,7 @@ pub(crate) async fn serve(
     let (stale, fill, miss) = match decision {
         Decision::Fresh(obj) => return hit(&obj, req, ctx, Outcome::Hit, now),
         Decision::StaleWhileRevalidate(obj, fill) => {
-            refresh_in_background(edge, site, req, ctx, key, obj.clone(), fill.vary);
+            refresh_in_background(edge, site, req, ctx, key, obj.clone(), fill);
             let outcome = Outcome::Stale(StaleReason::WhileRevalidate);
             return hit(&obj, req, ctx, outcome, now);
         }
@@ -90,30 +90,23 @@ fn hit(
     respond::from_object(obj, &req.method, &req.headers, &cs, now)
 }
 
-fn job(
-    edge: &Arc<Edge>,
-    site: &Arc<Site>,
-    req: &Parts,
-    ctx: &RequestCtx,
-    key: CacheKey,
-    stale: Option<Arc<Object>>,
-    miss: MissReason,
-) -> FillJob {
+fn job(edge: &Arc<Edge>, site: &Arc<Site>, req: &Parts, ctx: &RequestCtx, m: &Miss) -> FillJob {
+    let vary = &m.fill.vary;
     let mut origin_headers =
-        forward::fill_headers(site, &req.headers, &ctx.host_value, ctx.client_ip());
-    if let Some(s) = &stale {
+        forward::fill_headers(site, &req.headers, &ctx.host_value, ctx.client_ip(), vary);
+    if let Some(s) = &m.stale {
         policy::add_validators(&s.headers, &mut origin_headers);
     }
     FillJob {
         edge: edge.clone(),
         site: site.clone(),
-        key,
+        key: m.key.clone(),
         uri: req.uri.clone(),
         target: ctx.target.clone(),
         client_headers: req.headers.clone(),
         origin_headers,
-        stale,
-        miss,
+        stale: m.stale.clone(),
+        miss: m.reason,
         start: edge.store.fill_start(),
         event_loop: ctx.event_loop(),
     }
@@ -127,12 +120,20 @@ fn refresh_in_background(
     ctx: &RequestCtx,
     key: CacheKey,
     stale: Arc<Object>,
-    names: Vec<HeaderName>,
+    fill: Fill,
 ) {
-    let fill_key = (key.clone(), VaryValues::from_request(&names, &req.headers));
+    let fill_key = (
+        key.clone(),
+        VaryValues::from_request(&fill.vary, &req.headers),
+    );
     if let Joined::Leader(w) = edge.fills.join(fill_key) {
-        let j = job(edge, site, req, ctx, key, Some(stale), MissReason::Uri);
-        tokio::spawn(j.run(w));
+        let plan = Miss {
+            key,
+            stale: Some(stale),
+            fill,
+            reason: MissReason::Uri,
+        };
+        tokio::spawn(job(edge, site, req, ctx, &plan).run(w));
     }
 }
 
@@ -158,6 +159,9 @@ async fn fetch(
         plan.fill.solo = true;
         plan.reason = MissReason::Busy;
     }
+    // A follower whose variant the leader's response turned out not to be joins that
+    // variant's own fill; should the origin change its Vary between fills, it stops chasing.
+    let mut rejoins = 0;
     loop {
         let (mut reader, leader) = plan.enter(edge, site, req, ctx);
         let head = match reader.head(edge.settings.fill_wait_timeout).await {
@@ -177,8 +181,15 @@ async fn fetch(
                 .as_ref()
                 .is_some_and(|v| v.matches(&req.headers));
         if !leader && !fits {
-            // Not for us to share (private, other variant): fetch our own, without waiting on others.
-            plan.fill.solo = true;
+            match head.meta.vary.as_ref().filter(|_| head.shareable) {
+                // Another variant: join the fill of ours, with others who want it too.
+                Some(v) if rejoins < 2 => {
+                    rejoins += 1;
+                    plan.fill.vary = v.names().cloned().collect();
+                }
+                // Not for us to share (private, unstorable): fetch our own, waiting on nobody.
+                _ => plan.fill.solo = true,
+            }
             continue;
         }
         return answer(edge, req, ctx, &head, reader, leader);
@@ -196,17 +207,7 @@ impl Miss {
         ctx: &RequestCtx,
     ) -> (FillReader<FillMeta>, bool) {
         let idle = edge.settings.body_idle_timeout;
-        let job = |m: &Self| {
-            job(
-                edge,
-                site,
-                req,
-                ctx,
-                m.key.clone(),
-                m.stale.clone(),
-                m.reason,
-            )
-        };
+        let job = |m: &Self| job(edge, site, req, ctx, m);
         if self.fill.solo {
             return (start(job(self), edge.fills.solo(), idle), true);
         }

@@ -1,18 +1,25 @@
-//! Building the request an origin sees. Cacheable requests (GET/HEAD) carry only a fixed set of
-//! safe headers plus those a site lists: a header the cache key ignores never reaches the
-//! origin, so it cannot shape a response that is then served to everyone (cache poisoning).
-//! Pass-through requests carry everything but hop-by-hop fields. Both get `Via` and
-//! `X-Forwarded-*`; client-sent `X-Forwarded-Host/Proto` are replaced, not trusted.
+//! Building the request an origin sees.
+//!
+//! A cacheable request (GET, HEAD) carries the client's end-to-end headers, as at other shared
+//! caches, except those the edge owns (`Host`, `Via`, `X-Forwarded-*`, `Forwarded`: replaced),
+//! those the cache manages (conditionals and `Range`: it sends its own), and the override
+//! headers that make some origins answer for another URL, method or host. That last list is
+//! the known cache-poisoning vector among unkeyed headers; any other header an origin's answer
+//! depends on must be named in its `Vary`, which keys the cache on it. A site in `strict` mode
+//! forwards only a fixed safe set instead. Both add the site's `forward_headers` and every header
+//! the stored response varies on. Pass-through requests carry everything but hop-by-hop fields.
 
 use super::site::Site;
-use crate::{cache::key::preferred_encoding, origin::headers::strip_hop_by_hop};
+use crate::{
+    cache::key::preferred_encoding, config::RequestHeaders, origin::headers::strip_hop_by_hop,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 pub(crate) const VIA: HeaderValue = HeaderValue::from_static("1.1 edgecache");
 
-/// Request headers forwarded on cacheable requests. Each either names what the client can
-/// take (and responses that depend on it must say `Vary`), or makes the response unstorable
-/// unless the origin marks it shareable (Authorization, Cookie).
+/// Request headers forwarded on cacheable requests in strict mode. Each either names what the
+/// client can take (and responses that depend on it must say `Vary`), or makes the response
+/// unstorable unless the origin marks it shareable (Authorization, Cookie).
 static SAFE_ON_FILL: [HeaderName; 7] = [
     header::ACCEPT,
     header::ACCEPT_LANGUAGE,
@@ -23,23 +30,92 @@ static SAFE_ON_FILL: [HeaderName; 7] = [
     header::ORIGIN,
 ];
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Never forwarded from the client on a fill, in either mode: the edge sets the first ones
+/// itself, and the cache makes its own conditional and range requests. A fill has no body, so
+/// no framing header of the client's applies either.
+static OWNED_ON_FILL: [HeaderName; 13] = [
+    header::HOST,
+    header::VIA,
+    header::FORWARDED,
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+    header::CONTENT_LENGTH,
+];
 
-/// Headers for a fill (GET to the origin on behalf of a cacheable request).
+/// Headers that make some frameworks and origins answer for another URL, method or host
+/// than the one the cache keys on (cache-poisoning research: Kettle 2018, 2020): dropped on
+/// fills unless a site names them in `forward_headers`.
+pub(crate) static OVERRIDE_HEADERS: [HeaderName; 10] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("x-forwarded-scheme"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Headers for a fill (GET to the origin on behalf of a cacheable request); `vary` names the
+/// headers a stored response for the URL varies on, forwarded whatever the mode.
 pub(crate) fn fill_headers(
     site: &Site,
     client: &HeaderMap,
     host: &HeaderValue,
     client_ip: Option<&HeaderValue>,
+    vary: &[HeaderName],
 ) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(12);
-    for name in SAFE_ON_FILL.iter().chain(site.forward_headers.iter()) {
-        for v in client.get_all(name) {
-            h.append(name.clone(), v.clone());
+    let mut h = match site.request_headers {
+        RequestHeaders::All => {
+            let mut h = client.clone();
+            strip_hop_by_hop(&mut h);
+            for name in &OWNED_ON_FILL {
+                h.remove(name);
+            }
+            for name in &OVERRIDE_HEADERS {
+                if !site.forward_headers.contains(name) {
+                    h.remove(name);
+                }
+            }
+            h
+        }
+        RequestHeaders::Strict => {
+            let mut h = HeaderMap::with_capacity(12);
+            let wanted = SAFE_ON_FILL.iter().chain(&site.forward_headers).chain(vary);
+            for name in wanted {
+                if h.contains_key(name) || OWNED_ON_FILL.contains(name) {
+                    continue;
+                }
+                for v in client.get_all(name) {
+                    h.append(name.clone(), v.clone());
+                }
+            }
+            h
+        }
+    };
+    // Vary'd headers are forwarded in `all` mode too, override headers included: the cache is
+    // keyed on them, so they cannot poison it.
+    for name in vary {
+        if !h.contains_key(name) && !OWNED_ON_FILL.contains(name) {
+            for v in client.get_all(name) {
+                h.append(name.clone(), v.clone());
+            }
         }
     }
+    join_cookies(&mut h);
     // The origin sees exactly the coding the variant is keyed on.
     h.insert(
         header::ACCEPT_ENCODING,
@@ -57,8 +133,29 @@ pub(crate) fn pass_headers(
 ) -> HeaderMap {
     let mut h = client.clone();
     strip_hop_by_hop(&mut h);
+    h.remove(header::FORWARDED);
+    join_cookies(&mut h);
     add_proxy_headers(&mut h, client, host, client_ip);
     h
+}
+
+/// An HTTP/2 client may split `Cookie` into one field per pair; an HTTP/1.1 origin wants one
+/// line, joined with `; ` (RFC 9113 section 8.2.3).
+fn join_cookies(h: &mut HeaderMap) {
+    let mut values = h.get_all(header::COOKIE).iter();
+    let (Some(_), Some(_)) = (values.next(), values.next()) else {
+        return;
+    };
+    let mut joined = Vec::new();
+    for v in h.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        h.insert(header::COOKIE, v);
+    }
 }
 
 fn add_proxy_headers(
@@ -71,7 +168,7 @@ fn add_proxy_headers(
     h.append(header::VIA, VIA);
     if let Some(ip) = client_ip {
         // A client's list that is not plain text is replaced, not extended.
-        let xff = match client.get(&X_FORWARDED_FOR).filter(|v| v.to_str().is_ok()) {
+        let xff = match client.get(X_FORWARDED_FOR).filter(|v| v.to_str().is_ok()) {
             Some(prev) => {
                 let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
                 v.extend_from_slice(prev.as_bytes());
@@ -82,11 +179,11 @@ fn add_proxy_headers(
             None => Some(ip.clone()),
         };
         if let Some(v) = xff {
-            h.insert(X_FORWARDED_FOR.clone(), v);
+            h.insert(X_FORWARDED_FOR, v);
         }
     }
-    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    h.insert(X_FORWARDED_HOST.clone(), host.clone());
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    h.insert(X_FORWARDED_HOST, host.clone());
 }
 
 #[cfg(test)]
@@ -94,7 +191,7 @@ mod tests {
     use super::*;
     use crate::origin::{Origin, StaticDir};
 
-    fn site() -> Site {
+    fn site(mode: RequestHeaders) -> Site {
         let dir = std::env::temp_dir();
         Site {
             name: "s".into(),
@@ -103,33 +200,104 @@ mod tests {
             origin: Origin::Static(StaticDir::new(dir, &[]).unwrap()),
             honor_client_no_cache: false,
             cache_set_cookie: false,
-            forward_headers: vec![HeaderName::from_static("x-tenant")],
+            forward_headers: vec![
+                HeaderName::from_static("x-tenant"),
+                HeaderName::from_static("x-forwarded-prefix"),
+            ],
+            request_headers: mode,
         }
     }
 
-    #[test]
-    fn fills_forward_only_safe_headers() {
-        let mut c = HeaderMap::new();
-        c.insert("x-forwarded-host", "evil.example".parse().unwrap());
-        c.insert("x-original-url", "/admin".parse().unwrap());
-        c.insert("x-tenant", "a".parse().unwrap());
-        c.insert("accept-encoding", "gzip, deflate".parse().unwrap());
-        c.insert("accept", "text/html".parse().unwrap());
-        c.insert("if-none-match", "\"x\"".parse().unwrap());
-        let h = fill_headers(
-            &site(),
-            &c,
+    fn client() -> HeaderMap {
+        crate::test_util::headers(&[
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4;host=evil.example"),
+            ("x-original-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("x-forwarded-prefix", "/p"),
+            ("x-tenant", "a"),
+            ("x-api-key", "k"),
+            ("sec-ch-ua-mobile", "?1"),
+            ("accept-encoding", "gzip, deflate"),
+            ("accept", "text/html"),
+            ("if-none-match", "\"x\""),
+            ("if-modified-since", "Mon, 02 Nov 2026 10:00:00 GMT"),
+            ("range", "bytes=0-1"),
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("content-length", "0"),
+            ("host", "evil.example"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+        ])
+    }
+
+    fn fill(mode: RequestHeaders, vary: &[HeaderName]) -> HeaderMap {
+        fill_headers(
+            &site(mode),
+            &client(),
             &HeaderValue::from_static("site.example"),
             Some(&HeaderValue::from_static("10.0.0.1")),
-        );
-        assert_eq!(h["x-forwarded-host"], "site.example");
-        assert!(!h.contains_key("x-original-url"));
-        assert!(!h.contains_key("if-none-match"));
-        assert_eq!(h["x-tenant"], "a");
-        assert_eq!(h["accept-encoding"], "gzip");
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1");
-        assert_eq!(h["via"], "1.1 edgecache");
+            vary,
+        )
+    }
+
+    /// What every fill carries, whatever the mode: the edge's own proxy headers, one coding.
+    fn assert_owned(h: &HeaderMap) {
         assert_eq!(h["host"], "site.example");
+        assert_eq!(h["x-forwarded-host"], "site.example");
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["via"], "1.1 edgecache");
+        assert_eq!(h["accept-encoding"], "gzip");
+        for gone in [
+            "forwarded",
+            "x-original-url",
+            "x-http-method-override",
+            "if-none-match",
+            "if-modified-since",
+            "range",
+            "connection",
+            "x-hop",
+            "content-length",
+        ] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+        assert_eq!(h.get_all("cookie").iter().count(), 1);
+        assert_eq!(h["cookie"], "a=1; b=2");
+    }
+
+    #[test]
+    fn all_mode_forwards_every_end_to_end_header_but_the_owned_and_the_overrides() {
+        let h = fill(RequestHeaders::All, &[]);
+        assert_owned(&h);
+        assert_eq!(h["x-api-key"], "k");
+        assert_eq!(h["sec-ch-ua-mobile"], "?1");
+        assert_eq!(h["accept"], "text/html");
+        assert_eq!(h["x-tenant"], "a");
+        // An override header the site lists goes through.
+        assert_eq!(h["x-forwarded-prefix"], "/p");
+    }
+
+    #[test]
+    fn strict_mode_forwards_the_safe_set_the_site_list_and_what_the_response_varies_on() {
+        let h = fill(RequestHeaders::Strict, &[]);
+        assert_owned(&h);
+        assert_eq!(h["accept"], "text/html");
+        assert_eq!(h["x-tenant"], "a");
+        assert!(!h.contains_key("x-api-key"));
+        assert!(!h.contains_key("sec-ch-ua-mobile"));
+        let vary = [
+            HeaderName::from_static("sec-ch-ua-mobile"),
+            HeaderName::from_static("x-original-url"),
+        ];
+        let h = fill(RequestHeaders::Strict, &vary);
+        assert_eq!(h["sec-ch-ua-mobile"], "?1");
+        // Keyed on, so it cannot poison: a response that varies on it gets it.
+        assert_eq!(h["x-original-url"], "/admin");
+        let h = fill(RequestHeaders::All, &vary);
+        assert_eq!(h["x-original-url"], "/admin");
     }
 
     #[test]
@@ -139,7 +307,8 @@ mod tests {
         let xff = |v: HeaderValue| {
             let mut c = HeaderMap::new();
             c.insert("x-forwarded-for", v);
-            fill_headers(&site(), &c, &host, Some(&ip))["x-forwarded-for"].clone()
+            let s = site(RequestHeaders::All);
+            fill_headers(&s, &c, &host, Some(&ip), &[])["x-forwarded-for"].clone()
         };
         assert_eq!(
             xff(HeaderValue::from_static("1.2.3.4")),
@@ -149,5 +318,18 @@ mod tests {
             xff(HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap()),
             "10.0.0.1"
         );
+    }
+
+    #[test]
+    fn pass_through_joins_cookies_and_drops_a_client_forwarded() {
+        let h = pass_headers(
+            &client(),
+            &HeaderValue::from_static("site.example"),
+            Some(&HeaderValue::from_static("10.0.0.1")),
+        );
+        assert_eq!(h["cookie"], "a=1; b=2");
+        assert!(!h.contains_key("forwarded"));
+        assert_eq!(h["x-api-key"], "k");
+        assert_eq!(h["host"], "site.example");
     }
 }

@@ -231,7 +231,10 @@ async fn route(
         Method::GET | Method::HEAD => cached::serve(edge, site, parts, ctx).await,
         _ => {
             let bypass = Outcome::Bypass("method");
-            Box::pin(pass::serve(edge, site, parts, Some(body), ctx, bypass)).await
+            // A request that came without a body goes on without one: a stream, even empty,
+            // would go out chunked, which some origins refuse on DELETE or TRACE.
+            let body = (!http_body::Body::is_end_stream(&body)).then_some(body);
+            Box::pin(pass::serve(edge, site, parts, body, ctx, bypass)).await
         }
     }
 }

@@ -2,7 +2,10 @@
 //! host gets 421, so the edge is never an open proxy; the origin a request reaches is always the
 //! one its site names, whatever the request's target or Host says.
 
-use crate::{config::SiteConfig, origin::Origin};
+use crate::{
+    config::{RequestHeaders, SiteConfig},
+    origin::Origin,
+};
 use http::HeaderName;
 use std::sync::Arc;
 
@@ -23,6 +26,8 @@ pub(crate) struct Site {
     pub(crate) cache_set_cookie: bool,
     /// Request headers forwarded on cacheable requests, beyond the built-in set.
     pub(crate) forward_headers: Vec<HeaderName>,
+    /// What a fill forwards of the client's headers: all but a deny-list, or a fixed set.
+    pub(crate) request_headers: RequestHeaders,
 }
 
 pub(crate) enum HostPattern {
@@ -63,6 +68,7 @@ impl Site {
             origin,
             honor_client_no_cache: cfg.honor_client_no_cache,
             cache_set_cookie: cfg.cache_set_cookie,
+            request_headers: cfg.request_headers,
             forward_headers: cfg
                 .forward_headers
                 .iter()

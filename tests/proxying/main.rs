@@ -7,5 +7,6 @@ mod framing;
 mod hardening;
 mod methods;
 mod range;
+mod request_headers;
 mod security;
 mod support;
