@@ -1,6 +1,6 @@
 //! `[[site]]`: which requests a site takes and where its content comes from.
 
-use super::{ConfigError, invalid, origin::validate_origin_url};
+use super::{ConfigError, Secs, invalid, origin::validate_origin_url};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -28,6 +28,11 @@ pub struct SiteConfig {
     /// Store responses that carry Set-Cookie (the cookie itself is never stored). Default: off.
     #[serde(default)]
     pub(crate) cache_set_cookie: bool,
+    /// Keep a 404 or 410 that carries no freshness of its own (no `max-age`, `s-maxage` or
+    /// `Expires`) fresh this long, sparing the origin a storm of lookups for what is not
+    /// there. Default: `"0s"`, which leaves them to the RFC's heuristics.
+    #[serde(default)]
+    pub(crate) negative_ttl: Secs,
     /// Which request headers a cacheable request (GET, HEAD) carries to the origin: `"all"`
     /// (every end-to-end header but the ones the edge owns or the cache manages, and the
     /// override headers that make an origin answer for another URL) or `"strict"` (a fixed
@@ -104,6 +109,7 @@ impl SiteConfig {
             origin_host: None,
             honor_client_no_cache: false,
             cache_set_cookie: false,
+            negative_ttl: Secs::default(),
             request_headers: RequestHeaders::default(),
             forward_headers: Vec::new(),
             cache_rules: Vec::new(),

@@ -154,6 +154,7 @@ impl FillJob {
     fn rules(&self) -> SiteRules {
         SiteRules {
             cache_set_cookie: self.site.cache_set_cookie,
+            negative_ttl: self.site.negative_ttl,
         }
     }
 

@@ -200,6 +200,7 @@ mod tests {
             origin: Origin::Static(StaticDir::new(dir, &[]).unwrap()),
             honor_client_no_cache: false,
             cache_set_cookie: false,
+            negative_ttl: std::time::Duration::ZERO,
             forward_headers: vec![
                 HeaderName::from_static("x-tenant"),
                 HeaderName::from_static("x-forwarded-prefix"),

@@ -24,6 +24,8 @@ pub(crate) struct Site {
     pub(crate) honor_client_no_cache: bool,
     /// Store responses that carry Set-Cookie (the cookie itself is never stored).
     pub(crate) cache_set_cookie: bool,
+    /// How long a 404 or 410 without freshness of its own stays fresh (zero: the RFC's rules).
+    pub(crate) negative_ttl: std::time::Duration,
     /// Request headers forwarded on cacheable requests, beyond the built-in set.
     pub(crate) forward_headers: Vec<HeaderName>,
     /// What a fill forwards of the client's headers: all but a deny-list, or a fixed set.
@@ -68,6 +70,7 @@ impl Site {
             origin,
             honor_client_no_cache: cfg.honor_client_no_cache,
             cache_set_cookie: cfg.cache_set_cookie,
+            negative_ttl: cfg.negative_ttl.0,
             request_headers: cfg.request_headers,
             forward_headers: cfg
                 .forward_headers

@@ -4,4 +4,5 @@ mod common;
 mod flaky;
 mod revalidate;
 mod stale;
+mod statuses;
 mod vary;

@@ -103,6 +103,8 @@ pub(super) struct ResponseDirectives<'a> {
     pub(super) private: bool,
     /// `public`: lets a response to a request with a Cookie be shared.
     pub(super) public: bool,
+    /// `max-age`: explicit freshness, which lets any final status be stored.
+    pub(super) max_age: bool,
     /// `s-maxage`: lets a response to a request with a Cookie be shared, and forbids serving it
     /// stale (it implies `proxy-revalidate`).
     pub(super) s_maxage: bool,
@@ -130,6 +132,8 @@ impl<'a> ResponseDirectives<'a> {
                 d.private = true;
             } else if is("public") {
                 d.public = true;
+            } else if is("max-age") {
+                d.max_age = true;
             } else if is("s-maxage") {
                 d.s_maxage = true;
             } else if is("no-cache") {
@@ -153,4 +157,69 @@ pub(super) fn delta(v: Option<Option<&str>>) -> Duration {
     v.flatten()
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(Duration::ZERO, |s| Duration::from_secs(s).min(MAX_DELTA))
+}
+
+/// Is a freshness directive (`max-age`, `s-maxage`) given in a way that must not make the
+/// response fresh: as something other than delta-seconds (quoted, `1.5`, `100a`, `-1`, no
+/// value), or twice with different values? RFC 9111 sections 1.2.2 and 4.2.1 allow treating such
+/// a response as stale, which is what a cache that cannot tell the origin's intent should do.
+pub(super) fn freshness_directive_is_invalid<'a>(
+    values: impl Iterator<Item = &'a HeaderValue>,
+    name: &str,
+) -> bool {
+    let mut seen: Option<&str> = None;
+    for v in values {
+        let Ok(v) = v.to_str() else { return true };
+        for part in v.split(',') {
+            let (k, val) = match part.split_once('=') {
+                Some((k, val)) => (k.trim(), Some(val.trim())),
+                None => (part.trim(), None),
+            };
+            if !k.eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let Some(val) = val.filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                return true;
+            };
+            match seen {
+                Some(first) if first.trim_start_matches('0') != val.trim_start_matches('0') => {
+                    return true;
+                }
+                _ => seen = Some(val),
+            }
+        }
+    }
+    false
+}
+
+/// Is `Expires` given in a way that means "already expired" (RFC 9111 section 5.3): a value
+/// that is not an HTTP date (`0`, a malformed date, extra spaces), or two that differ?
+pub(super) fn expires_is_invalid(h: &HeaderMap) -> bool {
+    let mut values = h.get_all(header::EXPIRES).iter();
+    let Some(first) = values.next() else {
+        return false;
+    };
+    let parsed = |v: &HeaderValue| {
+        v.to_str()
+            .ok()
+            .filter(|s| s.trim() == *s)
+            .and_then(|s| httpdate::parse_http_date(s).ok())
+    };
+    let Some(when) = parsed(first) else {
+        return true;
+    };
+    values.any(|v| parsed(v) != Some(when))
+}
+
+/// The first of several `Age` values (RFC 9111 section 5.1 gives one; a list or repeated field
+/// is read by its first member), or `None` when there is a single value or none.
+pub(super) fn first_age(h: &HeaderMap) -> Option<Option<u64>> {
+    let mut values = h.get_all(header::AGE).iter();
+    let first = values.next()?;
+    let text = first.to_str().ok();
+    if values.next().is_none() && !text.is_some_and(|t| t.contains(',')) {
+        return None;
+    }
+    Some(text.and_then(|t| t.split(',').next()?.trim().parse::<u64>().ok()))
 }

@@ -12,7 +12,10 @@ mod directives;
 mod stored;
 
 pub(crate) use directives::directive;
-use directives::{ResponseDirectives, delta, lowercase_directives, without_directive};
+use directives::{
+    ResponseDirectives, delta, expires_is_invalid, first_age, freshness_directive_is_invalid,
+    lowercase_directives, without_directive,
+};
 pub use stored::{add_validators, merge_not_modified, not_modified_matches, storable_headers};
 
 /// The largest delta-seconds value honoured (RFC 9111 section 1.2.2: 2^31 s); larger ones from
@@ -219,6 +222,9 @@ impl ResponseLike for PolicyResponse<'_> {
 pub struct SiteRules {
     /// Store responses that set cookies (the cookie is stripped from the stored copy).
     pub(crate) cache_set_cookie: bool,
+    /// Freshness of a 404 or 410 whose origin gave none (no `max-age`, `s-maxage`, `Expires`);
+    /// zero leaves them to the RFC's heuristics (`[[site]] negative_ttl`).
+    pub(crate) negative_ttl: Duration,
 }
 
 /// May this response be stored, and for how long? `res_headers` must already be stripped of
@@ -234,13 +240,31 @@ pub fn evaluate(
     if *req.method != Method::GET && *req.method != Method::HEAD {
         return Err(NotStorable::Method);
     }
-    if status == StatusCode::PARTIAL_CONTENT || status == StatusCode::NOT_MODIFIED {
+    if status == StatusCode::PARTIAL_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational()
+    {
         return Err(NotStorable::Status);
     }
     if had_set_cookie && !rules.cache_set_cookie {
         return Err(NotStorable::SetCookie);
     }
-    let cc = ResponseDirectives::parse(res_headers.get_all(header::CACHE_CONTROL).iter());
+    let cc_values = || res_headers.get_all(header::CACHE_CONTROL).iter();
+    let cc = ResponseDirectives::parse(cc_values());
+    let explicit = cc.max_age || cc.s_maxage || res_headers.contains_key(header::EXPIRES);
+    // Explicit freshness lets any final status be stored (RFC 9111 section 3); the library
+    // refuses statuses it does not know, so it is shown one it does. Without explicit freshness
+    // the real status stands: heuristics are only for the statuses RFC 9110 section 15.1 names.
+    let lib_status = if explicit && !is_understood(status) {
+        StatusCode::OK
+    } else {
+        status
+    };
+    // Freshness given in a form that cannot be trusted makes the response stale, not fresh
+    // for whatever the library made of it.
+    let untrusted = freshness_directive_is_invalid(cc_values(), "max-age")
+        || freshness_directive_is_invalid(cc_values(), "s-maxage")
+        || (!cc.max_age && !cc.s_maxage && expires_is_invalid(res_headers));
     let adjusted = library_view(res_headers, &cc);
     let lib_headers = adjusted.as_ref().unwrap_or(res_headers);
     // The request's directives too (its `no-store` forbids storing).
@@ -251,7 +275,7 @@ pub fn evaluate(
     };
     let policy = CachePolicy::new_options(
         &lib_req,
-        &PolicyResponse(status, lib_headers),
+        &PolicyResponse(lib_status, lib_headers),
         now,
         CacheOptions {
             shared: true,
@@ -259,7 +283,7 @@ pub fn evaluate(
         },
     );
     if !policy.is_storable() {
-        return Err(refusal(req, status, &cc));
+        return Err(refusal(req, lib_status, &cc));
     }
     // Like Authorization (RFC 9111 section 3.5): a response to a request with a Cookie may be
     // personal even when the origin forgot to say `private`; share it only when told to.
@@ -272,10 +296,17 @@ pub fn evaluate(
     }) {
         return Err(NotStorable::VaryStar);
     }
-    let f = Freshness {
+    // The library ages a response by its Age alone; RFC 9111 section 4.2.3 also counts the
+    // time since its Date (in whole seconds, as Date has them), when that is more.
+    let lib_age = policy.age(now);
+    let age = lib_age.max(apparent_age(res_headers, now)).min(MAX_DELTA);
+    let mut f = Freshness {
         response_time: now,
-        initial_age: policy.age(now).min(MAX_DELTA),
-        fresh_for: policy.time_to_live(now).min(MAX_DELTA),
+        initial_age: age,
+        fresh_for: policy
+            .time_to_live(now)
+            .saturating_sub(age.saturating_sub(lib_age))
+            .min(MAX_DELTA),
         stale_while_revalidate: delta(cc.stale_while_revalidate),
         stale_if_error: delta(cc.stale_if_error),
         // s-maxage carries proxy-revalidate's meaning for shared caches (RFC 9111 5.2.2.10).
@@ -283,10 +314,31 @@ pub fn evaluate(
         has_validator: res_headers.contains_key(header::ETAG)
             || res_headers.contains_key(header::LAST_MODIFIED),
     };
+    let negative = status == StatusCode::NOT_FOUND || status == StatusCode::GONE;
+    if negative && !explicit && !rules.negative_ttl.is_zero() {
+        f.fresh_for = rules.negative_ttl.min(MAX_DELTA);
+    }
+    if untrusted {
+        f.fresh_for = Duration::ZERO;
+    }
     if f.fresh_for.is_zero() && !f.has_validator {
         return Err(NotStorable::NoFreshness);
     }
     Ok(f)
+}
+
+/// How old a response was on arrival by its `Date`: whole seconds from it to `now` (zero for a
+/// missing, invalid or future `Date`).
+fn apparent_age(h: &HeaderMap, now: SystemTime) -> Duration {
+    let date = h
+        .get(header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let since = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    match date {
+        Some(d) => Duration::from_secs(since(now).as_secs().saturating_sub(since(d).as_secs())),
+        None => Duration::ZERO,
+    }
 }
 
 /// What http-cache-semantics is shown of a response, where it would misread the response as it
@@ -295,7 +347,44 @@ fn library_view(res_headers: &HeaderMap, cc: &ResponseDirectives) -> Option<Head
     // It looks directives up by their lower-case names, so `Private` or `MAX-AGE` would pass
     // it unseen.
     let mut adjusted = lowercase_directives(res_headers);
-    // It adds Age to durations unchecked: clamp it before it sees it.
+    // Of several Age values, the first counts (the library would read a list as no number).
+    match first_age(res_headers) {
+        Some(Some(first)) => {
+            let first = HeaderValue::from(first.min(MAX_DELTA.as_secs()));
+            adjusted
+                .get_or_insert_with(|| res_headers.clone())
+                .insert(header::AGE, first);
+        }
+        Some(None) => {
+            adjusted
+                .get_or_insert_with(|| res_headers.clone())
+                .remove(header::AGE);
+        }
+        None => {}
+    }
+    // It reads only the IMF-fixdate form of a date; the two obsolete forms a recipient must
+    // accept too (RFC 9110 section 5.6.7) are shown to it rewritten.
+    for name in [header::DATE, header::EXPIRES] {
+        let Some(v) = res_headers.get(&name) else {
+            continue;
+        };
+        let Some(when) = v
+            .to_str()
+            .ok()
+            .and_then(|s| httpdate::parse_http_date(s).ok())
+        else {
+            continue;
+        };
+        let fixdate = httpdate::fmt_http_date(when);
+        if v.as_bytes() != fixdate.as_bytes()
+            && let Ok(fixdate) = HeaderValue::from_str(&fixdate)
+        {
+            adjusted
+                .get_or_insert_with(|| res_headers.clone())
+                .insert(name, fixdate);
+        }
+    }
+    // It adds Age to durations unchecked: clamp it before it sees it (a list was dealt with).
     if let Some(Some(age)) = res_headers
         .get(header::AGE)
         .map(|a| a.to_str().ok().and_then(|a| a.trim().parse::<u64>().ok()))

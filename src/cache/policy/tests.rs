@@ -367,3 +367,188 @@ fn not_modified_merge_keeps_body_fields() {
     assert!(not_modified_matches(&stored, &nm));
     assert!(!not_modified_matches(&stored, &hm(&[("etag", "\"b\"")])));
 }
+
+/// `now` of these tests as the HTTP date origins would send.
+const NOW_DATE: &str = "Mon, 12 Jan 1970 13:46:40 GMT";
+
+fn eval_as(status: u16, res: &[(&str, &str)], rules: SiteRules) -> Result<Freshness, NotStorable> {
+    let (m, u, rh) = (Method::GET, Uri::from_static("/x"), HeaderMap::new());
+    let r = PolicyRequest {
+        method: &m,
+        uri: &u,
+        headers: &rh,
+    };
+    let status = StatusCode::from_u16(status).unwrap();
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    evaluate(&r, status, &hm(res), false, rules, now)
+}
+
+/// Seconds of freshness, or the refusal.
+fn fresh(status: u16, res: &[(&str, &str)]) -> Result<u64, NotStorable> {
+    eval_as(status, res, SiteRules::default()).map(|f| f.fresh_for.as_secs())
+}
+
+#[test]
+fn any_final_status_with_explicit_freshness_is_stored() {
+    for status in [200, 203, 299, 400, 403, 404, 410, 500, 502, 503, 504, 599] {
+        assert_eq!(
+            fresh(status, &[("cache-control", "max-age=60")]),
+            Ok(60),
+            "{status}"
+        );
+        assert_eq!(
+            fresh(status, &[("cache-control", "s-maxage=30")]),
+            Ok(30),
+            "{status}"
+        );
+        let expires = [
+            ("date", NOW_DATE),
+            ("expires", "Mon, 12 Jan 1970 13:47:40 GMT"),
+        ];
+        assert_eq!(fresh(status, &expires), Ok(60), "{status}");
+    }
+    // Without it: no heuristic freshness outside RFC 9110 section 15.1's statuses.
+    let lm = [
+        ("date", NOW_DATE),
+        ("last-modified", "Mon, 12 Jan 1970 13:30:00 GMT"),
+    ];
+    for status in [400, 403, 500, 502, 503, 504, 299, 599] {
+        assert!(fresh(status, &lm).is_err(), "{status}");
+        assert!(
+            fresh(status, &[("cache-control", "public")]).is_err(),
+            "{status}"
+        );
+    }
+    for status in [200, 404, 410] {
+        assert_eq!(fresh(status, &lm), Ok(100), "{status}: 10 % of 1000 s");
+    }
+    // Interim responses are never stored, whatever they say.
+    assert_eq!(
+        fresh(103, &[("cache-control", "max-age=60")]),
+        Err(NotStorable::Status)
+    );
+    // Refusals keep their own reasons on such statuses.
+    assert_eq!(
+        fresh(503, &[("cache-control", "max-age=60, private")]),
+        Err(NotStorable::Private)
+    );
+}
+
+#[test]
+fn freshness_given_in_an_untrusted_form_makes_the_response_stale() {
+    for cc in [
+        "max-age=\"3600\"",
+        "max-age=1.5",
+        "max-age=100a",
+        "max-age=-1",
+        "max-age=",
+        "max-age",
+        "max-age=60, max-age=3600",
+        "s-maxage=60, s-maxage=61",
+        "s-maxage=x",
+    ] {
+        assert_eq!(
+            fresh(200, &[("cache-control", cc)]),
+            Err(NotStorable::NoFreshness),
+            "{cc}"
+        );
+        // With a validator it is kept, to be revalidated before each use.
+        let f = fresh(200, &[("cache-control", cc), ("etag", "\"v\"")]);
+        assert_eq!(f, Ok(0), "{cc}");
+    }
+    // The same value twice is no contradiction, and a leading zero is still a number.
+    assert_eq!(
+        fresh(
+            200,
+            &[
+                ("cache-control", "max-age=60"),
+                ("cache-control", "max-age=060")
+            ]
+        ),
+        Ok(60)
+    );
+}
+
+#[test]
+fn an_invalid_expires_means_already_expired() {
+    for expires in [
+        "0",
+        "-1",
+        "tomorrow",
+        "Mon,  12 Jan 1970 13:47:40 GMT",
+        "Mon, 12 Jan 1970 13:47:40",
+        "Mon, 32 Jan 1970 13:47:40 GMT",
+    ] {
+        let res = [("date", NOW_DATE), ("expires", expires)];
+        assert_eq!(fresh(200, &res), Err(NotStorable::NoFreshness), "{expires}");
+        // Not even heuristically fresh, Last-Modified or not.
+        let lm = ("last-modified", "Mon, 12 Jan 1970 13:30:00 GMT");
+        let res = [("date", NOW_DATE), ("expires", expires), lm];
+        assert_eq!(fresh(200, &res), Ok(0), "{expires}");
+    }
+    // Two that disagree: stale too.
+    let two = [
+        ("date", NOW_DATE),
+        ("expires", "Mon, 12 Jan 1970 13:47:40 GMT"),
+        ("expires", "Mon, 12 Jan 1970 14:47:40 GMT"),
+    ];
+    assert_eq!(fresh(200, &two), Err(NotStorable::NoFreshness));
+    // max-age wins over a broken Expires.
+    let res = [("cache-control", "max-age=60"), ("expires", "0")];
+    assert_eq!(fresh(200, &res), Ok(60));
+    // The obsolete date formats a recipient must accept (RFC 9110 section 5.6.7) are valid.
+    for ok in ["Monday, 12-Jan-70 13:47:40 GMT", "Mon Jan 12 13:47:40 1970"] {
+        assert_eq!(
+            fresh(200, &[("date", NOW_DATE), ("expires", ok)]),
+            Ok(60),
+            "{ok}"
+        );
+    }
+}
+
+#[test]
+fn the_first_of_several_ages_counts_and_date_drives_the_apparent_age() {
+    let age = |res: &[(&str, &str)]| eval_as(200, res, SiteRules::default()).unwrap();
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let cc = ("cache-control", "max-age=60");
+    let f = age(&[cc, ("age", "10, 20")]);
+    assert_eq!((f.age(now).as_secs(), f.ttl_secs(now)), (10, 50));
+    let f = age(&[cc, ("age", "10"), ("age", "20")]);
+    assert_eq!((f.age(now).as_secs(), f.ttl_secs(now)), (10, 50));
+    let f = age(&[cc, ("age", "x, 20")]);
+    assert_eq!(f.age(now).as_secs(), 0);
+    // A Date 20 s in the past: the response is 20 s old on arrival.
+    let f = age(&[cc, ("date", "Mon, 12 Jan 1970 13:46:20 GMT")]);
+    assert_eq!((f.age(now).as_secs(), f.ttl_secs(now)), (20, 40));
+    // With Expires a minute after that Date, it expires at Expires: 40 s from now.
+    let f = age(&[
+        ("date", "Mon, 12 Jan 1970 13:46:20 GMT"),
+        ("expires", "Mon, 12 Jan 1970 13:47:20 GMT"),
+    ]);
+    assert_eq!((f.age(now).as_secs(), f.ttl_secs(now)), (20, 40));
+    // A Date in the future ages nothing.
+    let f = age(&[cc, ("date", "Mon, 12 Jan 1970 13:50:00 GMT")]);
+    assert_eq!((f.age(now).as_secs(), f.ttl_secs(now)), (0, 60));
+}
+
+#[test]
+fn negative_ttl_keeps_a_404_or_410_that_says_nothing() {
+    let rules = SiteRules {
+        negative_ttl: Duration::from_secs(10),
+        ..SiteRules::default()
+    };
+    let fresh_with =
+        |status, res: &[(&str, &str)]| eval_as(status, res, rules).map(|f| f.fresh_for.as_secs());
+    assert_eq!(fresh_with(404, &[]), Ok(10));
+    assert_eq!(fresh_with(410, &[("date", NOW_DATE)]), Ok(10));
+    // The origin's own word wins, and other statuses are untouched.
+    assert_eq!(fresh_with(404, &[("cache-control", "max-age=60")]), Ok(60));
+    assert_eq!(
+        fresh_with(404, &[("cache-control", "no-store")]),
+        Err(NotStorable::NoStore)
+    );
+    assert_eq!(fresh_with(200, &[]), Err(NotStorable::NoFreshness));
+    assert_eq!(fresh_with(500, &[]), Err(NotStorable::Status));
+    // Off by default.
+    assert_eq!(fresh(404, &[]), Err(NotStorable::NoFreshness));
+}
