@@ -141,7 +141,10 @@ impl CacheAside {
         let decision = decide(found, RequestDirectives::default(), now);
         tracing::trace!(key = %key, decision = decision.as_str());
         let stale = match decision {
-            Decision::Fresh(obj) => return Ok(from_object(&obj, Outcome::Hit, now)),
+            // (A value has no client to accept staleness or forbid the source.)
+            Decision::Fresh(obj) | Decision::StaleAccepted(obj) => {
+                return Ok(from_object(&obj, Outcome::Hit, now));
+            }
             Decision::StaleWhileRevalidate(obj, _) => {
                 if let Joined::Leader(w) = self.fills.join((ck.clone(), VaryValues::default())) {
                     let stamp = self.store.tags().stamp(tags);
@@ -152,7 +155,7 @@ impl CacheAside {
             }
             // Values have no validators: an expired one can only stand in on errors.
             Decision::Revalidate(obj, _) | Decision::StaleIfErrorCandidate(obj, _) => Some(obj),
-            Decision::Miss(..) | Decision::Pass(_) => None,
+            Decision::Miss(..) | Decision::Pass(_) | Decision::NotCached => None,
         };
         let mut loader = Some(loader);
         for _ in 0..ATTEMPTS {

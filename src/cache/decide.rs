@@ -22,18 +22,30 @@ pub(crate) struct RequestDirectives<'a> {
     pub(crate) no_cache: bool,
     /// `max-age=N`, where honoured: a stored copy older than this is not used as it is.
     pub(crate) max_age: Option<u64>,
-    /// A GET's headers, looked at for `Range` only where it matters: for a URL whose answers
-    /// are not being stored, the origin answers a range itself rather than the edge fetching
-    /// the whole body. Looked up only when the decision needs it, so a HIT does not pay for it.
-    pub(crate) range_of: Option<&'a HeaderMap>,
+    /// `min-fresh=N`, where honoured: a stored copy is used as it is only while it stays fresh
+    /// for N more seconds.
+    pub(crate) min_fresh: Option<u64>,
+    /// `max-stale[=N]`, where honoured: a copy stale for at most N s (any, without a value;
+    /// none, with an invalid one) is used without asking the origin, unless the response
+    /// forbade it.
+    pub(crate) max_stale: Option<u64>,
+    /// The request's headers, looked at only where a decision needs them (so a HIT does not
+    /// pay for it): `only-if-cached`, always honoured, when the answer would need the origin;
+    /// and a GET's `Range`, for a URL whose answers are not being stored (the origin answers a
+    /// range itself rather than the edge fetching the whole body).
+    pub(crate) headers: Option<&'a HeaderMap>,
+    /// A GET (only GETs have ranges).
+    pub(crate) get: bool,
 }
 
 impl<'a> RequestDirectives<'a> {
-    /// Reads a GET's or HEAD's directives; `honour` is the site's `honor_client_no_cache`
-    /// (most edges ignore what clients say about caching; a range is always seen).
+    /// Reads a GET's or HEAD's directives; `honour` is the site's `honor_client_cache_control`
+    /// (most edges ignore what clients say about caching; `only-if-cached` and a range are
+    /// always seen).
     pub(crate) fn from_request(method: &Method, h: &'a HeaderMap, honour: bool) -> Self {
         let mut d = RequestDirectives {
-            range_of: (method == Method::GET).then_some(h),
+            headers: Some(h),
+            get: method == Method::GET,
             ..Default::default()
         };
         if !honour {
@@ -44,14 +56,27 @@ impl<'a> RequestDirectives<'a> {
         d.no_cache = policy::directive(cc.iter(), "no-cache").is_some()
             || (!h.contains_key(header::CACHE_CONTROL)
                 && policy::directive(h.get_all(header::PRAGMA).iter(), "no-cache").is_some());
-        d.max_age = policy::directive(cc.iter(), "max-age")
-            .flatten()
-            .and_then(|v| v.parse().ok());
+        let seconds = |name| {
+            policy::directive(cc.iter(), name)
+                .flatten()
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        d.max_age = seconds("max-age");
+        d.min_fresh = seconds("min-fresh");
+        d.max_stale = policy::directive(cc.iter(), "max-stale")
+            .map(|v| v.map_or(u64::MAX, |v| v.parse::<u64>().unwrap_or(0)));
         d
     }
 
     fn wants_range(&self) -> bool {
-        self.range_of.is_some_and(|h| h.contains_key(header::RANGE))
+        self.get && self.headers.is_some_and(|h| h.contains_key(header::RANGE))
+    }
+
+    /// `only-if-cached` (RFC 9111 section 5.2.1.7): answer from the store or not at all.
+    fn only_if_cached(&self) -> bool {
+        self.headers.is_some_and(|h| {
+            policy::directive(h.get_all(header::CACHE_CONTROL).iter(), "only-if-cached").is_some()
+        })
     }
 
     /// Does the request forbid using a copy with this freshness without asking the origin?
@@ -60,6 +85,16 @@ impl<'a> RequestDirectives<'a> {
             || self
                 .max_age
                 .is_some_and(|m| f.age(now) > Duration::from_secs(m))
+            || self
+                .min_fresh
+                .is_some_and(|m| f.ttl_secs(now) < i64::try_from(m).unwrap_or(i64::MAX))
+    }
+
+    /// Does the request accept this stale copy as it is (`max-stale`)? Never a copy the
+    /// response said must be revalidated once stale.
+    fn accepts_stale(&self, f: &Freshness, now: SystemTime) -> bool {
+        let stale_for = f.ttl_secs(now).unsigned_abs();
+        !f.must_revalidate && self.max_stale.is_some_and(|n| stale_for <= n)
     }
 }
 
@@ -96,8 +131,12 @@ pub(crate) enum Decision {
     /// Fetch anew (the expired copy has no validator, or the client asked for a fresh one);
     /// the copy may still stand in if the origin fails, where stale-if-error allows.
     StaleIfErrorCandidate(Arc<Object>, Fill),
+    /// Serve the expired copy as it is: the client accepts that much staleness (`max-stale`).
+    StaleAccepted(Arc<Object>),
     /// Nothing usable is stored.
     Miss(MissReason, Fill),
+    /// The client asked for a stored answer only (`only-if-cached`) and none is usable: 504.
+    NotCached,
     /// Do not use the cache for this request.
     Pass(PassReason),
 }
@@ -116,12 +155,30 @@ impl Decision {
             Decision::Miss(MissReason::Busy, _) => "busy",
             Decision::Pass(PassReason::RequestNoStore) => "pass-request-no-store",
             Decision::Pass(PassReason::RangeOfUnstored) => "pass-range",
+            Decision::StaleAccepted(_) => "stale-accepted",
+            Decision::NotCached => "only-if-cached",
         }
     }
 }
 
 /// Decides what to do with a request, from what the store found for it at `now`.
 pub(crate) fn decide(found: Lookup, req: RequestDirectives<'_>, now: SystemTime) -> Decision {
+    let d = decide_freely(found, req, now);
+    let forwards = matches!(
+        d,
+        Decision::Revalidate(..)
+            | Decision::StaleIfErrorCandidate(..)
+            | Decision::Miss(..)
+            | Decision::Pass(_)
+    );
+    if forwards && req.only_if_cached() {
+        return Decision::NotCached;
+    }
+    d
+}
+
+/// The decision for a request that lets the edge go to the origin.
+fn decide_freely(found: Lookup, req: RequestDirectives<'_>, now: SystemTime) -> Decision {
     if req.no_store {
         return Decision::Pass(PassReason::RequestNoStore);
     }
@@ -146,6 +203,9 @@ pub(crate) fn decide(found: Lookup, req: RequestDirectives<'_>, now: SystemTime)
     let usable = !req.requires_revalidation(f, now);
     if usable && f.is_fresh(now) {
         return Decision::Fresh(obj);
+    }
+    if usable && req.accepts_stale(f, now) {
+        return Decision::StaleAccepted(obj);
     }
     let fill = Fill {
         vary: entry.vary_names(),
@@ -303,5 +363,65 @@ mod tests {
         assert_eq!(decided(&s, &k, range, 1), "pass-range");
         // Once the mark is over, a plain miss (which a range request shares too).
         assert_eq!(decided(&s, &k, range, 61), "uri-miss");
+    }
+
+    #[test]
+    fn min_fresh_and_max_stale_where_honoured() {
+        let read = |pairs: &[(&str, &str)]| {
+            let h: &HeaderMap = Box::leak(Box::new(hm(pairs)));
+            RequestDirectives::from_request(&Method::GET, h, true)
+        };
+        let (s, k) = stored(0, true);
+        // Fresh for 10 s from 0: at 4 it has 6 s left.
+        let min_fresh = read(&[("cache-control", "min-fresh=5")]);
+        assert_eq!(decided(&s, &k, min_fresh, 4), "fresh");
+        assert_eq!(decided(&s, &k, min_fresh, 6), "revalidate");
+        let max_stale = read(&[("cache-control", "max-stale=5")]);
+        assert_eq!(decided(&s, &k, max_stale, 14), "stale-accepted");
+        assert_eq!(decided(&s, &k, max_stale, 16), "revalidate");
+        let any = read(&[("cache-control", "max-stale")]);
+        assert_eq!(decided(&s, &k, any, 3000), "stale-accepted");
+        let invalid = read(&[("cache-control", "max-stale=soon")]);
+        assert_eq!(decided(&s, &k, invalid, 11), "revalidate");
+        // A response that must be revalidated once stale is never served stale.
+        let (s, k) = stored(0, true);
+        let obj = match s.lookup(&k, &HeaderMap::new(), at(0)) {
+            Lookup::Found(o, _) => o,
+            _ => unreachable!(),
+        };
+        let mut strict = Object {
+            status: obj.status,
+            headers: obj.headers.clone(),
+            body: obj.body.clone(),
+            vary: obj.vary.clone(),
+            stamp: None,
+            freshness: obj.freshness,
+        };
+        strict.freshness.must_revalidate = true;
+        assert!(s.insert(k.clone(), strict));
+        assert_eq!(decided(&s, &k, any, 11), "revalidate");
+        // Not honoured: nothing changes.
+        let h = hm(&[("cache-control", "max-stale, min-fresh=9")]);
+        let off = RequestDirectives::from_request(&Method::GET, &h, false);
+        let (s, k) = stored(0, true);
+        assert_eq!(decided(&s, &k, off, 5), "fresh");
+        assert_eq!(decided(&s, &k, off, 11), "revalidate");
+    }
+
+    #[test]
+    fn only_if_cached_is_always_honoured_and_never_goes_to_the_origin() {
+        let h = hm(&[("cache-control", "only-if-cached")]);
+        let only = RequestDirectives::from_request(&Method::GET, &h, false);
+        let (s, k) = stored(30, true);
+        assert_eq!(decided(&s, &k, only, 1), "fresh");
+        // Stale while revalidating is served (the refresh is nobody's wait).
+        assert_eq!(decided(&s, &k, only, 20), "stale-while-revalidate");
+        assert_eq!(decided(&s, &k, only, 41), "only-if-cached");
+        let other = CacheKey::new("s", "h", "/nothing");
+        assert_eq!(decided(&s, &other, only, 1), "only-if-cached");
+        // Nor does a honoured no-store send it on.
+        let h = hm(&[("cache-control", "only-if-cached, no-store")]);
+        let both = RequestDirectives::from_request(&Method::GET, &h, true);
+        assert_eq!(decided(&s, &other, both, 1), "only-if-cached");
     }
 }

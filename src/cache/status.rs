@@ -20,12 +20,16 @@ pub enum Outcome {
     Revalidated,
     /// Not looked up at all (method, or the client asked not to).
     Bypass(&'static str),
+    /// The client wanted a stored answer only (`only-if-cached`) and none was usable.
+    NotCached,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StaleReason {
     WhileRevalidate,
     IfError,
+    /// The client accepts a copy this stale (`max-stale`), where the site honours it.
+    Accepted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,7 @@ impl Outcome {
             Outcome::Expired => "EXPIRED",
             Outcome::Revalidated => "REVALIDATED",
             Outcome::Bypass(_) => "BYPASS",
+            Outcome::NotCached => "MISS",
         }
     }
 }
@@ -92,10 +97,12 @@ impl CacheStatus {
                 s.push_str("; hit");
                 None
             }
-            Outcome::Stale(StaleReason::WhileRevalidate) => {
+            Outcome::Stale(StaleReason::WhileRevalidate | StaleReason::Accepted) => {
                 s.push_str("; hit");
                 None
             }
+            // Neither served from the store nor sent on: no `hit`, no `fwd` (RFC 9211).
+            Outcome::NotCached => None,
             // The request did go forward; the error it met is why the stored copy is served.
             Outcome::Stale(StaleReason::IfError) => Some("stale"),
             Outcome::Miss(MissReason::Uri) => Some("uri-miss"),

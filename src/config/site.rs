@@ -21,10 +21,12 @@ pub struct SiteConfig {
     pub root: Option<PathBuf>,
     /// Host header sent upstream; by default the client's own.
     pub(crate) origin_host: Option<String>,
-    /// Honour `Cache-Control: no-cache` / `max-age=0` from clients (most CDNs ignore them).
-    /// Default: off.
-    #[serde(default)]
-    pub(crate) honor_client_no_cache: bool,
+    /// Honour the `Cache-Control` of clients' requests: `no-cache`, `no-store`, `max-age`,
+    /// `min-fresh`, `max-stale` (most CDNs ignore them: one client's reload would cost everyone
+    /// an origin request). `only-if-cached` is honoured regardless. The old name
+    /// `honor_client_no_cache` still works. Default: off.
+    #[serde(default, alias = "honor_client_no_cache")]
+    pub(crate) honor_client_cache_control: bool,
     /// Store responses that carry Set-Cookie (the cookie itself is never stored). Default: off.
     #[serde(default)]
     pub(crate) cache_set_cookie: bool,
@@ -107,7 +109,7 @@ impl SiteConfig {
             origin,
             root,
             origin_host: None,
-            honor_client_no_cache: false,
+            honor_client_cache_control: false,
             cache_set_cookie: false,
             negative_ttl: Secs::default(),
             request_headers: RequestHeaders::default(),

@@ -26,12 +26,22 @@ pub(crate) async fn serve(
     let now = edge.store.clock().now();
     let key = CacheKey::new(&site.name, &ctx.authority, &ctx.target);
     let directives =
-        RequestDirectives::from_request(&req.method, &req.headers, site.honor_client_no_cache);
+        RequestDirectives::from_request(&req.method, &req.headers, site.honor_client_cache_control);
     let found = edge.store.lookup(&key, &req.headers, now);
     let decision = decide(found, directives, now);
     tracing::trace!(key = ?key, decision = decision.as_str());
     let (stale, fill, miss) = match decision {
         Decision::Fresh(obj) => return hit(&obj, req, ctx, Outcome::Hit, now),
+        Decision::StaleAccepted(obj) => {
+            let outcome = Outcome::Stale(StaleReason::Accepted);
+            return hit(&obj, req, ctx, outcome, now);
+        }
+        Decision::NotCached => {
+            let mut cs = CacheStatus::new(Outcome::NotCached);
+            cs.detail = Some("only-if-cached");
+            ctx.cache = Some(cs);
+            return ProxyError::NotCached.into_response(Some(&cs));
+        }
         Decision::StaleWhileRevalidate(obj, fill) => {
             refresh_in_background(edge, site, req, ctx, key, obj.clone(), fill);
             let outcome = Outcome::Stale(StaleReason::WhileRevalidate);

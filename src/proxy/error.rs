@@ -23,6 +23,9 @@ pub(crate) enum ProxyError {
     NoSite,
     #[error("request body too large")]
     BodyTooLarge,
+    /// `only-if-cached`, and nothing usable is stored (RFC 9111 section 5.2.1.7).
+    #[error("not in the cache (only-if-cached)")]
+    NotCached,
     /// The origin (or the request body on its way there) failed.
     #[error(transparent)]
     Origin(#[from] OriginError),
@@ -40,6 +43,7 @@ impl ProxyError {
             | ProxyError::BadHost => StatusCode::BAD_REQUEST,
             ProxyError::NoSite => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::NotCached => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Origin(e) => e.status(),
             ProxyError::Fill(e) => e.status(),
         }

@@ -198,7 +198,7 @@ mod tests {
             hosts: Vec::new(),
             path_prefix: "/".into(),
             origin: Origin::Static(StaticDir::new(dir, &[]).unwrap()),
-            honor_client_no_cache: false,
+            honor_client_cache_control: false,
             cache_set_cookie: false,
             negative_ttl: std::time::Duration::ZERO,
             forward_headers: vec![

@@ -21,7 +21,7 @@ pub(crate) struct Site {
     /// names.
     pub(crate) origin: Origin,
     /// Honour the client's `no-store`, `no-cache` and `max-age` (most edges ignore them).
-    pub(crate) honor_client_no_cache: bool,
+    pub(crate) honor_client_cache_control: bool,
     /// Store responses that carry Set-Cookie (the cookie itself is never stored).
     pub(crate) cache_set_cookie: bool,
     /// How long a 404 or 410 without freshness of its own stays fresh (zero: the RFC's rules).
@@ -68,7 +68,7 @@ impl Site {
             hosts: cfg.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
             path_prefix: cfg.path_prefix.clone(),
             origin,
-            honor_client_no_cache: cfg.honor_client_no_cache,
+            honor_client_cache_control: cfg.honor_client_cache_control,
             cache_set_cookie: cfg.cache_set_cookie,
             negative_ttl: cfg.negative_ttl.0,
             request_headers: cfg.request_headers,

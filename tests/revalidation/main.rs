@@ -1,4 +1,5 @@
 //! Revalidation of expired entries (304s), stale-while-revalidate / stale-if-error, and Vary.
+mod client_directives;
 #[path = "../common/mod.rs"]
 mod common;
 mod flaky;
