@@ -256,6 +256,7 @@ impl CacheAside {
                         stale_if_error: opts.stale_if_error,
                         must_revalidate: false,
                         has_validator: false,
+                        stale_on_error: Duration::ZERO,
                     },
                     stamp: Some(stamp.clone()),
                 };

@@ -280,6 +280,7 @@ mod tests {
                 stale_if_error: Duration::from_secs(60),
                 must_revalidate: false,
                 has_validator: validator,
+                stale_on_error: Duration::ZERO,
             },
         };
         assert!(s.insert(k.clone(), obj));

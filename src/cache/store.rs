@@ -372,6 +372,7 @@ mod tests {
                 stale_if_error: Duration::ZERO,
                 must_revalidate: false,
                 has_validator: false,
+                stale_on_error: Duration::ZERO,
             },
         }
     }

@@ -35,6 +35,13 @@ pub struct SiteConfig {
     /// there. Default: `"0s"`, which leaves them to the RFC's heuristics.
     #[serde(default)]
     pub(crate) negative_ttl: Secs,
+    /// How long past expiry a stored copy stands in when the origin refuses the connection,
+    /// times out, resets it, or answers 500, 502, 503 or 504, for responses without a
+    /// `stale-if-error` of their own; never for `must-revalidate`, `proxy-revalidate`,
+    /// `no-cache` or `s-maxage` responses (RFC 9111 section 4.2.4). Default: `"10s"`; `"0s"`
+    /// turns it off.
+    #[serde(default = "default_stale_on_error")]
+    pub(crate) stale_on_error: Secs,
     /// Which request headers a cacheable request (GET, HEAD) carries to the origin: `"all"`
     /// (every end-to-end header but the ones the edge owns or the cache manages, and the
     /// override headers that make an origin answer for another URL) or `"strict"` (a fixed
@@ -70,6 +77,10 @@ pub(crate) struct CacheRule {
     pub(crate) pattern: String,
     /// The `Cache-Control` a matching file is served with.
     pub(crate) cache_control: String,
+}
+
+fn default_stale_on_error() -> Secs {
+    Secs(std::time::Duration::from_secs(10))
 }
 
 fn default_prefix() -> String {
@@ -112,6 +123,7 @@ impl SiteConfig {
             honor_client_cache_control: false,
             cache_set_cookie: false,
             negative_ttl: Secs::default(),
+            stale_on_error: default_stale_on_error(),
             request_headers: RequestHeaders::default(),
             forward_headers: Vec::new(),
             cache_rules: Vec::new(),

@@ -54,6 +54,38 @@ pub(crate) struct FillJob {
     pub(crate) event_loop: usize,
 }
 
+/// How a stored object answers a fill's readers, for their `Cache-Status`.
+struct Served {
+    outcome: Outcome,
+    /// The origin's status, when it answered.
+    fwd_status: Option<u16>,
+    /// The object was (re)stored.
+    stored: bool,
+    detail: Option<&'static str>,
+}
+
+impl Served {
+    /// Confirmed by a 304; `stored` when the renewed copy replaced the old one.
+    fn revalidated(stored: bool) -> Self {
+        Served {
+            outcome: Outcome::Revalidated,
+            fwd_status: Some(304),
+            stored,
+            detail: None,
+        }
+    }
+
+    /// Standing in for an origin that failed (with `status`, or without an answer).
+    fn stale_on_error(status: Option<u16>, detail: Option<&'static str>) -> Self {
+        Served {
+            outcome: Outcome::Stale(StaleReason::IfError),
+            fwd_status: status,
+            stored: false,
+            detail,
+        }
+    }
+}
+
 impl FillJob {
     pub(crate) async fn run(mut self, mut w: FillWriter<FillMeta>) {
         let started = tokio::time::Instant::now();
@@ -84,20 +116,17 @@ impl FillJob {
         }
         let origin_ms = started.elapsed().as_secs_f64() * 1000.0;
         let now = self.edge.store.clock().now();
-        let stale_ok = self
+        // The stored copy that may stand in if the origin fails, and on whose word.
+        let stand_in = self
             .stale
             .clone()
-            .filter(|s| s.freshness.within_stale_if_error(now));
+            .and_then(|s| s.freshness.stands_in_on_error(now).map(|why| (s, why)));
         match res {
-            Err(e) => match stale_ok {
-                Some(s) => self.publish_object(
-                    &mut w,
-                    s,
-                    Outcome::Stale(StaleReason::IfError),
-                    None,
-                    false,
-                    origin_ms,
-                ),
+            Err(e) => match stand_in {
+                Some((s, why)) => {
+                    let served = Served::stale_on_error(None, why);
+                    self.publish_object(&mut w, s, served, origin_ms);
+                }
                 None => {
                     tracing::warn!(key = self.key.as_str(), error = %e, "fill failed");
                     w.finish(Err(FillError::Upstream {
@@ -109,17 +138,12 @@ impl FillJob {
             Ok(r) if r.status == StatusCode::NOT_MODIFIED && revalidating => {
                 self.revalidated(&mut w, r, now, origin_ms);
             }
-            Ok(r) if r.status.is_server_error() && stale_ok.is_some() => {
-                let s = stale_ok.expect("checked");
-                let st = Some(r.status.as_u16());
-                self.publish_object(
-                    &mut w,
-                    s,
-                    Outcome::Stale(StaleReason::IfError),
-                    st,
-                    false,
-                    origin_ms,
-                );
+            // The errors RFC 5861 names for stale-if-error: an origin's other 5xx (501, 505)
+            // say something about the request, not about the origin's health.
+            Ok(r) if matches!(r.status.as_u16(), 500 | 502 | 503 | 504) && stand_in.is_some() => {
+                let (s, why) = stand_in.expect("checked");
+                let served = Served::stale_on_error(Some(r.status.as_u16()), why);
+                self.publish_object(&mut w, s, served, origin_ms);
             }
             Ok(r) => self.stream(&mut w, r, now, origin_ms).await,
         }
@@ -155,6 +179,7 @@ impl FillJob {
         SiteRules {
             cache_set_cookie: self.site.cache_set_cookie,
             negative_ttl: self.site.negative_ttl,
+            stale_on_error: self.site.stale_on_error,
         }
     }
 
@@ -163,17 +188,15 @@ impl FillJob {
         &self,
         w: &mut FillWriter<FillMeta>,
         obj: Arc<Object>,
-        outcome: Outcome,
-        fwd_status: Option<u16>,
-        stored: bool,
+        served: Served,
         origin_ms: f64,
     ) {
         let meta = FillMeta {
-            outcome,
-            fwd_status,
-            stored,
+            outcome: served.outcome,
+            fwd_status: served.fwd_status,
+            stored: served.stored,
             ttl: None,
-            detail: None,
+            detail: served.detail,
             vary: Some(obj.vary.clone()),
             object: Some(obj.clone()),
             origin_ms: Some(origin_ms),
@@ -234,7 +257,7 @@ impl FillJob {
                 // The renewed headers forbid storing: serve the old copy this once and drop it
                 // from the store.
                 self.edge.store.remove(&self.key);
-                self.publish_object(w, old, Outcome::Revalidated, Some(304), false, origin_ms);
+                self.publish_object(w, old, Served::revalidated(false), origin_ms);
                 return;
             }
         };
@@ -242,7 +265,7 @@ impl FillJob {
             .edge
             .store
             .insert_if_current(self.key.clone(), obj.clone(), self.start);
-        self.publish_object(w, obj, Outcome::Revalidated, Some(304), stored, origin_ms);
+        self.publish_object(w, obj, Served::revalidated(stored), origin_ms);
     }
 
     /// A full response: publish the head, stream the body to readers, store it if allowed.

@@ -201,6 +201,7 @@ mod tests {
             honor_client_cache_control: false,
             cache_set_cookie: false,
             negative_ttl: std::time::Duration::ZERO,
+            stale_on_error: std::time::Duration::ZERO,
             forward_headers: vec![
                 HeaderName::from_static("x-tenant"),
                 HeaderName::from_static("x-forwarded-prefix"),

@@ -26,6 +26,8 @@ pub(crate) struct Site {
     pub(crate) cache_set_cookie: bool,
     /// How long a 404 or 410 without freshness of its own stays fresh (zero: the RFC's rules).
     pub(crate) negative_ttl: std::time::Duration,
+    /// How long past expiry a copy without `stale-if-error` stands in for a failed origin.
+    pub(crate) stale_on_error: std::time::Duration,
     /// Request headers forwarded on cacheable requests, beyond the built-in set.
     pub(crate) forward_headers: Vec<HeaderName>,
     /// What a fill forwards of the client's headers: all but a deny-list, or a fixed set.
@@ -71,6 +73,7 @@ impl Site {
             honor_client_cache_control: cfg.honor_client_cache_control,
             cache_set_cookie: cfg.cache_set_cookie,
             negative_ttl: cfg.negative_ttl.0,
+            stale_on_error: cfg.stale_on_error.0,
             request_headers: cfg.request_headers,
             forward_headers: cfg
                 .forward_headers

@@ -8,6 +8,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+/// A "status" under which the origin reads a request and never answers it.
+pub const SILENT: u16 = 0;
+
 /// The validator every 200 carries, so an expired copy is kept for revalidation.
 pub const ETAG: &str = "\"flaky-1\"";
 
@@ -48,7 +51,7 @@ impl FlakyOrigin {
         }
     }
 
-    /// The status the following requests get.
+    /// The status the following requests get; `SILENT` keeps them waiting for ever.
     pub fn set_status(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
     }
@@ -69,8 +72,13 @@ impl FlakyOrigin {
 
     /// A TOML config with one catch-all site in front of this origin.
     pub fn edge_toml(&self) -> String {
+        self.edge_toml_with("")
+    }
+
+    /// The same, with more keys for the site (`key = value` lines).
+    pub fn edge_toml_with(&self, site_keys: &str) -> String {
         format!(
-            "[[site]]\nname = \"flaky\"\nhosts = [\"*\"]\norigin = \"{}\"\n",
+            "[[site]]\nname = \"flaky\"\nhosts = [\"*\"]\norigin = \"{}\"\n{site_keys}\n",
             self.url
         )
     }
@@ -96,6 +104,11 @@ async fn answer(mut conn: TcpStream, state: Arc<State>) {
     }
     let n = state.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let status = state.status.load(Ordering::SeqCst);
+    if status == SILENT {
+        // Hold the connection until the edge gives up on it.
+        let _ = conn.read(&mut chunk).await;
+        return;
+    }
     let (body, extra) = if status == 200 {
         let extra = format!("Cache-Control: {}\r\nETag: {ETAG}\r\n", state.cache_control);
         (format!("fresh {n}\n"), extra)

@@ -2,7 +2,7 @@
 //! stale-if-error (origin failing or down), and when stale must not be served.
 
 use crate::common::{TestEdge, TestOrigin, header};
-use crate::flaky::FlakyOrigin;
+use crate::flaky::{FlakyOrigin, SILENT};
 use std::time::Duration;
 
 /// How far the edge's clock moves for a `max-age=1` entry to expire (no sleeping).
@@ -143,9 +143,9 @@ async fn must_revalidate_forbids_stale_if_error_when_origin_is_down() {
 }
 
 #[tokio::test]
-async fn without_stale_if_error_an_origin_500_is_passed_through() {
+async fn with_stale_on_error_off_an_origin_500_is_passed_through() {
     let origin = FlakyOrigin::start("max-age=1").await;
-    let edge = TestEdge::from_toml(&origin.edge_toml()).await;
+    let edge = TestEdge::from_toml(&origin.edge_toml_with(GRACE_OFF)).await;
     edge.get("/f").send().await.unwrap().bytes().await.unwrap();
 
     edge.advance(EXPIRE);
@@ -160,9 +160,9 @@ async fn without_stale_if_error_an_origin_500_is_passed_through() {
 }
 
 #[tokio::test]
-async fn without_stale_if_error_a_refused_connection_gives_a_short_502() {
+async fn with_stale_on_error_off_a_refused_connection_gives_a_short_502() {
     let mut origin = FlakyOrigin::start("max-age=1").await;
-    let edge = TestEdge::from_toml(&origin.edge_toml()).await;
+    let edge = TestEdge::from_toml(&origin.edge_toml_with(GRACE_OFF)).await;
     edge.get("/f").send().await.unwrap().bytes().await.unwrap();
 
     edge.advance(EXPIRE);
@@ -177,4 +177,68 @@ async fn without_stale_if_error_a_refused_connection_gives_a_short_502() {
         r.text().await.unwrap(),
         "502 Bad Gateway: origin unreachable\n"
     );
+}
+
+/// The site setting that turns the grace for responses without stale-if-error off.
+const GRACE_OFF: &str = "stale_on_error = \"0s\"";
+
+/// The default grace (10 s past expiry) serves the stored copy for an origin that refuses the
+/// connection, keeps silent past `first_byte_timeout`, or answers 503; never past the grace.
+#[tokio::test]
+async fn without_stale_if_error_the_grace_stands_in_for_a_failed_origin() {
+    let mut origin = FlakyOrigin::start("max-age=1").await;
+    let toml = format!(
+        "{}[origin]\nfirst_byte_timeout = \"300ms\"\n",
+        origin.edge_toml()
+    );
+    let edge = TestEdge::from_toml(&toml).await;
+    assert_eq!(
+        edge.get("/f").send().await.unwrap().text().await.unwrap(),
+        "fresh 1\n"
+    );
+    edge.advance(EXPIRE);
+    for (status, fwd_status) in [(503, "; fwd-status=503"), (SILENT, "")] {
+        origin.set_status(status);
+        let r = edge.get("/f").send().await.unwrap();
+        assert_eq!(r.status(), 200, "origin {status}");
+        assert_eq!(header(&r, "x-cache"), "STALE");
+        assert_eq!(
+            header(&r, "cache-status"),
+            format!("edgecache; fwd=stale{fwd_status}; ttl=-1; detail=stale-on-error")
+        );
+        assert_eq!(r.text().await.unwrap(), "fresh 1\n");
+    }
+    origin.stop().await;
+    let r = edge.get("/f").send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), header(&r, "x-cache")),
+        (200, "STALE".into())
+    );
+    assert_eq!(
+        header(&r, "cache-status"),
+        "edgecache; fwd=stale; ttl=-1; detail=stale-on-error"
+    );
+    // 11 s past expiry: the grace is over.
+    edge.advance(std::time::Duration::from_secs(10));
+    let r = edge.get("/f").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+}
+
+#[tokio::test]
+async fn the_grace_never_serves_what_must_be_revalidated() {
+    for cc in [
+        "max-age=1, must-revalidate",
+        "max-age=1, proxy-revalidate",
+        "max-age=1, no-cache",
+        "s-maxage=1",
+    ] {
+        let origin = FlakyOrigin::start(cc).await;
+        let edge = TestEdge::from_toml(&origin.edge_toml()).await;
+        edge.get("/f").send().await.unwrap().bytes().await.unwrap();
+        edge.advance(EXPIRE);
+        origin.set_status(503);
+        let r = edge.get("/f").send().await.unwrap();
+        assert_eq!(r.status(), 503, "{cc}");
+        assert_eq!(r.text().await.unwrap(), "origin error 503\n", "{cc}");
+    }
 }

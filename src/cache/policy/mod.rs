@@ -36,6 +36,9 @@ pub struct Freshness {
     pub(crate) stale_while_revalidate: Duration,
     /// How long past expiry it may stand in when the origin fails (`stale-if-error`).
     pub(crate) stale_if_error: Duration,
+    /// The site's grace for the same, for a response that gave no `stale-if-error` of its own
+    /// (`[[site]] stale_on_error`; zero when it did, or when it must not be served stale).
+    pub(crate) stale_on_error: Duration,
     /// `must-revalidate`, `proxy-revalidate` or `no-cache`: never served stale.
     pub(crate) must_revalidate: bool,
     /// Has an ETag or Last-Modified, so an expired copy can be revalidated cheaply.
@@ -82,13 +85,28 @@ impl Freshness {
         !self.must_revalidate && self.stale_for(now) <= self.stale_if_error
     }
 
+    /// May it stand in for an answer the origin failed to give (RFC 9111 section 4.2.4), and
+    /// on whose word: its own `stale-if-error` (`Some(None)`), or the site's grace
+    /// (`Some(Some("stale-on-error"))`, the `detail` of `Cache-Status`)?
+    pub(crate) fn stands_in_on_error(&self, now: SystemTime) -> Option<Option<&'static str>> {
+        if self.within_stale_if_error(now) {
+            Some(None)
+        } else if !self.must_revalidate && self.stale_for(now) <= self.stale_on_error {
+            Some(Some("stale-on-error"))
+        } else {
+            None
+        }
+    }
+
     /// How long after `response_time` the store should keep the object: its freshness plus the
     /// longest window in which a stale copy is still useful.
     pub(crate) fn keep_for(&self, keep_for_revalidation: Duration) -> Duration {
         let mut grace = if self.must_revalidate {
             Duration::ZERO
         } else {
-            self.stale_while_revalidate.max(self.stale_if_error)
+            self.stale_while_revalidate
+                .max(self.stale_if_error)
+                .max(self.stale_on_error)
         };
         if self.has_validator {
             grace = grace.max(keep_for_revalidation);
@@ -225,6 +243,9 @@ pub struct SiteRules {
     /// Freshness of a 404 or 410 whose origin gave none (no `max-age`, `s-maxage`, `Expires`);
     /// zero leaves them to the RFC's heuristics (`[[site]] negative_ttl`).
     pub(crate) negative_ttl: Duration,
+    /// How long past expiry a response without `stale-if-error` may stand in when the origin
+    /// fails (`[[site]] stale_on_error`).
+    pub(crate) stale_on_error: Duration,
 }
 
 /// May this response be stored, and for how long? `res_headers` must already be stripped of
@@ -313,7 +334,11 @@ pub fn evaluate(
         must_revalidate: cc.must_revalidate || cc.proxy_revalidate || cc.no_cache || cc.s_maxage,
         has_validator: res_headers.contains_key(header::ETAG)
             || res_headers.contains_key(header::LAST_MODIFIED),
+        stale_on_error: Duration::ZERO,
     };
+    if cc.stale_if_error.is_none() && !f.must_revalidate {
+        f.stale_on_error = rules.stale_on_error.min(MAX_DELTA);
+    }
     let negative = status == StatusCode::NOT_FOUND || status == StatusCode::GONE;
     if negative && !explicit && !rules.negative_ttl.is_zero() {
         f.fresh_for = rules.negative_ttl.min(MAX_DELTA);
