@@ -52,7 +52,7 @@ static OWNED_ON_FILL: [HeaderName; 13] = [
 /// Headers that make some frameworks and origins answer for another URL, method or host
 /// than the one the cache keys on (cache-poisoning research: Kettle 2018, 2020): dropped on
 /// fills unless a site names them in `forward_headers`.
-pub(crate) static OVERRIDE_HEADERS: [HeaderName; 10] = [
+static OVERRIDE_HEADERS: [HeaderName; 10] = [
     HeaderName::from_static("x-original-url"),
     HeaderName::from_static("x-rewrite-url"),
     HeaderName::from_static("x-http-method-override"),
@@ -94,26 +94,16 @@ pub(crate) fn fill_headers(
         }
         RequestHeaders::Strict => {
             let mut h = HeaderMap::with_capacity(12);
-            let wanted = SAFE_ON_FILL.iter().chain(&site.forward_headers).chain(vary);
-            for name in wanted {
-                if h.contains_key(name) || OWNED_ON_FILL.contains(name) {
-                    continue;
-                }
-                for v in client.get_all(name) {
-                    h.append(name.clone(), v.clone());
-                }
+            for name in SAFE_ON_FILL.iter().chain(&site.forward_headers) {
+                copy_from(&mut h, client, name);
             }
             h
         }
     };
-    // Vary'd headers are forwarded in `all` mode too, override headers included: the cache is
+    // Vary'd headers are forwarded in both modes, override headers included: the cache is
     // keyed on them, so they cannot poison it.
     for name in vary {
-        if !h.contains_key(name) && !OWNED_ON_FILL.contains(name) {
-            for v in client.get_all(name) {
-                h.append(name.clone(), v.clone());
-            }
-        }
+        copy_from(&mut h, client, name);
     }
     join_cookies(&mut h);
     // The origin sees exactly the coding the variant is keyed on.
@@ -123,6 +113,17 @@ pub(crate) fn fill_headers(
     );
     add_proxy_headers(&mut h, client, host, client_ip);
     h
+}
+
+/// Copies every value of `name` from the client's headers, unless it is there already or the
+/// edge owns it.
+fn copy_from(h: &mut HeaderMap, client: &HeaderMap, name: &HeaderName) {
+    if h.contains_key(name) || OWNED_ON_FILL.contains(name) {
+        return;
+    }
+    for v in client.get_all(name) {
+        h.append(name.clone(), v.clone());
+    }
 }
 
 /// Headers for a pass-through request: all but hop-by-hop ones.

@@ -85,11 +85,20 @@ pub(super) fn directives<'a>(
 ) -> impl Iterator<Item = (&'a str, Option<&'a str>)> {
     values
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|part| match part.split_once('=') {
-            Some((k, val)) => (k.trim(), Some(val.trim().trim_matches('"'))),
-            None => (part.trim(), None),
-        })
+        .flat_map(split)
+        .map(|(k, v)| (k, v.map(unquote)))
+}
+
+/// One field value's directives, as (name, value as written: quotes kept).
+fn split(text: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    text.split(',').map(|part| match part.split_once('=') {
+        Some((k, val)) => (k.trim(), Some(val.trim())),
+        None => (part.trim(), None),
+    })
+}
+
+fn unquote(v: &str) -> &str {
+    v.trim_matches('"')
 }
 
 /// The response directives the verdict reads besides http-cache-semantics, found in one pass
@@ -119,36 +128,68 @@ pub(super) struct ResponseDirectives<'a> {
     pub(super) stale_while_revalidate: Option<Option<&'a str>>,
     /// `stale-if-error`, with its value if it has one (RFC 5861).
     pub(super) stale_if_error: Option<Option<&'a str>>,
+    /// `max-age` or `s-maxage` given in a way that must not make the response fresh: other
+    /// than as delta-seconds (quoted, `1.5`, `100a`, `-1`, no value), or twice with different
+    /// values (or a field that is not text). RFC 9111 sections 1.2.2 and 4.2.1 allow treating
+    /// such a response as stale, which is what a cache that cannot tell the origin's intent
+    /// should do.
+    pub(super) untrusted_freshness: bool,
 }
 
 impl<'a> ResponseDirectives<'a> {
     pub(super) fn parse(values: impl Iterator<Item = &'a HeaderValue>) -> Self {
         let mut d = Self::default();
-        for (k, v) in directives(values) {
-            let is = |name: &str| k.eq_ignore_ascii_case(name);
-            if is("no-store") {
-                d.no_store = true;
-            } else if is("private") {
-                d.private = true;
-            } else if is("public") {
-                d.public = true;
-            } else if is("max-age") {
-                d.max_age = true;
-            } else if is("s-maxage") {
-                d.s_maxage = true;
-            } else if is("no-cache") {
-                d.no_cache = true;
-            } else if is("must-revalidate") {
-                d.must_revalidate = true;
-            } else if is("proxy-revalidate") {
-                d.proxy_revalidate = true;
-            } else if is("stale-while-revalidate") {
-                d.stale_while_revalidate.get_or_insert(v);
-            } else if is("stale-if-error") {
-                d.stale_if_error.get_or_insert(v);
+        // The first value of max-age and of s-maxage, as written, to compare the next with.
+        let (mut max_age, mut s_maxage) = (None, None);
+        for value in values {
+            let Ok(text) = value.to_str() else {
+                d.untrusted_freshness = true;
+                continue;
+            };
+            for (k, raw) in split(text) {
+                let is = |name: &str| k.eq_ignore_ascii_case(name);
+                let v = raw.map(unquote);
+                if is("no-store") {
+                    d.no_store = true;
+                } else if is("private") {
+                    d.private = true;
+                } else if is("public") {
+                    d.public = true;
+                } else if is("max-age") {
+                    d.max_age = true;
+                    d.untrusted_freshness |= !consistent_delta(&mut max_age, raw);
+                } else if is("s-maxage") {
+                    d.s_maxage = true;
+                    d.untrusted_freshness |= !consistent_delta(&mut s_maxage, raw);
+                } else if is("no-cache") {
+                    d.no_cache = true;
+                } else if is("must-revalidate") {
+                    d.must_revalidate = true;
+                } else if is("proxy-revalidate") {
+                    d.proxy_revalidate = true;
+                } else if is("stale-while-revalidate") {
+                    d.stale_while_revalidate.get_or_insert(v);
+                } else if is("stale-if-error") {
+                    d.stale_if_error.get_or_insert(v);
+                }
             }
         }
         d
+    }
+}
+
+/// Is `raw` plain delta-seconds, and the same number as the `first` seen (which it becomes,
+/// if it is the first)?
+fn consistent_delta<'a>(first: &mut Option<&'a str>, raw: Option<&'a str>) -> bool {
+    let Some(val) = raw.filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) else {
+        return false;
+    };
+    match *first {
+        Some(f) => f.trim_start_matches('0') == val.trim_start_matches('0'),
+        None => {
+            *first = Some(val);
+            true
+        }
     }
 }
 
@@ -157,40 +198,6 @@ pub(super) fn delta(v: Option<Option<&str>>) -> Duration {
     v.flatten()
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(Duration::ZERO, |s| Duration::from_secs(s).min(MAX_DELTA))
-}
-
-/// Is a freshness directive (`max-age`, `s-maxage`) given in a way that must not make the
-/// response fresh: as something other than delta-seconds (quoted, `1.5`, `100a`, `-1`, no
-/// value), or twice with different values? RFC 9111 sections 1.2.2 and 4.2.1 allow treating such
-/// a response as stale, which is what a cache that cannot tell the origin's intent should do.
-pub(super) fn freshness_directive_is_invalid<'a>(
-    values: impl Iterator<Item = &'a HeaderValue>,
-    name: &str,
-) -> bool {
-    let mut seen: Option<&str> = None;
-    for v in values {
-        let Ok(v) = v.to_str() else { return true };
-        for part in v.split(',') {
-            let (k, val) = match part.split_once('=') {
-                Some((k, val)) => (k.trim(), Some(val.trim())),
-                None => (part.trim(), None),
-            };
-            if !k.eq_ignore_ascii_case(name) {
-                continue;
-            }
-            let Some(val) = val.filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-            else {
-                return true;
-            };
-            match seen {
-                Some(first) if first.trim_start_matches('0') != val.trim_start_matches('0') => {
-                    return true;
-                }
-                _ => seen = Some(val),
-            }
-        }
-    }
-    false
 }
 
 /// Is `Expires` given in a way that means "already expired" (RFC 9111 section 5.3): a value
@@ -210,16 +217,4 @@ pub(super) fn expires_is_invalid(h: &HeaderMap) -> bool {
         return true;
     };
     values.any(|v| parsed(v) != Some(when))
-}
-
-/// The first of several `Age` values (RFC 9111 section 5.1 gives one; a list or repeated field
-/// is read by its first member), or `None` when there is a single value or none.
-pub(super) fn first_age(h: &HeaderMap) -> Option<Option<u64>> {
-    let mut values = h.get_all(header::AGE).iter();
-    let first = values.next()?;
-    let text = first.to_str().ok();
-    if values.next().is_none() && !text.is_some_and(|t| t.contains(',')) {
-        return None;
-    }
-    Some(text.and_then(|t| t.split(',').next()?.trim().parse::<u64>().ok()))
 }

@@ -13,8 +13,7 @@ mod stored;
 
 pub(crate) use directives::directive;
 use directives::{
-    ResponseDirectives, delta, expires_is_invalid, first_age, freshness_directive_is_invalid,
-    lowercase_directives, without_directive,
+    ResponseDirectives, delta, expires_is_invalid, lowercase_directives, without_directive,
 };
 pub use stored::{add_validators, merge_not_modified, not_modified_matches, storable_headers};
 
@@ -270,8 +269,7 @@ pub fn evaluate(
     if had_set_cookie && !rules.cache_set_cookie {
         return Err(NotStorable::SetCookie);
     }
-    let cc_values = || res_headers.get_all(header::CACHE_CONTROL).iter();
-    let cc = ResponseDirectives::parse(cc_values());
+    let cc = ResponseDirectives::parse(res_headers.get_all(header::CACHE_CONTROL).iter());
     let explicit = cc.max_age || cc.s_maxage || res_headers.contains_key(header::EXPIRES);
     // Explicit freshness lets any final status be stored (RFC 9111 section 3); the library
     // refuses statuses it does not know, so it is shown one it does. Without explicit freshness
@@ -283,9 +281,8 @@ pub fn evaluate(
     };
     // Freshness given in a form that cannot be trusted makes the response stale, not fresh
     // for whatever the library made of it.
-    let untrusted = freshness_directive_is_invalid(cc_values(), "max-age")
-        || freshness_directive_is_invalid(cc_values(), "s-maxage")
-        || (!cc.max_age && !cc.s_maxage && expires_is_invalid(res_headers));
+    let untrusted =
+        cc.untrusted_freshness || (!cc.max_age && !cc.s_maxage && expires_is_invalid(res_headers));
     let adjusted = library_view(res_headers, &cc);
     let lib_headers = adjusted.as_ref().unwrap_or(res_headers);
     // The request's directives too (its `no-store` forbids storing).
@@ -372,27 +369,16 @@ fn library_view(res_headers: &HeaderMap, cc: &ResponseDirectives) -> Option<Head
     // It looks directives up by their lower-case names, so `Private` or `MAX-AGE` would pass
     // it unseen.
     let mut adjusted = lowercase_directives(res_headers);
-    // Of several Age values, the first counts (the library would read a list as no number).
-    match first_age(res_headers) {
-        Some(Some(first)) => {
-            let first = HeaderValue::from(first.min(MAX_DELTA.as_secs()));
-            adjusted
-                .get_or_insert_with(|| res_headers.clone())
-                .insert(header::AGE, first);
-        }
-        Some(None) => {
-            adjusted
-                .get_or_insert_with(|| res_headers.clone())
-                .remove(header::AGE);
-        }
-        None => {}
-    }
     // It reads only the IMF-fixdate form of a date; the two obsolete forms a recipient must
-    // accept too (RFC 9110 section 5.6.7) are shown to it rewritten.
+    // accept too (RFC 9110 section 5.6.7) are shown to it rewritten. A value already in that
+    // form (29 bytes, a comma after the day's name) is left alone without being parsed.
     for name in [header::DATE, header::EXPIRES] {
         let Some(v) = res_headers.get(&name) else {
             continue;
         };
+        if v.len() == 29 && v.as_bytes()[3] == b',' {
+            continue;
+        }
         let Some(when) = v
             .to_str()
             .ok()
@@ -400,24 +386,35 @@ fn library_view(res_headers: &HeaderMap, cc: &ResponseDirectives) -> Option<Head
         else {
             continue;
         };
-        let fixdate = httpdate::fmt_http_date(when);
-        if v.as_bytes() != fixdate.as_bytes()
-            && let Ok(fixdate) = HeaderValue::from_str(&fixdate)
-        {
+        if let Ok(fixdate) = HeaderValue::from_str(&httpdate::fmt_http_date(when)) {
             adjusted
                 .get_or_insert_with(|| res_headers.clone())
                 .insert(name, fixdate);
         }
     }
-    // It adds Age to durations unchecked: clamp it before it sees it (a list was dealt with).
-    if let Some(Some(age)) = res_headers
-        .get(header::AGE)
-        .map(|a| a.to_str().ok().and_then(|a| a.trim().parse::<u64>().ok()))
-        && age > MAX_DELTA.as_secs()
-    {
-        adjusted
-            .get_or_insert_with(|| res_headers.clone())
-            .insert(header::AGE, HeaderValue::from(MAX_DELTA.as_secs()));
+    // Age as the library can read it: the first of several values (a list would read as no
+    // number), clamped (it adds Age to durations unchecked).
+    if let Some(first) = res_headers.get(header::AGE) {
+        let several = first.as_bytes().contains(&b',')
+            || res_headers.get_all(header::AGE).iter().nth(1).is_some();
+        let age = first
+            .to_str()
+            .ok()
+            .and_then(|t| t.split(',').next()?.trim().parse::<u64>().ok());
+        match age {
+            Some(a) if several || a > MAX_DELTA.as_secs() => {
+                let a = HeaderValue::from(a.min(MAX_DELTA.as_secs()));
+                adjusted
+                    .get_or_insert_with(|| res_headers.clone())
+                    .insert(header::AGE, a);
+            }
+            None if several => {
+                adjusted
+                    .get_or_insert_with(|| res_headers.clone())
+                    .remove(header::AGE);
+            }
+            _ => {}
+        }
     }
     // It gives a shared cache no freshness at all for `proxy-revalidate`, which only forbids
     // serving the response stale (RFC 9111 section 5.2.2.8): that part is `must_revalidate`.
