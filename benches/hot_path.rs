@@ -92,6 +92,7 @@ fn bench(c: &mut Criterion) {
         Object {
             status: StatusCode::OK,
             headers: policy::storable_headers(&res),
+            targeted: HeaderMap::new(),
             body: Bytes::from(vec![b'x'; 1024]),
             vary: VaryValues::default(),
             freshness,

@@ -246,6 +246,7 @@ impl CacheAside {
                         StatusCode::NOT_FOUND
                     },
                     headers: HeaderMap::new(),
+                    targeted: HeaderMap::new(),
                     body: value.clone().unwrap_or_default(),
                     vary: VaryValues::default(),
                     freshness: Freshness {

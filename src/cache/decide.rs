@@ -269,6 +269,7 @@ mod tests {
         let obj = Object {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
+            targeted: HeaderMap::new(),
             body: Bytes::from_static(b"x"),
             vary: VaryValues::default(),
             stamp: None,
@@ -393,6 +394,7 @@ mod tests {
         let mut strict = Object {
             status: obj.status,
             headers: obj.headers.clone(),
+            targeted: HeaderMap::new(),
             body: obj.body.clone(),
             vary: obj.vary.clone(),
             stamp: None,

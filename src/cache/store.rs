@@ -52,6 +52,10 @@ pub struct Object {
     pub headers: HeaderMap,
     /// Held once; every hit shares it.
     pub body: Bytes,
+    /// The targeted cache-control fields the origin sent (`CDN-Cache-Control` and the like,
+    /// RFC 9213): never sent to clients, kept so a revalidation reads them as the fill did.
+    /// Empty (no allocation) for nearly every object.
+    pub targeted: HeaderMap,
     /// The request values this variant answers.
     pub vary: VaryValues,
     /// Fixed when stored: how long it is fresh, and what may be done once it is stale.
@@ -65,13 +69,18 @@ impl Object {
     pub(crate) fn weight(&self) -> usize {
         // Values are heap copies; names are charged too (standard names are static, custom
         // ones are not, and the http crate does not say which is which).
-        let heap: usize = self
-            .headers
-            .iter()
-            .map(|(k, v)| alloc_size(v.len()) + alloc_size(k.as_str().len()))
-            .sum();
-        let headers = self.headers.capacity() * HEADER_SLOT + heap;
-        alloc_size(self.body.len()) + headers + self.vary.weight() + OBJECT_OVERHEAD
+        let headers = |h: &HeaderMap| {
+            let heap: usize = h
+                .iter()
+                .map(|(k, v)| alloc_size(v.len()) + alloc_size(k.as_str().len()))
+                .sum();
+            h.capacity() * HEADER_SLOT + heap
+        };
+        alloc_size(self.body.len())
+            + headers(&self.headers)
+            + headers(&self.targeted)
+            + self.vary.weight()
+            + OBJECT_OVERHEAD
     }
 }
 
@@ -361,6 +370,7 @@ mod tests {
         Object {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
+            targeted: HeaderMap::new(),
             body: Bytes::from_static(body),
             vary,
             stamp: None,

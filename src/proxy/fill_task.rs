@@ -222,8 +222,14 @@ impl FillJob {
         origin_ms: f64,
     ) {
         let old = self.stale.clone().expect("revalidation has a stale copy");
-        let merged = policy::merge_not_modified(&old.headers, &r.headers);
+        // The 304 renews the targeted fields too (or keeps the stored ones): the policy reads
+        // them all, the stored copy keeps them apart.
+        let mut full = old.headers.clone();
+        full.extend(old.targeted.clone());
+        let mut merged = policy::merge_not_modified(&full, &r.headers);
+        let targeted = policy::split_off_targeted(&mut merged);
         let mut eval = merged.clone();
+        eval.extend(targeted.clone());
         if let Some(age) = r.headers.get(header::AGE) {
             eval.insert(header::AGE, age.clone());
         }
@@ -248,6 +254,7 @@ impl FillJob {
             Ok(freshness) => Arc::new(Object {
                 status: old.status,
                 headers: merged,
+                targeted,
                 body: old.body.clone(),
                 vary: old.vary.clone(),
                 freshness,
@@ -283,6 +290,7 @@ impl FillJob {
         } = r;
         let plan = self.judge(w, status, &headers, now);
         let mut out_headers = headers;
+        let targeted = policy::split_off_targeted(&mut out_headers);
         out_headers.append(header::VIA, VIA);
         let outcome = if self.stale.is_some() {
             Outcome::Expired
@@ -332,6 +340,7 @@ impl FillJob {
             let obj = Object {
                 status,
                 headers: stored_headers(head.headers(), full.len()),
+                targeted,
                 body: full,
                 vary,
                 freshness,

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     cache::{
-        CacheKey,
+        CacheKey, policy,
         status::{CacheStatus, Outcome},
     },
     origin::{BodyStream, OriginError, OriginRequest},
@@ -64,6 +64,8 @@ pub(crate) async fn serve(
         invalidate(edge, site, ctx, &r.headers);
     }
     let mut headers = r.headers;
+    // Targeted cache control is for this cache: it does not leave the edge (RFC 9213).
+    policy::split_off_targeted(&mut headers);
     headers.append(header::VIA, forward::VIA);
     respond::stamp(&mut headers, &cs);
     let mut out = Response::new(Body::from_stream(r.body.map_err(std::io::Error::other)));

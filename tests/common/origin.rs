@@ -18,7 +18,7 @@
 //! | `gate=NAME` | body in 10 pieces, the last held until [`TestOrigin::open`]`(NAME)` |
 //! | `cc`, `set_cookie`, `age`, `location`, `content_location` | those headers |
 //! | `expires=SECS` | `Expires` = now + SECS (may be negative), and `Date` = now |
-//! | `hdr=Name:Value` | extra response header (may repeat) |
+//! | `hdr=Name:Value` | extra response header (may repeat; other methods too) |
 //!
 //! Every response has a `Date` from [`TestOrigin::clock`], which the edges in front of it
 //! share, so moving their time ahead moves the origin's.
@@ -254,6 +254,14 @@ impl Params {
 }
 
 /// Sets a response header, panicking with a clear message if it is invalid.
+/// The `hdr=Name:Value` headers.
+fn put_extra(p: &Params, out: &mut HeaderMap) {
+    for extra in p.all("hdr") {
+        let (name, value) = extra.split_once(':').expect("test origin: hdr=Name:Value");
+        put(out, name.trim(), value.trim());
+    }
+}
+
 fn put(headers: &mut HeaderMap, name: &str, value: &str) {
     let name = HeaderName::try_from(name).expect("test origin: bad header name");
     let value = HeaderValue::try_from(value).expect("test origin: bad header value");
@@ -310,6 +318,7 @@ async fn handle(
     let mut out = HeaderMap::new();
     put(&mut out, "date", &httpdate::fmt_http_date(now));
     put_params(&params, &mut out, &PARAM_HEADERS[..3]);
+    put_extra(&params, &mut out);
     (status, out, format!("ok {method}")).into_response()
 }
 
@@ -352,10 +361,7 @@ fn serve(
         let at = if secs < 0 { now - delta } else { now + delta };
         put(&mut out, "expires", &httpdate::fmt_http_date(at));
     }
-    for extra in p.all("hdr") {
-        let (name, value) = extra.split_once(':').expect("test origin: hdr=Name:Value");
-        put(&mut out, name.trim(), value.trim());
-    }
+    put_extra(p, &mut out);
 
     // If-None-Match takes precedence; If-Modified-Since counts only without it.
     let not_modified = status.is_success()

@@ -6,4 +6,5 @@ mod flaky;
 mod revalidate;
 mod stale;
 mod statuses;
+mod targeted;
 mod vary;

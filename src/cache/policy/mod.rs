@@ -10,12 +10,14 @@ use std::time::{Duration, SystemTime};
 
 mod directives;
 mod stored;
+mod targeted;
 
 pub(crate) use directives::directive;
 use directives::{
     ResponseDirectives, delta, expires_is_invalid, lowercase_directives, without_directive,
 };
 pub use stored::{add_validators, merge_not_modified, not_modified_matches, storable_headers};
+pub(crate) use targeted::split_off as split_off_targeted;
 
 /// The largest delta-seconds value honoured (RFC 9111 section 1.2.2: 2^31 s); larger ones from
 /// an origin are clamped, so no header can overflow the time arithmetic.
@@ -248,7 +250,8 @@ pub struct SiteRules {
 }
 
 /// May this response be stored, and for how long? `res_headers` must already be stripped of
-/// Set-Cookie when the site allows storing such responses (see [`storable_headers`]).
+/// Set-Cookie when the site allows storing such responses (see [`storable_headers`]), and
+/// still hold the targeted cache-control fields (see [`split_off_targeted`]).
 pub fn evaluate(
     req: &PolicyRequest<'_>,
     status: StatusCode,
@@ -269,6 +272,9 @@ pub fn evaluate(
     if had_set_cookie && !rules.cache_set_cookie {
         return Err(NotStorable::SetCookie);
     }
+    // A field aimed at this cache (RFC 9213) stands in for Cache-Control and Expires.
+    let targeted = targeted::policy_view(res_headers);
+    let res_headers = targeted.as_ref().unwrap_or(res_headers);
     let cc = ResponseDirectives::parse(res_headers.get_all(header::CACHE_CONTROL).iter());
     let explicit = cc.max_age || cc.s_maxage || res_headers.contains_key(header::EXPIRES);
     // Explicit freshness lets any final status be stored (RFC 9111 section 3); the library
