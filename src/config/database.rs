@@ -91,6 +91,12 @@ pub struct RouteConfig {
     /// Writes: JSON body fields and their types, e.g. `{ name = "str", price_cents = "int" }`.
     #[serde(default)]
     pub(crate) body: std::collections::BTreeMap<String, String>,
+    /// Writes: fields the route's read returns but the write does not take (columns the
+    /// database sets, e.g. `["updated_at"]`), accepted in a body and ignored, so a client can
+    /// send back the object it read. The path's own parameters (`id`) are accepted too when
+    /// they match the path. Default: none.
+    #[serde(default)]
+    pub(crate) read_only: Vec<String>,
 }
 
 fn default_method() -> String {
@@ -139,6 +145,7 @@ impl RouteConfig {
             tags: Vec::new(),
             invalidates: Vec::new(),
             body: Default::default(),
+            read_only: Vec::new(),
         }
     }
 
@@ -169,6 +176,7 @@ impl RouteConfig {
         );
         put.single = true;
         put.invalidates = vec!["products".into(), "product:{id}".into()];
+        put.read_only = vec!["updated_at".into()];
         put.body = [("name", "str"), ("price_cents", "int"), ("stock", "int")]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -96,6 +96,17 @@ pub enum Value {
 }
 
 impl Value {
+    /// Does a JSON body value say the same as this path value (of the same type)?
+    fn is_json(&self, v: &serde_json::Value) -> bool {
+        match self {
+            Value::Null => v.is_null(),
+            Value::Int(i) => v.as_i64() == Some(*i),
+            Value::Float(f) => v.as_f64() == Some(*f),
+            Value::Str(s) => v.as_str() == Some(s.as_str()),
+            Value::Bool(b) => v.as_bool() == Some(*b),
+        }
+    }
+
     /// Text for tag templates: numbers and bools as Rust prints them (so `1.0` and `1e0` both
     /// give `1`, and `-0.0` gives `0`: one tag per value), strings as is, `Null` as `null`.
     pub(crate) fn render(&self) -> String {
@@ -246,20 +257,49 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "is not valid UTF-8".into())
 }
 
+/// What a write route's body holds: its declared fields and their types, and what else it may
+/// carry and is ignored (so a client can PUT back the object it read).
+#[derive(Debug, Default)]
+pub(crate) struct BodySpec {
+    /// The fields the write takes, and their types.
+    pub(crate) fields: Vec<(String, ParamType)>,
+    /// Fields the route's read returns but its write does not take, whatever their value
+    /// (columns the database sets, such as `updated_at`): `[[route]] read_only`.
+    pub(crate) read_only: Vec<String>,
+}
+
+impl BodySpec {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
 /// Declared JSON body fields of a write route.
 ///
-/// The body must be an object holding exactly the declared fields: a missing or `null` field
-/// "is required", and an undeclared one "is not a field of this route". Unknown fields are
-/// reported first, so a typo names itself rather than the field it misspells.
+/// The body must be an object holding the declared fields: a missing or `null` field "is
+/// required". It may also hold the route's read-only fields, and the path's own parameters
+/// when they say what the path says (`"id": 7` on `/api/products/7`), which are ignored; a
+/// path parameter that differs "does not match the path", any other field "is not a field of
+/// this route". Unknown fields are reported first, so a typo names itself rather than the
+/// field it misspells.
 pub(crate) fn body_values(
     body: &serde_json::Value,
-    fields: &[(String, ParamType)],
+    spec: &BodySpec,
+    path: &[(String, Value)],
 ) -> Result<Vec<(String, Value)>, ParamError> {
+    let fields = &spec.fields;
     let obj = body
         .as_object()
         .ok_or_else(|| ParamError::new("body", "must be a JSON object"))?;
-    if let Some(extra) = obj.keys().find(|k| !fields.iter().any(|(f, _)| f == *k)) {
-        return Err(ParamError::new(extra, "is not a field of this route"));
+    for (k, v) in obj {
+        if fields.iter().any(|(f, _)| f == k) || spec.read_only.contains(k) {
+            continue;
+        }
+        match path.iter().find(|(p, _)| p == k) {
+            Some((_, p)) if p.is_json(v) => {}
+            Some(_) => return Err(ParamError::new(k, "does not match the path")),
+            None => return Err(ParamError::new(k, "is not a field of this route")),
+        }
     }
     let mut values = Vec::with_capacity(fields.len());
     for (name, ty) in fields {
@@ -504,15 +544,20 @@ mod tests {
     #[test]
     fn body_fields() {
         let fields = [("id", Int), ("price", Float), ("name", Str), ("live", Bool)];
-        let fields: Vec<(String, ParamType)> = fields.map(|(n, t)| (n.into(), t)).into();
+        let spec = BodySpec {
+            fields: fields.map(|(n, t)| (n.into(), t)).into(),
+            read_only: vec![],
+        };
+        let body_values = |b: &serde_json::Value, spec: &BodySpec| body_values(b, spec, &[]);
+        let fields = &spec;
         let good = json!({"id": 1, "price": 2, "name": "é", "live": false});
         let with = |k: &str, v: serde_json::Value| {
             let mut b = good.clone();
             b[k] = v;
-            show(body_values(&b, &fields))
+            show(body_values(&b, fields))
         };
         let want = r#"id=Int(1) price=Float(2.0) name=Str("é") live=Bool(false)"#;
-        assert_eq!(show(body_values(&good, &fields)), want);
+        assert_eq!(show(body_values(&good, fields)), want);
         for (k, v, want) in [
             ("id", json!(1.5), "id must be an integer"),
             ("id", json!(1.0), "id must be an integer"),
@@ -529,7 +574,7 @@ mod tests {
         ] {
             assert_eq!(with(k, v), want, "{k}");
         }
-        let body = |b: serde_json::Value| show(body_values(&b, &fields));
+        let body = |b: serde_json::Value| show(body_values(&b, fields));
         assert_eq!(
             body(json!({"id": 1, "price": 2, "name": "x"})),
             "live is required"
@@ -540,9 +585,43 @@ mod tests {
         for not_obj in [json!([1]), json!("x"), json!(null), json!(1)] {
             assert_eq!(body(not_obj), "body must be a JSON object");
         }
-        assert_eq!(body_values(&json!({}), &[]), Ok(vec![]));
-        let min = body_values(&json!({"n": i64::MIN}), &[("n".into(), Int)]);
+        assert_eq!(body_values(&json!({}), &BodySpec::default()), Ok(vec![]));
+        let n = BodySpec {
+            fields: vec![("n".into(), Int)],
+            read_only: vec![],
+        };
+        let min = body_values(&json!({"n": i64::MIN}), &n);
         assert_eq!(show(min), "n=Int(-9223372036854775808)");
+    }
+
+    #[test]
+    fn a_body_may_carry_back_what_the_read_gave() {
+        let spec = BodySpec {
+            fields: vec![("name".into(), Str)],
+            read_only: vec!["updated_at".into()],
+        };
+        let path = [
+            ("id".to_string(), Value::Int(7)),
+            ("s".into(), Value::Str("a".into())),
+        ];
+        let put = |b: serde_json::Value| show(body_values(&b, &spec, &path));
+        // The path's values and read-only fields are accepted and not bound.
+        let all = json!({"id": 7, "s": "a", "name": "x", "updated_at": "2026-11-01 09:00:00"});
+        assert_eq!(put(all), r#"name=Str("x")"#);
+        assert_eq!(
+            put(json!({"name": "x", "updated_at": null})),
+            r#"name=Str("x")"#
+        );
+        for (k, v, want) in [
+            ("id", json!(8), "id does not match the path"),
+            ("id", json!("7"), "id does not match the path"),
+            ("id", json!(7.5), "id does not match the path"),
+            ("id", json!(null), "id does not match the path"),
+            ("s", json!("b"), "s does not match the path"),
+            ("stock", json!(1), "stock is not a field of this route"),
+        ] {
+            assert_eq!(put(json!({"name": "x", k: v})), want, "{k}={v}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::{
     db::{Database, DbError},
-    params::{self, ParamError, ParamType, PathTemplate, Value},
+    params::{self, BodySpec, ParamError, ParamType, PathTemplate, Value},
     sql::{self, Statement},
 };
 use crate::{
@@ -35,8 +35,8 @@ pub struct Route {
     tags: Vec<String>,
     /// Tag templates a write invalidates once it may have changed data.
     invalidates: Vec<String>,
-    /// The fields a write takes from the JSON body, and their types.
-    body: Vec<(String, ParamType)>,
+    /// The fields a write takes from the JSON body, and those it accepts and ignores.
+    body: BodySpec,
 }
 
 /// A bad route in the config, naming the field.
@@ -85,6 +85,19 @@ impl Route {
         if read && !body.is_empty() {
             return Err(err("body", "a GET route takes no body".into()));
         }
+        if read && !c.read_only.is_empty() {
+            return Err(err("read_only", "a GET route takes no body".into()));
+        }
+        if let Some(f) = c.read_only.iter().find(|f| c.body.contains_key(*f)) {
+            return Err(err(
+                "read_only",
+                format!("{f} is a body field; a field is one or the other"),
+            ));
+        }
+        let body = BodySpec {
+            fields: body,
+            read_only: c.read_only.clone(),
+        };
         if read && !c.invalidates.is_empty() {
             return Err(err(
                 "invalidates",
@@ -99,7 +112,7 @@ impl Route {
         }
         let known: Vec<&str> = path
             .param_names()
-            .chain(body.iter().map(|(k, _)| k.as_str()))
+            .chain(body.fields.iter().map(|(k, _)| k.as_str()))
             .collect();
         for p in &stmt.params {
             if !known.contains(&p.as_str()) {
@@ -345,7 +358,7 @@ impl DataApi {
                     );
                 }
             };
-            match params::body_values(&json, &route.body) {
+            match params::body_values(&json, &route.body, &values) {
                 Ok(v) => values.extend(v),
                 Err(e) => return DataResponse::param(StatusCode::UNPROCESSABLE_ENTITY, &e),
             }
@@ -497,5 +510,30 @@ fn render_rows(rows: Vec<serde_json::Map<String, Json>>, single: bool) -> Option
     } else {
         let arr: Vec<Json> = rows.into_iter().map(Json::Object).collect();
         Some(Bytes::from(Json::Array(arr).to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(toml: &str) -> Result<Route, String> {
+        let c: RouteConfig = toml::from_str(toml).map_err(|e| e.to_string())?;
+        Route::compile(0, &c).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn read_only_fields_belong_to_writes_and_are_not_body_fields() {
+        let put = "method = 'PUT'\npath = '/p/{id:int}'\nsql = 'UPDATE p SET n = :n WHERE id = :id'\n\
+                   body = { n = 'str' }\n";
+        assert!(compile(&format!("{put}read_only = ['updated_at']")).is_ok());
+        let e = compile(&format!("{put}read_only = ['n']")).err().unwrap();
+        assert_eq!(
+            e,
+            "route[0].read_only: n is a body field; a field is one or the other"
+        );
+        let get = "path = '/p/{id:int}'\nsql = 'SELECT 1'\nread_only = ['updated_at']";
+        let e = compile(get).err().unwrap();
+        assert_eq!(e, "route[0].read_only: a GET route takes no body");
     }
 }

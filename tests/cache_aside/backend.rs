@@ -201,7 +201,8 @@ impl Backend {
              tags = [\"product:{{id}}\"]\n{single_extra}\n\
              [[route]]\nmethod = \"PUT\"\npath = \"/api/products/{{id:int}}\"\nsql = {}\nsingle = true\n\
              invalidates = [\"products\", \"product:{{id}}\"]\n\
-             body = {{ name = \"str\", price_cents = \"int\", stock = \"int\" }}\n",
+             body = {{ name = \"str\", price_cents = \"int\", stock = \"int\" }}\n\
+             read_only = [\"updated_at\"]\n",
             q(&list),
             q(&one),
             q(&put)

@@ -17,6 +17,7 @@ on_both_backends!(
     every_spelling_of_a_path_value_shares_one_entry,
     a_write_the_edge_stopped_waiting_for_is_invalidated_when_it_ends,
     an_insert_of_a_taken_id_is_409_and_changes_nothing,
+    what_a_read_gives_can_be_put_back,
 );
 
 fn product(id: i64, name: &str) -> serde_json::Value {
@@ -402,5 +403,48 @@ async fn write_bodies_must_be_json_and_within_the_limit() {
         .unwrap();
     assert_eq!(r.status(), 413);
     assert_eq!(queries(&edge), 0, "nothing reached the database");
+    edge.stop().await;
+}
+
+async fn what_a_read_gives_can_be_put_back(b: Backend) {
+    let (_origin, edge) = edge(&b, "", "").await;
+    let mut obj = get(&edge, "/api/products/4").await.json;
+    assert_eq!(obj["id"], 4);
+    obj["name"] = json!("ETag enamel pin, gold");
+    // The whole object goes back, `id` and `updated_at` included.
+    let w = call(&edge, "PUT", "/api/products/4", Some(&obj.to_string())).await;
+    assert_eq!(w.status, 200, "{}", w.json);
+    assert_eq!(w.json["name"], "ETag enamel pin, gold");
+    assert_ne!(
+        w.json["updated_at"], obj["updated_at"],
+        "updated_at is the database's"
+    );
+    let r = get(&edge, "/api/products/4").await;
+    assert_eq!((r.x_cache.as_str(), &r.json), ("MISS", &w.json));
+
+    // An id that is not the path's, or a field the route does not know, is refused and
+    // changes nothing.
+    let before = queries(&edge);
+    for (field, value, error) in [
+        ("id", json!(5), "id: does not match the path"),
+        ("id", json!("4"), "id: does not match the path"),
+        (
+            "colour",
+            json!("gold"),
+            "colour: is not a field of this route",
+        ),
+    ] {
+        let mut body = r.json.clone();
+        body[field] = value;
+        let w = call(&edge, "PUT", "/api/products/4", Some(&body.to_string())).await;
+        assert_eq!(
+            (w.status, &w.json["error"]),
+            (422, &json!(error)),
+            "{field}"
+        );
+        assert_eq!(w.json["param"], field);
+    }
+    assert_eq!(queries(&edge), before, "a refused body reaches no database");
+    assert_eq!(get(&edge, "/api/products/4").await.x_cache, "HIT");
     edge.stop().await;
 }
