@@ -11,9 +11,10 @@ use crate::cache::{
     policy,
     status::{CacheStatus, MissReason, Outcome, StaleReason},
 };
+use crate::origin::range::{self, RangeSpec};
 use axum::body::Body;
 use futures_util::TryStreamExt;
-use http::{Method, Response, header, request::Parts};
+use http::{HeaderMap, Method, Response, StatusCode, header, request::Parts};
 use std::{sync::Arc, time::SystemTime};
 
 /// Serves a cacheable request: acts on what [`decide`] says of it.
@@ -275,6 +276,23 @@ fn answer(
     {
         return respond::not_modified_response(&headers);
     }
+    if let Some((spec, total)) = cold_range(req, head.status, &headers, &reader) {
+        let content_range = spec.content_range(total);
+        return match spec {
+            RangeSpec::Satisfiable(start, end) => {
+                let body = match reader.whole() {
+                    Some(whole) => Body::from(whole.slice(start as usize..=end as usize)),
+                    None => Body::from_stream(
+                        reader
+                            .into_range_stream(start, end)
+                            .map_err(std::io::Error::other),
+                    ),
+                };
+                respond::partial(headers, body, end - start + 1, content_range)
+            }
+            _ => respond::unsatisfiable(headers, content_range),
+        };
+    }
     let body = if req.method == Method::HEAD {
         drop(reader);
         Body::empty()
@@ -289,4 +307,37 @@ fn answer(
     *res.status_mut() = head.status;
     *res.headers_mut() = headers;
     res
+}
+
+/// The single byte range a client asked for of a body still coming from the origin (RFC 9110
+/// section 14), and the body's length: answered 206 with just those bytes as they arrive, or
+/// 416. `None` sends the whole: no `Range`, not a GET, not a 200, an `If-Range` that does not
+/// hold, a length the head does not give (a chunked body), or a range the edge does not serve
+/// partially (several ranges, other units).
+fn cold_range(
+    req: &Parts,
+    status: StatusCode,
+    headers: &HeaderMap,
+    reader: &FillReader<FillMeta>,
+) -> Option<(RangeSpec, u64)> {
+    let range = req.headers.get(header::RANGE)?;
+    if req.method != Method::GET
+        || status != StatusCode::OK
+        || !range::if_range_holds(headers, &req.headers)
+    {
+        return None;
+    }
+    let total = match reader.whole() {
+        Some(whole) => whole.len() as u64,
+        None => headers
+            .get(header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()?,
+    };
+    match range::parse_range(range, total) {
+        RangeSpec::Ignore => None,
+        spec => Some((spec, total)),
+    }
 }

@@ -114,6 +114,14 @@ impl FillJob {
             res = self.fetch(target, headers).await;
             revalidating = false;
         }
+        // A fill asks conditionally only to revalidate: a 304 to anything else (a retry
+        // included) describes nothing the edge has, and must not reach a client that never
+        // asked a conditional question.
+        if !revalidating && matches!(&res, Ok(r) if r.status == StatusCode::NOT_MODIFIED) {
+            res = Err(crate::origin::OriginError::Protocol(
+                "304 to an unconditional request".into(),
+            ));
+        }
         let origin_ms = started.elapsed().as_secs_f64() * 1000.0;
         let now = self.edge.store.clock().now();
         // The stored copy that may stand in if the origin fails, and on whose word.

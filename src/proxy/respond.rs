@@ -6,7 +6,6 @@ use crate::{
     origin::range::{RangeSpec, if_range_holds, not_modified, parse_range},
 };
 use axum::body::Body;
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use std::time::SystemTime;
 
@@ -49,7 +48,8 @@ pub fn from_object(
         match spec {
             RangeSpec::Satisfiable(start, end) => {
                 let part = obj.body.slice(start as usize..=end as usize);
-                return partial(headers, part, content_range);
+                let len = part.len() as u64;
+                return partial(headers, Body::from(part), len, content_range);
             }
             RangeSpec::Unsatisfiable => return unsatisfiable(headers, content_range),
             RangeSpec::Ignore => {}
@@ -89,18 +89,24 @@ pub(crate) fn not_modified_response(full: &HeaderMap) -> Response<Body> {
     res
 }
 
-fn partial(mut headers: HeaderMap, body: Bytes, range: Option<HeaderValue>) -> Response<Body> {
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+/// A 206 of `len` bytes.
+pub(crate) fn partial(
+    mut headers: HeaderMap,
+    body: Body,
+    len: u64,
+    range: Option<HeaderValue>,
+) -> Response<Body> {
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Some(v) = range {
         headers.insert(header::CONTENT_RANGE, v);
     }
-    let mut res = Response::new(Body::from(body));
+    let mut res = Response::new(body);
     *res.status_mut() = StatusCode::PARTIAL_CONTENT;
     *res.headers_mut() = headers;
     res
 }
 
-fn unsatisfiable(mut headers: HeaderMap, range: Option<HeaderValue>) -> Response<Body> {
+pub(crate) fn unsatisfiable(mut headers: HeaderMap, range: Option<HeaderValue>) -> Response<Body> {
     let msg = "range not satisfiable\n";
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(msg.len()));
     headers.insert(

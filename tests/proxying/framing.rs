@@ -428,3 +428,30 @@ async fn a_clients_length_beside_a_chunked_body_does_not_reach_the_origin() {
     assert_eq!(origin.count("/up"), 1);
     assert_eq!(origin.count("/after"), 0);
 }
+
+#[tokio::test]
+async fn interim_responses_are_dropped_and_the_final_one_is_served_and_stored() {
+    // A 103 Early Hints (and a 100) before the 200: reqwest reads past interim responses, so
+    // the client gets the final answer only, and only that is stored.
+    let final_body = "the page";
+    let raw = format!(
+        "HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n\
+         HTTP/1.1 100 Continue\r\n\r\n\
+         HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{final_body}",
+        final_body.len()
+    );
+    let script = HashMap::from([("/hints".to_string(), raw.into_bytes())]);
+    let origin = RawOrigin::start(script).await;
+    let edge = edge_in_front_of(&origin).await;
+    for want in ["MISS", "HIT"] {
+        let r = edge.get("/hints").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(crate::common::header(&r, "x-cache"), want);
+        assert!(
+            r.headers().get("link").is_none(),
+            "the 103's fields are not the 200's"
+        );
+        assert_eq!(r.text().await.unwrap(), final_body);
+    }
+}

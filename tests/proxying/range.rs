@@ -90,28 +90,68 @@ async fn if_range_applies_the_range_only_to_the_current_etag() {
 }
 
 #[tokio::test]
-async fn a_range_on_a_cold_key_gets_the_whole_object_and_fills_it() {
+async fn a_range_on_a_cold_key_is_206_and_the_fill_takes_the_whole_object() {
     let origin = TestOrigin::start().await;
     let edge = TestEdge::in_front_of(&origin, "").await;
     let p = "/r/cold?cc=max-age=60&size=1000";
-    // The fill fetches the whole object; the client that started it gets it all (RFC 9110
-    // lets a server ignore Range).
-    let (status, _, x, body) = ranged(&edge, p, "bytes=10-19", None).await;
-    assert_eq!((status, x.as_str()), (200, "MISS"));
-    assert_eq!(body.len(), 1000);
-    assert!(body.starts_with(b"v1|"));
-    let (status, cr, x, part) = ranged(&edge, p, "bytes=10-19", None).await;
+    // The fill fetches the whole object; the client that started it gets only its bytes.
+    let (status, cr, x, part) = ranged(&edge, p, "bytes=0-9", None).await;
     assert_eq!(
         (status, cr.as_str(), x.as_str()),
-        (206, "bytes 10-19/1000", "HIT")
+        (206, "bytes 0-9/1000", "MISS")
     );
-    assert_eq!(part, body.slice(10..20));
+    assert_eq!(&part[..], b"v1|xxxxxxx");
+    let whole = edge.get(p).send().await.unwrap();
+    assert_eq!(header(&whole, "x-cache"), "HIT");
+    assert_eq!(whole.bytes().await.unwrap().len(), 1000);
     assert_eq!(origin.count("/r/cold"), 1);
     let seen = origin.last_headers("/r/cold").unwrap();
     assert!(
         !seen.contains_key("range"),
         "the fill must not ask for a part"
     );
+    // Past the end: 416 from the fill's own length, and the object is stored all the same.
+    let q = "/r/cold416?cc=max-age=60&size=1000";
+    let (status, cr, _, _) = ranged(&edge, q, "bytes=5000-", None).await;
+    assert_eq!((status, cr.as_str()), (416, "bytes */1000"));
+    let (status, _, x, _) = ranged(&edge, q, "bytes=10-19", None).await;
+    assert_eq!((status, x.as_str()), (206, "HIT"));
+    assert_eq!(origin.count("/r/cold416"), 1);
+}
+
+#[tokio::test]
+async fn a_range_far_into_a_streaming_fill_gets_just_its_bytes() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    // 2 MB in ten pieces over 300 ms: streamed (too large to hold back), with its length.
+    let p = "/r/far?cc=max-age=60&size=2000000&slow=300";
+    let full = edge.get(p);
+    let tail = ranged(&edge, p, "bytes=1999990-", None);
+    let mid = ranged(&edge, p, "bytes=1000000-1000099", None);
+    let (full, tail, mid) = tokio::join!(
+        async { full.send().await.unwrap().bytes().await.unwrap().len() },
+        tail,
+        mid
+    );
+    assert_eq!(full, 2_000_000);
+    assert_eq!(
+        (tail.0, tail.1.as_str(), tail.3.len()),
+        (206, "bytes 1999990-1999999/2000000", 10)
+    );
+    assert_eq!(&tail.3[..], b"xxxxxxxxxx");
+    assert_eq!(
+        (mid.0, mid.1.as_str(), mid.3.len()),
+        (206, "bytes 1000000-1000099/2000000", 100)
+    );
+    assert_eq!(
+        origin.count("/r/far"),
+        1,
+        "one origin request for all three"
+    );
+    // A chunked body gives no length up front: the whole is sent, as RFC 9110 allows.
+    let c = "/r/chunked?cc=max-age=60&size=100000&chunked=1";
+    let (status, cr, _, body) = ranged(&edge, c, "bytes=0-9", None).await;
+    assert_eq!((status, cr.as_str(), body.len()), (200, "", 100000));
 }
 
 #[tokio::test]

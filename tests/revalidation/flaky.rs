@@ -29,7 +29,8 @@ pub struct FlakyOrigin {
 
 impl FlakyOrigin {
     /// Serves every path; a 200 carries `cache_control`, an ETag and the body `fresh <n>`, where
-    /// `n` numbers the request. Other statuses get `origin error <status>` and no caching headers.
+    /// `n` numbers the request. A 304 carries another ETag; other statuses get
+    /// `origin error <status>` and no caching headers.
     pub async fn start(cache_control: &str) -> FlakyOrigin {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -112,6 +113,9 @@ async fn answer(mut conn: TcpStream, state: Arc<State>) {
     let (body, extra) = if status == 200 {
         let extra = format!("Cache-Control: {}\r\nETag: {ETAG}\r\n", state.cache_control);
         (format!("fresh {n}\n"), extra)
+    } else if status == 304 {
+        // A 304, to any request, for a representation the 200s never were.
+        (String::new(), "ETag: \"flaky-other\"\r\n".to_owned())
     } else {
         (format!("origin error {status}\n"), String::new())
     };

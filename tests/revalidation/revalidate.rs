@@ -3,6 +3,7 @@
 
 use crate::common::origin::LAST_MODIFIED;
 use crate::common::{TestEdge, TestOrigin, header};
+use crate::flaky::FlakyOrigin;
 use std::time::Duration;
 
 /// How far the edge's clock moves for a `max-age=1` entry to expire (no sleeping).
@@ -325,4 +326,36 @@ async fn a_304_for_another_representation_is_fetched_again_unconditionally() {
     let r = edge.get("/switch").send().await.unwrap();
     assert_eq!(header(&r, "x-cache"), "HIT");
     assert_eq!(r.text().await.unwrap(), "body 3", "and it was stored");
+}
+
+#[tokio::test]
+async fn a_304_to_an_unconditional_fill_is_a_bad_gateway_not_an_answer() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    // A broken origin that answers 304 to a request with no validators: the client asked no
+    // conditional question, so a 304 would tell it nothing.
+    let r = edge.get("/r/bogus?status=304").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "502 Bad Gateway: origin response broken\n"
+    );
+    // The same when a 304 for another representation made the edge ask again, unconditionally,
+    // and the origin still says 304: the stored copy stands in while its stale_on_error grace
+    // lasts (10 s by default), as for any broken answer, and past it the client gets 502.
+    for (grace, want) in [("", 200), ("stale_on_error = \"0s\"", 502)] {
+        let flaky = FlakyOrigin::start("max-age=1").await;
+        let edge = TestEdge::from_toml(&flaky.edge_toml_with(grace)).await;
+        let r = edge.get("/flip").send().await.unwrap();
+        assert_eq!(r.text().await.unwrap(), "fresh 1\n");
+        flaky.set_status(304);
+        edge.advance(Duration::from_secs(2));
+        let r = edge.get("/flip").send().await.unwrap();
+        assert_eq!(r.status(), want, "{grace}");
+        if want == 200 {
+            assert_eq!(header(&r, "x-cache"), "STALE");
+            assert_eq!(r.text().await.unwrap(), "fresh 1\n");
+        }
+        assert_eq!(flaky.requests(), 3, "the fill, the revalidation, the retry");
+    }
 }

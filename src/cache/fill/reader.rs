@@ -106,6 +106,39 @@ impl<M> FillReader<M> {
             |mut r| async move { r.next_chunk().await.map(|c| (c, r)) },
         )
     }
+
+    /// Bytes `start..=end` of the body as a stream: the chunks before them are read past
+    /// without waiting on anyone, the stream ends after `end` (dropping the reader: the fill
+    /// goes on for the cache and the other readers). An error cuts it, as in `into_stream`.
+    pub(crate) fn into_range_stream(
+        self,
+        start: u64,
+        end: u64,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, FillError>> + Send + 'static
+    where
+        M: Send + Sync + 'static,
+    {
+        // The reader, and the body offset of the next chunk it reads (past `end`: done).
+        futures_util::stream::unfold((self, 0u64), move |(mut r, mut at)| async move {
+            loop {
+                if at > end {
+                    return None;
+                }
+                let chunk = match r.next_chunk().await? {
+                    Ok(c) => c,
+                    Err(e) => return Some((Err(e), (r, u64::MAX))),
+                };
+                let (from, to) = (at, at + chunk.len() as u64);
+                at = to;
+                if to <= start {
+                    continue;
+                }
+                let lo = start.saturating_sub(from) as usize;
+                let hi = ((end + 1).min(to) - from) as usize;
+                return Some((Ok(chunk.slice(lo..hi)), (r, at)));
+            }
+        })
+    }
 }
 
 impl<M> Drop for FillReader<M> {
