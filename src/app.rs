@@ -8,7 +8,7 @@ use crate::{
     },
     clock::Clock,
     config::{Config, SiteConfig},
-    origin::{Origin, SetupError, StaticDir, Upstream},
+    origin::{Origin, Pool, PoolSettings, SetupError, StaticDir},
     proxy::{
         Edge, Settings,
         site::{Site, Sites},
@@ -37,21 +37,36 @@ pub struct App {
 
 /// The origin a site names: an upstream HTTP server (one connection pool per event loop) or a
 /// local directory.
-fn origin_of(site: &SiteConfig, cfg: &Config) -> Result<Origin, SetupError> {
-    match (&site.origin, &site.root) {
-        (Some(url), _) => Ok(Origin::Upstream(Upstream::new(
-            url,
-            site.origin_host.as_deref(),
-            &cfg.origin,
-            cfg.server.threads,
-        )?)),
-        (None, Some(root)) => Ok(Origin::Static(
+fn origin_of(site: &SiteConfig, cfg: &Config, clock: &Clock) -> Result<Origin, SetupError> {
+    let servers = site.servers();
+    match &site.root {
+        None if !servers.is_empty() => {
+            let settings = PoolSettings {
+                balance: site.balance,
+                health_check: site.health_check.as_ref(),
+                eject_after: site.eject_after,
+                eject_for: site.eject_for.0,
+                queue_timeout: site.queue_timeout.0,
+                retry_budget: site.retry_budget,
+                retry_non_idempotent: site.retry_non_idempotent,
+                host: site.origin_host.as_deref(),
+            };
+            let pool = Pool::new(
+                &servers,
+                settings,
+                &cfg.origin,
+                cfg.server.threads,
+                clock.clone(),
+            )?;
+            Ok(Origin::Upstream(pool))
+        }
+        Some(root) => Ok(Origin::Static(
             StaticDir::new(root.clone(), &site.cache_rules).map_err(|source| SetupError::Root {
                 path: root.clone(),
                 source,
             })?,
         )),
-        (None, None) => Err(SetupError::Missing),
+        None => Err(SetupError::Missing),
     }
 }
 
@@ -67,7 +82,7 @@ impl App {
             .sites
             .iter()
             .map(|s| {
-                origin_of(s, cfg)
+                origin_of(s, cfg, &clock)
                     .map(|o| Site::new(s, o))
                     .map_err(|e| BuildError {
                         part: format!("site `{}`", s.name),

@@ -6,6 +6,7 @@ mod cache;
 mod database;
 mod log;
 mod origin;
+mod pool;
 mod server;
 mod site;
 mod units;
@@ -14,6 +15,7 @@ pub(crate) use cache::CacheConfig;
 pub(crate) use database::{DatabaseConfig, RouteConfig};
 pub use log::{LogConfig, LogFormat};
 pub(crate) use origin::OriginConfig;
+pub(crate) use pool::{Balance, HealthCheckConfig, ServerConfig as OriginServerConfig};
 pub(crate) use server::ServerConfig;
 pub(crate) use site::{CacheRule, RequestHeaders, SiteConfig};
 pub use units::{ByteSize, Secs};
@@ -170,6 +172,63 @@ mod tests {
         let c = Config::from_toml("").unwrap();
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.cache.max_memory, ByteSize(256 << 20));
+    }
+
+    #[test]
+    fn pool_errors_name_the_field() {
+        let site = |keys: &str| format!("[[site]]\nname='a'\nhosts=['*']\n{keys}");
+        let good = "origins = [{ url = 'http://10.0.0.1:8080', weight = 3 }, \
+                    { url = 'http://10.0.0.2:8080', backup = true, max_connections = 10 }]\n\
+                    balance = 'consistent_hash'\n\
+                    [site.health_check]\npath = '/healthz'\ninterval = '2s'\nstatus = 204";
+        assert!(Config::from_toml(&site(good)).is_ok());
+        for (keys, field) in [
+            (
+                "origin = 'http://a'\norigins = [{ url = 'http://b' }]",
+                "site[0].origins: ",
+            ),
+            (
+                "origins = [{ url = 'ftp://b' }]",
+                "site[0].origins[0].url: ",
+            ),
+            (
+                "origins = [{ url = 'http://b', weight = 0 }]",
+                "site[0].origins[0].weight: ",
+            ),
+            (
+                "origins = [{ url = 'http://b', max_connections = 0 }]",
+                "site[0].origins[0].max_connections: ",
+            ),
+            (
+                "origins = [{ url = 'http://b', backup = true }]",
+                "site[0].origins: ",
+            ),
+            ("origins = [{ url = 'http://b', wieght = 2 }]", "wieght"),
+            ("origin = 'http://b'\nbalance = 'random'", "random"),
+            (
+                "origin = 'http://b'\nretry_budget = 2.0",
+                "site[0].retry_budget: ",
+            ),
+            (
+                "origin = 'http://b'\nqueue_timeout = '0s'",
+                "site[0].queue_timeout: ",
+            ),
+            (
+                "origin = 'http://b'\n[site.health_check]\npath = 'healthz'",
+                "site[0].health_check.path: ",
+            ),
+            (
+                "origin = 'http://b'\n[site.health_check]\nstatus = 42",
+                "site[0].health_check.status: ",
+            ),
+            (
+                "origin = 'http://b'\n[site.health_check]\nunhealthy_threshold = 0",
+                "site[0].health_check.unhealthy_threshold: ",
+            ),
+        ] {
+            let e = Config::from_toml(&site(keys)).unwrap_err().to_string();
+            assert!(e.contains(field), "{keys}: {e}");
+        }
     }
 
     #[test]

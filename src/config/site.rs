@@ -1,6 +1,10 @@
 //! `[[site]]`: which requests a site takes and where its content comes from.
 
-use super::{ConfigError, Secs, invalid, origin::validate_origin_url};
+use super::{
+    ConfigError, Secs, invalid,
+    origin::validate_origin_url,
+    pool::{Balance, HealthCheckConfig, PoolKeys, ServerConfig},
+};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -17,8 +21,38 @@ pub struct SiteConfig {
     pub(crate) path_prefix: String,
     /// Upstream origin URL (`http://host:port`, optionally with a base path).
     pub origin: Option<String>,
+    /// Or: a pool of upstream servers, balanced and health-checked
+    /// (`[{ url = "http://10.0.0.1:8080", weight = 3 }, { url = "...", backup = true }]`).
+    #[serde(default)]
+    pub(crate) origins: Vec<ServerConfig>,
     /// Or: a local directory served as the origin.
     pub root: Option<PathBuf>,
+    /// How requests are spread over the pool: `"round_robin"` (weighted), `"least_outstanding"`
+    /// or `"consistent_hash"` (on the cache key). Default: round_robin.
+    #[serde(default)]
+    pub(crate) balance: Balance,
+    /// Active health checks of the pool's servers. Default: none (passive ejection only).
+    #[serde(default)]
+    pub(crate) health_check: Option<HealthCheckConfig>,
+    /// Failures in a row (connection errors, timeouts, 5xx) that take a server out of the
+    /// pool for `eject_for`; 0 never ejects. Default: 5.
+    #[serde(default = "default_eject_after")]
+    pub(crate) eject_after: u32,
+    /// How long an ejected server is left alone before it is tried again (an active check
+    /// that passes brings it back sooner). Default: 10s.
+    #[serde(default = "default_eject_for")]
+    pub(crate) eject_for: Secs,
+    /// Longest wait for a slot on a server at its `max_connections`, before the next server
+    /// is tried or the client gets 503. Default: 1s.
+    #[serde(default = "default_queue_timeout")]
+    pub(crate) queue_timeout: Secs,
+    /// Retries (a request failed before any answer, tried again) as a share of the requests
+    /// of the last 10 s, beyond which failures are not retried. Default: 0.2.
+    #[serde(default = "default_retry_budget")]
+    pub(crate) retry_budget: f64,
+    /// Retry POST and PATCH requests too (only those without a body can be). Default: off.
+    #[serde(default)]
+    pub(crate) retry_non_idempotent: bool,
     /// Host header sent upstream; by default the client's own.
     pub(crate) origin_host: Option<String>,
     /// Honour the `Cache-Control` of clients' requests: `no-cache`, `no-store`, `max-age`,
@@ -79,6 +113,22 @@ pub(crate) struct CacheRule {
     pub(crate) cache_control: String,
 }
 
+fn default_eject_after() -> u32 {
+    5
+}
+
+fn default_eject_for() -> Secs {
+    Secs(std::time::Duration::from_secs(10))
+}
+
+fn default_queue_timeout() -> Secs {
+    Secs(std::time::Duration::from_secs(1))
+}
+
+fn default_retry_budget() -> f64 {
+    0.2
+}
+
 fn default_stale_on_error() -> Secs {
     Secs(std::time::Duration::from_secs(10))
 }
@@ -118,7 +168,15 @@ impl SiteConfig {
             hosts: vec!["*".into()],
             path_prefix: default_prefix(),
             origin,
+            origins: Vec::new(),
             root,
+            balance: Balance::default(),
+            health_check: None,
+            eject_after: default_eject_after(),
+            eject_for: default_eject_for(),
+            queue_timeout: default_queue_timeout(),
+            retry_budget: default_retry_budget(),
+            retry_non_idempotent: false,
             origin_host: None,
             honor_client_cache_control: false,
             cache_set_cookie: false,
@@ -147,14 +205,28 @@ impl SiteConfig {
         if !self.path_prefix.starts_with('/') {
             return Err(invalid(f("path_prefix"), "must start with /"));
         }
+        let pooled = !self.origins.is_empty();
         match (&self.origin, &self.root) {
+            (Some(_), _) if pooled => {
+                return Err(invalid(
+                    f("origins"),
+                    "set either origin (one server) or origins (a pool), not both",
+                ));
+            }
+            (None, Some(_)) if pooled => {
+                return Err(invalid(
+                    f("origins"),
+                    "set either origins or root, not both",
+                ));
+            }
             (Some(_), Some(_)) => {
                 return Err(invalid(f("origin"), "set either origin or root, not both"));
             }
+            (None, None) if pooled => {}
             (None, None) => {
                 return Err(invalid(
                     f("origin"),
-                    "set origin (a URL) or root (a directory)",
+                    "set origin (a URL), origins (a pool) or root (a directory)",
                 ));
             }
             (Some(url), None) => validate_origin_url(url).map_err(|r| invalid(f("origin"), r))?,
@@ -167,6 +239,7 @@ impl SiteConfig {
                 }
             }
         }
+        self.pool_keys().validate(i)?;
         for (j, h) in self.forward_headers.iter().enumerate() {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(invalid(
@@ -211,5 +284,27 @@ fn check_host(h: &str) -> Result<(), String> {
         Err(format!(
             "`{h}` is not a host name, `*.` and a domain, or `*` (no port, no other wildcard)"
         ))
+    }
+}
+
+impl SiteConfig {
+    /// The servers of an upstream site: its `origins`, or its one `origin` as a pool of one;
+    /// empty for a `root` site.
+    pub(crate) fn servers(&self) -> Vec<ServerConfig> {
+        match &self.origin {
+            Some(url) => vec![ServerConfig::single(url)],
+            None => self.origins.clone(),
+        }
+    }
+
+    pub(crate) fn pool_keys(&self) -> PoolKeys<'_> {
+        PoolKeys {
+            servers: &self.origins,
+            health_check: self.health_check.as_ref(),
+            eject_after: self.eject_after,
+            eject_for: self.eject_for,
+            queue_timeout: self.queue_timeout,
+            retry_budget: self.retry_budget,
+        }
     }
 }

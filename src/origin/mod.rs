@@ -1,12 +1,14 @@
 //! Where content comes from: an upstream HTTP server or a local directory. Both answer an
 //! `OriginRequest` with an `OriginResponse` whose body is a stream, so the proxy treats them
-//! alike. Origin selection (pools, health) will slot in behind `Origin`.
+//! alike. An upstream site's servers are a [`Pool`]: balanced, health-checked, retried.
 
 pub(crate) mod headers;
+mod pool;
 pub(crate) mod range;
 mod static_dir;
 mod upstream;
 
+pub(crate) use pool::{Pool, PoolSettings};
 pub(crate) use static_dir::StaticDir;
 pub(crate) use upstream::Upstream;
 
@@ -40,6 +42,17 @@ pub(crate) struct OriginResponse {
     pub(crate) headers: HeaderMap,
     /// The body as it arrives, so a fill hands chunks to its readers before the end.
     pub(crate) body: BodyStream,
+    /// Which server of a pool answered, and whether on a second try (none for a directory).
+    pub(crate) served_by: Option<ServedBy>,
+}
+
+/// The server of a pool that gave an answer (the access log's `upstream` and `retried`).
+#[derive(Debug, Clone)]
+pub(crate) struct ServedBy {
+    /// Its URL as configured.
+    pub(crate) server: std::sync::Arc<str>,
+    /// The answer came from a second try (the first failed before any answer).
+    pub(crate) retried: bool,
 }
 
 /// Why an origin named in a valid config could not be set up.
@@ -72,6 +85,13 @@ pub(crate) enum OriginError {
     Timeout(&'static str),
     #[error("origin response broken: {0}")]
     Protocol(String),
+    /// The connection ended before any answer came: a keep-alive connection the server had
+    /// closed, or a reset.
+    #[error("origin closed the connection: {0}")]
+    Closed(String),
+    /// No server of the pool could take the request (all down, or all full).
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("request body too large")]
     RequestTooLarge,
     #[error("request body unreadable: {0}")]
@@ -85,6 +105,8 @@ impl OriginError {
             OriginError::Connect(_) => "origin unreachable",
             OriginError::Timeout(_) => "origin timed out",
             OriginError::Protocol(_) => "origin response broken",
+            OriginError::Closed(_) => "origin closed the connection",
+            OriginError::Unavailable(why) => why,
             OriginError::RequestTooLarge => "request body too large",
             OriginError::Downstream(_) => "request body unreadable",
         }
@@ -94,14 +116,27 @@ impl OriginError {
     pub(crate) fn is_origins_fault(&self) -> bool {
         matches!(
             self,
-            OriginError::Connect(_) | OriginError::Timeout(_) | OriginError::Protocol(_)
+            OriginError::Connect(_)
+                | OriginError::Timeout(_)
+                | OriginError::Protocol(_)
+                | OriginError::Closed(_)
+                | OriginError::Unavailable(_)
         )
+    }
+
+    /// Did it fail before the server could have acted on the request: a connection never
+    /// made, or closed before any answer? Only then may a request be tried again.
+    pub(crate) fn before_any_answer(&self) -> bool {
+        matches!(self, OriginError::Connect(_) | OriginError::Closed(_))
     }
 
     /// The status a client gets when this error leaves it without a response.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            OriginError::Connect(_) | OriginError::Protocol(_) => StatusCode::BAD_GATEWAY,
+            OriginError::Connect(_) | OriginError::Protocol(_) | OriginError::Closed(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            OriginError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             OriginError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             OriginError::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             OriginError::Downstream(_) => StatusCode::BAD_REQUEST,
@@ -111,7 +146,7 @@ impl OriginError {
 
 /// A configured origin. An enum, not a trait object: the set is closed and dispatch stays cheap.
 pub(crate) enum Origin {
-    Upstream(Upstream),
+    Upstream(std::sync::Arc<Pool>),
     Static(StaticDir),
 }
 

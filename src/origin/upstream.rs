@@ -127,6 +127,7 @@ impl Upstream {
             status: parts.status,
             headers,
             body,
+            served_by: None,
         })
     }
 }
@@ -146,9 +147,38 @@ fn classify(e: reqwest::Error) -> OriginError {
     }
     if e.is_connect() {
         OriginError::Connect(root_cause(&e))
+    } else if closed_before_answer(&e) {
+        OriginError::Closed(root_cause(&e))
     } else {
         OriginError::Protocol(root_cause(&e))
     }
+}
+
+/// Did the connection end before the response head: hyper's "connection closed before message
+/// completed" (a keep-alive connection the server had closed as it was reused), or a reset?
+/// Only `send` errors reach here, so no answer was read.
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled())
+        {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -120,6 +120,7 @@ fn job(edge: &Arc<Edge>, site: &Arc<Site>, req: &Parts, ctx: &RequestCtx, m: &Mi
         miss: m.reason,
         start: edge.store.fill_start(),
         event_loop: ctx.event_loop(),
+        served_by: None,
     }
 }
 
@@ -257,7 +258,10 @@ fn answer(
     cs.collapsed = !leader;
     cs.ttl = m.ttl;
     cs.detail = m.detail;
-    ctx.origin_ms = if leader { m.origin_ms } else { None };
+    if leader {
+        ctx.origin_ms = m.origin_ms;
+        ctx.served_by.clone_from(&m.served_by);
+    }
     let now = edge.store.clock().now();
     if let Some(obj) = &m.object {
         cs.ttl = Some(obj.freshness.ttl_secs(now));

@@ -11,7 +11,7 @@ use crate::{
         policy::{self, NotStorable, PolicyRequest, SiteRules},
         status::{MissReason, Outcome, StaleReason},
     },
-    origin::{BodyStream, OriginRequest, OriginResponse},
+    origin::{BodyStream, OriginRequest, OriginResponse, ServedBy},
 };
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -52,6 +52,8 @@ pub(crate) struct FillJob {
     pub(crate) start: FillStart,
     /// The event loop of the request that started the fill (see `Client::event_loop`).
     pub(crate) event_loop: usize,
+    /// Which server of the pool answered (set once it has): for the leader's access log.
+    pub(crate) served_by: Option<ServedBy>,
 }
 
 /// How a stored object answers a fill's readers, for their `Cache-Status`.
@@ -123,6 +125,7 @@ impl FillJob {
             ));
         }
         let origin_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.served_by = res.as_ref().ok().and_then(|r| r.served_by.clone());
         let now = self.edge.store.clock().now();
         // The stored copy that may stand in if the origin fails, and on whose word.
         let stand_in = self
@@ -208,6 +211,7 @@ impl FillJob {
             vary: Some(obj.vary.clone()),
             object: Some(obj.clone()),
             origin_ms: Some(origin_ms),
+            served_by: self.served_by.clone(),
         };
         w.set_head(
             FillHead {
@@ -295,6 +299,7 @@ impl FillJob {
             status,
             headers,
             body,
+            ..
         } = r;
         let plan = self.judge(w, status, &headers, now);
         let mut out_headers = headers;
@@ -322,6 +327,7 @@ impl FillJob {
                 vary: plan.vary.clone(),
                 object: None,
                 origin_ms: Some(origin_ms),
+                served_by: self.served_by.clone(),
             },
         };
         let Some(mut head) = self.pump(w, head, plan.content_length, body).await else {

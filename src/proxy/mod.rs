@@ -17,6 +17,7 @@ use crate::{
         key::VaryValues,
         status::{CacheStatus, Outcome},
     },
+    origin::ServedBy,
     telemetry::access::{self, AccessRecord, LoggedBody},
 };
 use axum::body::Body;
@@ -84,6 +85,8 @@ pub(crate) struct FillMeta {
     pub(crate) object: Option<Arc<Object>>,
     /// How long the origin took to send the response head, for the leader's access log line.
     pub(crate) origin_ms: Option<f64>,
+    /// Which server of the pool answered, and whether on a retry, for the same line.
+    pub(crate) served_by: Option<ServedBy>,
 }
 
 /// The client end of a connection, its address already in text: formatted once per connection
@@ -124,6 +127,8 @@ pub(crate) struct RequestCtx {
     /// Time to the origin's response head, when this request asked the origin itself (a follower of
     /// another's fill did not).
     pub(crate) origin_ms: Option<f64>,
+    /// The pool's server that answered this request's origin request, and whether on a retry.
+    pub(crate) served_by: Option<ServedBy>,
 }
 
 impl RequestCtx {
@@ -160,6 +165,7 @@ pub(crate) async fn handle(
         target,
         cache: None,
         origin_ms: None,
+        served_by: None,
     };
     let res = route(&edge, &parts, body, &mut ctx).await;
     if !edge.settings.access_log {
@@ -175,6 +181,7 @@ pub(crate) async fn handle(
         status: res.status().as_u16(),
         cache: ctx.cache.map(|c| c.outcome.x_cache()),
         origin_ms: ctx.origin_ms,
+        served_by: ctx.served_by,
         structured: edge.settings.structured_log,
     };
     res.map(|b| Body::new(LoggedBody::new(b, record, expected)))

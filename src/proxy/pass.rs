@@ -57,6 +57,7 @@ pub(crate) async fn serve(
         Ok(r) => r,
         Err(e) => return ProxyError::Origin(e).into_response(Some(&cs)),
     };
+    ctx.served_by.clone_from(&r.served_by);
     let mut cs = cs;
     cs.fwd_status = Some(r.status.as_u16());
     ctx.cache = Some(cs);

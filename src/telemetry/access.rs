@@ -30,6 +30,8 @@ pub(crate) struct AccessRecord {
     pub(crate) cache: Option<&'static str>,
     /// Time to the origin's response head, if this request asked the origin.
     pub(crate) origin_ms: Option<f64>,
+    /// The pool's server that answered it, and whether on a retry.
+    pub(crate) served_by: Option<crate::origin::ServedBy>,
     /// JSON logs want fields; text logs get one pre-formatted line.
     pub(crate) structured: bool,
 }
@@ -151,6 +153,13 @@ impl Drop for LoggedBody {
                 } else {
                     " complete=false"
                 });
+                if let Some(by) = &r.served_by {
+                    line.push_str(" upstream=");
+                    line.push_str(&by.server);
+                    if by.retried {
+                        line.push_str(" retried=true");
+                    }
+                }
             });
             return;
         }
@@ -166,6 +175,8 @@ impl Drop for LoggedBody {
             origin_ms = r.origin_ms.map(|m| (m * 10.0).round() / 10.0),
             total_ms = (total_us as f64 / 100.0).round() / 10.0,
             complete,
+            upstream = r.served_by.as_ref().map(|b| &*b.server),
+            retried = r.served_by.as_ref().is_some_and(|b| b.retried),
         );
     }
 }
@@ -199,6 +210,7 @@ mod tests {
             status: 200,
             cache: None,
             origin_ms: None,
+            served_by: None,
             structured: false,
         }
     }

@@ -330,6 +330,7 @@ fn reply(status: StatusCode, headers: HeaderMap, body: BodyStream) -> OriginResp
         status,
         headers,
         body,
+        served_by: None,
     }
 }
 
