@@ -113,6 +113,10 @@ impl Upstream {
         };
         let res = tokio::select! {
             r = rb.send() => match r {
+                // No answer was read: a connection that ended now was closed before one.
+                Err(e) if !e.is_connect() && closed_before_answer(&e) => {
+                    return Err(OriginError::Closed(root_cause(&e)));
+                }
                 Err(e) => return Err(classify(e)),
                 Ok(r) => r,
             },
@@ -147,16 +151,15 @@ fn classify(e: reqwest::Error) -> OriginError {
     }
     if e.is_connect() {
         OriginError::Connect(root_cause(&e))
-    } else if closed_before_answer(&e) {
-        OriginError::Closed(root_cause(&e))
     } else {
         OriginError::Protocol(root_cause(&e))
     }
 }
 
-/// Did the connection end before the response head: hyper's "connection closed before message
+/// Did a `send` fail because the connection ended: hyper's "connection closed before message
 /// completed" (a keep-alive connection the server had closed as it was reused), or a reset?
-/// Only `send` errors reach here, so no answer was read.
+/// Only asked of `send` errors, which come before any answer; a body cut later is a
+/// `Protocol` error, never retried.
 fn closed_before_answer(e: &reqwest::Error) -> bool {
     let mut src = e.source();
     while let Some(s) = src {

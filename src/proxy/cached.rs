@@ -280,11 +280,13 @@ fn answer(
     {
         return respond::not_modified_response(&headers);
     }
-    if let Some((spec, total)) = cold_range(req, head.status, &headers, &reader) {
+    // A body that is all here already (held back, or small) is served from one buffer.
+    let whole = reader.whole();
+    if let Some((spec, total)) = cold_range(req, head.status, &headers, whole.as_ref()) {
         let content_range = spec.content_range(total);
         return match spec {
             RangeSpec::Satisfiable(start, end) => {
-                let body = match reader.whole() {
+                let body = match whole {
                     Some(whole) => Body::from(whole.slice(start as usize..=end as usize)),
                     None => Body::from_stream(
                         reader
@@ -300,7 +302,7 @@ fn answer(
     let body = if req.method == Method::HEAD {
         drop(reader);
         Body::empty()
-    } else if let Some(whole) = reader.whole() {
+    } else if let Some(whole) = whole {
         // The length sent is the length of the body written, whatever the origin said.
         headers.insert(header::CONTENT_LENGTH, whole.len().into());
         Body::from(whole)
@@ -322,7 +324,7 @@ fn cold_range(
     req: &Parts,
     status: StatusCode,
     headers: &HeaderMap,
-    reader: &FillReader<FillMeta>,
+    whole: Option<&bytes::Bytes>,
 ) -> Option<(RangeSpec, u64)> {
     let range = req.headers.get(header::RANGE)?;
     if req.method != Method::GET
@@ -331,7 +333,7 @@ fn cold_range(
     {
         return None;
     }
-    let total = match reader.whole() {
+    let total = match whole {
         Some(whole) => whole.len() as u64,
         None => headers
             .get(header::CONTENT_LENGTH)?

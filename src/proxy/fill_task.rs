@@ -354,7 +354,8 @@ impl FillJob {
             let obj = Object {
                 status,
                 headers: stored_headers(head.headers(), full.len()),
-                targeted,
+                // Compact copies too: the origin's values share its connection's read buffer.
+                targeted: policy::storable_headers(&targeted),
                 body: full,
                 vary,
                 freshness,

@@ -7,75 +7,66 @@ use crate::{dead_url, pool_toml, server};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// An edge over a server that refuses connections and `live`, never ejecting the dead one
+/// (so round-robin sends it every other request), with more site keys.
+async fn dead_then_live(live: &TestOrigin, keys: &str) -> TestEdge {
+    let servers = [server(&dead_url(), ""), server(&live.url, "")];
+    TestEdge::from_toml(&pool_toml(&servers, &format!("eject_after = 0\n{keys}"))).await
+}
+
+/// Sends `n` requests; how many got `status`.
+async fn count_status(
+    edge: &TestEdge,
+    method: reqwest::Method,
+    path: &str,
+    n: usize,
+    status: u16,
+) -> usize {
+    let mut k = 0;
+    for _ in 0..n {
+        let r = edge.request(method.clone(), path).send().await.unwrap();
+        k += usize::from(r.status() == status);
+    }
+    k
+}
+
 #[tokio::test]
 async fn a_refused_connection_is_retried_once_on_another_server() {
     let live = TestOrigin::start().await;
-    // Never ejected, so every other request picks the dead server first.
-    let toml = pool_toml(
-        &[server(&dead_url(), ""), server(&live.url, "")],
-        "eject_after = 0\nretry_budget = 1.0",
-    );
-    let edge = TestEdge::from_toml(&toml).await;
+    let edge = dead_then_live(&live, "retry_budget = 1.0").await;
     for _ in 0..10 {
         let r = edge.get("/rt?cc=no-store").send().await.unwrap();
         assert_eq!(r.status(), 200);
     }
     assert_eq!(live.count("/rt"), 10);
     // A POST is not retried unless the site allows it; a bodiless one then is.
-    let mut failed = 0;
-    for _ in 0..10 {
-        let r = edge
-            .request(reqwest::Method::POST, "/rt")
-            .send()
-            .await
-            .unwrap();
-        failed += usize::from(r.status() == 502);
-    }
+    let failed = count_status(&edge, reqwest::Method::POST, "/rt", 10, 502).await;
     assert_eq!(failed, 5, "the POSTs that met the dead server");
-    let toml = pool_toml(
-        &[server(&dead_url(), ""), server(&live.url, "")],
-        "eject_after = 0\nretry_budget = 1.0\nretry_non_idempotent = true",
-    );
-    let edge = TestEdge::from_toml(&toml).await;
-    for _ in 0..10 {
-        let r = edge
-            .request(reqwest::Method::POST, "/rt")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    let edge = dead_then_live(&live, "retry_budget = 1.0\nretry_non_idempotent = true").await;
+    let ok = count_status(&edge, reqwest::Method::POST, "/rt", 10, 200).await;
+    assert_eq!(ok, 10);
 }
 
 #[tokio::test]
 async fn the_retry_budget_stops_retries() {
     let live = TestOrigin::start().await;
-    let toml = pool_toml(
-        &[server(&dead_url(), ""), server(&live.url, "")],
-        "eject_after = 0\nretry_budget = 0.0",
-    );
-    let edge = TestEdge::from_toml(&toml).await;
-    let mut failed = 0;
-    for _ in 0..10 {
-        let r = edge.get("/budget?cc=no-store").send().await.unwrap();
-        failed += usize::from(r.status() == 502);
-    }
+    let edge = dead_then_live(&live, "retry_budget = 0.0").await;
+    let failed = count_status(&edge, reqwest::Method::GET, "/budget?cc=no-store", 10, 502).await;
     assert_eq!(
         failed, 5,
         "no budget: every request that met the dead server failed"
     );
     // 20 % of the window's requests: of 100 requests, about 50 meet the dead server and at
     // most 20 of them are retried.
-    let toml = pool_toml(
-        &[server(&dead_url(), ""), server(&live.url, "")],
-        "eject_after = 0\nretry_budget = 0.2",
-    );
-    let edge = TestEdge::from_toml(&toml).await;
-    let mut failed = 0;
-    for _ in 0..100 {
-        let r = edge.get("/budget2?cc=no-store").send().await.unwrap();
-        failed += usize::from(r.status() == 502);
-    }
+    let edge = dead_then_live(&live, "retry_budget = 0.2").await;
+    let failed = count_status(
+        &edge,
+        reqwest::Method::GET,
+        "/budget2?cc=no-store",
+        100,
+        502,
+    )
+    .await;
     assert!((30..=45).contains(&failed), "{failed} of 100 failed");
 }
 

@@ -145,6 +145,10 @@ impl Pool {
     /// can be used.
     fn pick(&self, affinity: u64, tried: &[usize]) -> Option<usize> {
         let now = self.clock.now();
+        if let [only] = self.servers.as_slice() {
+            // A pool of one, the common case: nothing to balance, nothing to allocate.
+            return (tried.is_empty() && only.health.usable(now)).then_some(0);
+        }
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         [&self.primaries, &self.backups]
             .into_iter()
