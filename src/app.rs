@@ -7,8 +7,8 @@ use crate::{
         fill::{Fills, InflightBudget},
     },
     clock::Clock,
-    config::{Config, SiteConfig},
-    origin::{Origin, Pool, PoolSettings, SetupError, StaticDir},
+    config::{Config, SiteConfig, read_ca_file},
+    origin::{Dns, Hickory, Origin, Pool, PoolSettings, SetupError, StaticDir, TtlBounds},
     proxy::{
         Edge, Settings,
         site::{Site, Sites},
@@ -37,10 +37,22 @@ pub struct App {
 
 /// The origin a site names: an upstream HTTP server (one connection pool per event loop) or a
 /// local directory.
-fn origin_of(site: &SiteConfig, cfg: &Config, clock: &Clock) -> Result<Origin, SetupError> {
+async fn origin_of(
+    site: &SiteConfig,
+    cfg: &Config,
+    clock: &Clock,
+    dns: &Dns,
+) -> Result<Origin, SetupError> {
     let servers = site.servers();
     match &site.root {
         None if !servers.is_empty() => {
+            let roots = site
+                .origin_ca_file
+                .as_deref()
+                .map(read_ca_file)
+                .transpose()
+                .map_err(SetupError::CaFile)?
+                .map(Arc::from);
             let settings = PoolSettings {
                 balance: site.balance,
                 health_check: site.health_check.as_ref(),
@@ -50,6 +62,8 @@ fn origin_of(site: &SiteConfig, cfg: &Config, clock: &Clock) -> Result<Origin, S
                 retry_budget: site.retry_budget,
                 retry_non_idempotent: site.retry_non_idempotent,
                 host: site.origin_host.as_deref(),
+                sni: site.origin_sni.as_deref(),
+                roots,
             };
             let pool = Pool::new(
                 &servers,
@@ -57,7 +71,9 @@ fn origin_of(site: &SiteConfig, cfg: &Config, clock: &Clock) -> Result<Origin, S
                 &cfg.origin,
                 cfg.server.threads,
                 clock.clone(),
-            )?;
+                Some(dns.clone()),
+            )
+            .await?;
             Ok(Origin::Upstream(pool))
         }
         Some(root) => Ok(Origin::Static(
@@ -78,18 +94,29 @@ impl App {
 
     /// An edge whose caching decisions read `clock` (tests move it ahead instead of sleeping).
     pub async fn build_with_clock(cfg: &Config, clock: Clock) -> Result<Self, BuildError> {
-        let sites = cfg
-            .sites
-            .iter()
-            .map(|s| {
-                origin_of(s, cfg, &clock)
-                    .map(|o| Site::new(s, o))
-                    .map_err(|e| BuildError {
-                        part: format!("site `{}`", s.name),
-                        reason: e.to_string(),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        // One resolver of origin names for every site.
+        let dns = Dns {
+            resolver: Arc::new(Hickory::new(&cfg.origin.name_servers()).map_err(|e| {
+                BuildError {
+                    part: "origin.resolver".into(),
+                    reason: SetupError::Resolver(e).to_string(),
+                }
+            })?),
+            bounds: TtlBounds {
+                min: cfg.origin.dns_min_ttl.0,
+                max: cfg.origin.dns_max_ttl.0,
+            },
+        };
+        let mut sites = Vec::with_capacity(cfg.sites.len());
+        for s in &cfg.sites {
+            let origin = origin_of(s, cfg, &clock, &dns)
+                .await
+                .map_err(|e| BuildError {
+                    part: format!("site `{}`", s.name),
+                    reason: e.to_string(),
+                })?;
+            sites.push(Site::new(s, origin));
+        }
         let store = Store::new(
             StoreConfig {
                 max_memory: cfg.cache.max_memory.0,

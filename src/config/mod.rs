@@ -17,7 +17,7 @@ pub use log::{LogConfig, LogFormat};
 pub(crate) use origin::OriginConfig;
 pub(crate) use pool::{Balance, HealthCheckConfig, ServerConfig as OriginServerConfig};
 pub(crate) use server::ServerConfig;
-pub(crate) use site::{CacheRule, RequestHeaders, SiteConfig};
+pub(crate) use site::{CacheRule, RequestHeaders, SiteConfig, read_ca_file};
 pub use units::{ByteSize, Secs};
 
 use serde::Deserialize;

@@ -1,7 +1,8 @@
 //! `[origin]`: timeouts and pooling for upstream origins, and what an origin URL may be.
 
-use super::{ConfigError, Secs, nonzero};
+use super::{ConfigError, Secs, invalid, nonzero};
 use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Timeouts and pooling for upstream origins.
@@ -21,6 +22,14 @@ pub(crate) struct OriginConfig {
     /// Idle keep-alive connections kept per origin host (per event loop with `server.threads`).
     /// Default: 64.
     pub(crate) max_idle_per_host: usize,
+    /// Name servers for origin host names (`"10.0.0.2"` or `"10.0.0.2:5353"`); empty uses
+    /// the system's (`/etc/resolv.conf`, and `/etc/hosts`). Default: empty.
+    pub(crate) resolver: Vec<String>,
+    /// An origin name's addresses are kept for their record TTL, but at least this long.
+    /// Default: 5s.
+    pub(crate) dns_min_ttl: Secs,
+    /// And at most this long, whatever the TTL. Default: 10m.
+    pub(crate) dns_max_ttl: Secs,
 }
 
 impl Default for OriginConfig {
@@ -31,6 +40,9 @@ impl Default for OriginConfig {
             body_idle_timeout: Secs(Duration::from_secs(30)),
             total_timeout: Secs(Duration::from_secs(300)),
             max_idle_per_host: 64,
+            resolver: Vec::new(),
+            dns_min_ttl: Secs(Duration::from_secs(5)),
+            dns_max_ttl: Secs(Duration::from_secs(600)),
         }
     }
 }
@@ -57,6 +69,31 @@ impl OriginConfig {
             ("origin.first_byte_timeout", self.first_byte_timeout),
             ("origin.total_timeout", self.total_timeout),
             ("origin.body_idle_timeout", self.body_idle_timeout),
-        ])
+            ("origin.dns_min_ttl", self.dns_min_ttl),
+        ])?;
+        if self.dns_max_ttl.0 < self.dns_min_ttl.0 {
+            return Err(invalid(
+                "origin.dns_max_ttl",
+                "must not be shorter than origin.dns_min_ttl",
+            ));
+        }
+        for (i, s) in self.resolver.iter().enumerate() {
+            parse_name_server(s).map_err(|r| invalid(format!("origin.resolver[{i}]"), r))?;
+        }
+        Ok(())
     }
+
+    /// The name servers of `resolver` (validated), port 53 where none is given.
+    pub(crate) fn name_servers(&self) -> Vec<SocketAddr> {
+        self.resolver
+            .iter()
+            .filter_map(|s| parse_name_server(s).ok())
+            .collect()
+    }
+}
+
+fn parse_name_server(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("`{s}` is not an IP address (optionally with :port)"))
 }

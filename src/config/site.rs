@@ -55,6 +55,15 @@ pub struct SiteConfig {
     pub(crate) retry_non_idempotent: bool,
     /// Host header sent upstream; by default the client's own.
     pub(crate) origin_host: Option<String>,
+    /// For `https://` origins: a PEM file of the certificate authorities their certificates
+    /// are verified against, instead of the system's roots. Default: the system's roots.
+    #[serde(default)]
+    pub(crate) origin_ca_file: Option<PathBuf>,
+    /// For `https://` origins: the name sent in TLS SNI and verified in their certificates,
+    /// when it is not the host of the URL (an origin reached by address or by an internal
+    /// name). Default: the URL's host.
+    #[serde(default)]
+    pub(crate) origin_sni: Option<String>,
     /// Honour the `Cache-Control` of clients' requests: `no-cache`, `no-store`, `max-age`,
     /// `min-fresh`, `max-stale` (most CDNs ignore them: one client's reload would cost everyone
     /// an origin request). `only-if-cached` is honoured regardless. The old name
@@ -178,6 +187,8 @@ impl SiteConfig {
             retry_budget: default_retry_budget(),
             retry_non_idempotent: false,
             origin_host: None,
+            origin_ca_file: None,
+            origin_sni: None,
             honor_client_cache_control: false,
             cache_set_cookie: false,
             negative_ttl: Secs::default(),
@@ -240,6 +251,7 @@ impl SiteConfig {
             }
         }
         self.pool_keys().validate(i)?;
+        self.validate_tls(i)?;
         for (j, h) in self.forward_headers.iter().enumerate() {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(invalid(
@@ -288,6 +300,29 @@ fn check_host(h: &str) -> Result<(), String> {
 }
 
 impl SiteConfig {
+    /// `origin_ca_file` and `origin_sni`: only for a site with an `https://` server, a file of
+    /// PEM certificates, a host name.
+    fn validate_tls(&self, i: usize) -> Result<(), ConfigError> {
+        let f = |k: &str| format!("site[{i}].{k}");
+        let https = self.servers().iter().any(|s| s.url.starts_with("https://"));
+        if let Some(path) = &self.origin_ca_file {
+            if !https {
+                return Err(invalid(f("origin_ca_file"), "is for https:// origins only"));
+            }
+            read_ca_file(path).map_err(|r| invalid(f("origin_ca_file"), r))?;
+        }
+        if let Some(name) = &self.origin_sni {
+            if !https {
+                return Err(invalid(f("origin_sni"), "is for https:// origins only"));
+            }
+            if name.starts_with('*') || name.parse::<std::net::IpAddr>().is_ok() {
+                return Err(invalid(f("origin_sni"), "must be a host name"));
+            }
+            check_host(name).map_err(|_| invalid(f("origin_sni"), "must be a host name"))?;
+        }
+        Ok(())
+    }
+
     /// The servers of an upstream site: its `origins`, or its one `origin` as a pool of one;
     /// empty for a `root` site.
     pub(crate) fn servers(&self) -> Vec<ServerConfig> {
@@ -306,5 +341,15 @@ impl SiteConfig {
             queue_timeout: self.queue_timeout,
             retry_budget: self.retry_budget,
         }
+    }
+}
+
+/// The certificates of a PEM file of certificate authorities (`origin_ca_file`); the error
+/// names the file.
+pub(crate) fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        _ => Err(format!("{} holds no PEM certificate", path.display())),
     }
 }

@@ -8,7 +8,7 @@ pub(crate) mod range;
 mod static_dir;
 mod upstream;
 
-pub(crate) use pool::{Pool, PoolSettings};
+pub(crate) use pool::{Dns, Hickory, Pool, PoolSettings, TtlBounds};
 pub(crate) use static_dir::StaticDir;
 pub(crate) use upstream::Upstream;
 
@@ -74,6 +74,12 @@ pub(crate) enum SetupError {
     },
     #[error("no origin")]
     Missing,
+    /// `origin_ca_file` could not be read, or holds no certificate.
+    #[error("origin_ca_file: {0}")]
+    CaFile(String),
+    /// The resolver of origin names could not be set up.
+    #[error("cannot set up the DNS resolver: {0}")]
+    Resolver(String),
 }
 
 /// Why an origin gave no (complete) answer. Decides the status the client sees.

@@ -8,7 +8,7 @@ use super::{
 use crate::config::OriginConfig;
 use futures_util::{StreamExt, TryStreamExt};
 use http_body_util::BodyDataStream;
-use std::{error::Error as _, time::Duration};
+use std::{error::Error as _, net::SocketAddr, sync::Arc, time::Duration};
 
 pub(crate) struct Upstream {
     /// One client, and so one connection pool, per event loop (`server.threads`; one in all with
@@ -27,15 +27,26 @@ pub(crate) struct Upstream {
     total_timeout: Duration,
 }
 
+/// How an upstream is reached beyond its URL.
+#[derive(Clone, Default)]
+pub(crate) struct Link {
+    /// Connect to this address for the URL's host instead of looking the host up (a pool
+    /// member of a resolved name, or an address reached under its `origin_sni` name).
+    pub(crate) pin: Option<(String, SocketAddr)>,
+    /// Trust only these certificate authorities (`origin_ca_file`), not the system's.
+    pub(crate) roots: Option<Arc<[reqwest::Certificate]>>,
+}
+
 impl Upstream {
     pub(crate) fn new(
         base: &str,
         host: Option<&str>,
         cfg: &OriginConfig,
         pools: usize,
+        link: &Link,
     ) -> Result<Self, SetupError> {
         let clients = (0..pools.max(1))
-            .map(|_| Self::client(cfg))
+            .map(|_| Self::client(cfg, link))
             .collect::<Result<_, _>>()?;
         let host = host
             .map(|h| h.parse().map_err(|_| SetupError::Host(h.to_string())))
@@ -54,8 +65,15 @@ impl Upstream {
         })
     }
 
-    fn client(cfg: &OriginConfig) -> Result<reqwest::Client, SetupError> {
-        reqwest::Client::builder()
+    fn client(cfg: &OriginConfig, link: &Link) -> Result<reqwest::Client, SetupError> {
+        let mut builder = reqwest::Client::builder();
+        if let Some((name, addr)) = &link.pin {
+            builder = builder.resolve(name, *addr);
+        }
+        if let Some(roots) = &link.roots {
+            builder = builder.tls_certs_only(roots.iter().cloned());
+        }
+        builder
             .connect_timeout(cfg.connect_timeout.0)
             .pool_max_idle_per_host(cfg.max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -67,6 +85,23 @@ impl Upstream {
             .retry(reqwest::retry::never())
             .build()
             .map_err(SetupError::Client)
+    }
+
+    /// A health check: GET `path` (with the site's `origin_host`, if any), answered within
+    /// `timeout` with `status` (0: any 2xx or 3xx).
+    pub(crate) async fn check(&self, path: &str, timeout: Duration, status: u16) -> bool {
+        let mut url = self.base_url.clone();
+        let base_path = self.base_url.path().trim_end_matches('/');
+        url.set_path(&format!("{base_path}{path}"));
+        let mut rb = self.clients[0].get(url).timeout(timeout);
+        if let Some(h) = &self.host {
+            rb = rb.header(http::header::HOST, h);
+        }
+        match rb.send().await {
+            Ok(r) if status == 0 => r.status().is_success() || r.status().is_redirection(),
+            Ok(r) => r.status().as_u16() == status,
+            Err(_) => false,
+        }
     }
 
     pub(crate) async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {

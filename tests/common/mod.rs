@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests.
 // Each test binary uses a different subset.
 #![allow(dead_code, unused_imports)]
+pub mod dns;
 pub mod edge;
 pub mod origin;
+pub mod tls;
 
 pub use edge::{TestEdge, header, raw_request};
 pub use origin::TestOrigin;

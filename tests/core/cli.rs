@@ -132,6 +132,28 @@ fn check_config_accepts_the_example_and_names_bad_fields() {
             "[[site]]\nname = \"a\"\nhosts = [\"*\"]\norigin = \"http://x\"\nroot = \"static\"\n",
             "site[0].origin",
         ),
+        (
+            "ca.toml",
+            "[[site]]\nname = \"a\"\nhosts = [\"*\"]\norigin = \"https://x\"\n\
+             origin_ca_file = \"/nonexistent/ca.pem\"\n",
+            "site[0].origin_ca_file: cannot read /nonexistent/ca.pem",
+        ),
+        (
+            "sni.toml",
+            "[[site]]\nname = \"a\"\nhosts = [\"*\"]\norigin = \"http://x\"\n\
+             origin_sni = \"x.example\"\n",
+            "site[0].origin_sni: is for https:// origins only",
+        ),
+        (
+            "resolver.toml",
+            "[origin]\nresolver = [\"dns.example\"]\n",
+            "origin.resolver[0]",
+        ),
+        (
+            "ttl.toml",
+            "[origin]\ndns_min_ttl = \"1m\"\ndns_max_ttl = \"10s\"\n",
+            "origin.dns_max_ttl",
+        ),
     ] {
         let p = write_temp(name, text);
         let out = Command::new(BIN)

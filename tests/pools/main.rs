@@ -7,8 +7,10 @@ mod common;
 mod flaky;
 
 mod balance;
+mod dns;
 mod health;
 mod retry;
+mod tls;
 
 /// A catch-all site over `servers` (TOML inline tables) with more site keys.
 pub fn pool_toml(servers: &[String], site_keys: &str) -> String {

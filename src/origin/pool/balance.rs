@@ -15,6 +15,16 @@ pub(super) struct Candidate {
     pub(super) id: u64,
 }
 
+impl Candidate {
+    /// A slot not yet filled in.
+    pub(super) const NONE: Candidate = Candidate {
+        weight: 0,
+        outstanding: 0,
+        usable: false,
+        id: 0,
+    };
+}
+
 /// The interleaved weighted round-robin order of `weights` (nginx's smooth weighted
 /// round-robin, run once): each server appears `weight` times, spread out.
 pub(super) fn schedule(weights: &[u32]) -> Vec<usize> {
