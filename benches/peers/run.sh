@@ -4,7 +4,7 @@
 #   origin     nginx serving the test files, Cache-Control: public, max-age=3600   :9001
 #   nginx      nginx proxy_cache (cache on tmpfs, upstream keepalive)               :9101
 #   varnish    Varnish, malloc storage, built-in VCL + X-Cache                      :9102
-#   edgecache  target/release/edgecache --origin http://127.0.0.1:9001 [EDGE_ARGS]  :9103
+#   edgecache  target/release/edgecache --origin http://127.0.0.1:9001 --max-memory 1GiB [EDGE_ARGS]  :9103
 #   ceiling    benches/peers/ceiling: axum + moka serving the files preloaded,     :9104
 #              no cache logic (the stack's own limit for a HIT)
 #   base       with BASE_BIN=path: another edgecache build, same flags (an A/B of   :9105
@@ -40,6 +40,9 @@ MISS_DURATION=${MISS_DURATION:-5}
 WARMUP=${WARMUP:-2}                   # unrecorded wrk seconds per target before round 1
 PAUSE=${PAUSE:-1}                     # seconds between runs, for the machine to settle
 EDGE_ARGS=${EDGE_ARGS:-}              # extra edgecache flags, e.g. "--config loops.toml"
+# The cache budget, as large as Varnish's storage (nginx's max_size is 4g): with the default
+# 256 MiB, MISS rounds fill edgecache's store to eviction while the peers never evict.
+EDGE_MEMORY=${EDGE_MEMORY:-1GiB}
 EDGE_LOG=${EDGE_LOG:-/dev/null}       # where edgecache's stdout (its access log) goes
 NO_BUILD=${NO_BUILD:-0}               # 1: use the binaries already built
 BASE_BIN=${BASE_BIN:-}                # another edgecache binary to measure beside this one
@@ -204,14 +207,14 @@ wait_listening ceiling "$!" "${PORT[ceiling]}" "$RUN/ceiling.log"
 # EDGECACHE_* and RUST_LOG from the caller's environment are dropped, so that EDGE_ARGS is the
 # one way to change edgecache's configuration and the header below tells the whole story.
 (cd "$ROOT" && unset "${!EDGECACHE_@}" RUST_LOG && exec "$EDGE_BIN" --listen "127.0.0.1:${PORT[edgecache]}" \
-    --origin "http://127.0.0.1:${PORT[origin]}" "${EDGE_EXTRA[@]}" \
+    --origin "http://127.0.0.1:${PORT[origin]}" --max-memory "$EDGE_MEMORY" "${EDGE_EXTRA[@]}" \
     >"$EDGE_LOG" 2>"$RUN/edgecache.err") &
 STARTED+=("edgecache:$!")
 wait_listening edgecache "$!" "${PORT[edgecache]}" "$RUN/edgecache.err"
 
 if [ -n "$BASE_BIN" ]; then
     (cd "$ROOT" && unset "${!EDGECACHE_@}" RUST_LOG && exec "$BASE_BIN" --listen "127.0.0.1:${PORT[base]}" \
-        --origin "http://127.0.0.1:${PORT[origin]}" "${EDGE_EXTRA[@]}" \
+        --origin "http://127.0.0.1:${PORT[origin]}" --max-memory "$EDGE_MEMORY" "${EDGE_EXTRA[@]}" \
         >"$EDGE_LOG" 2>"$RUN/base.err") &
     STARTED+=("base:$!")
     wait_listening base "$!" "${PORT[base]}" "$RUN/base.err"
@@ -262,7 +265,7 @@ CLK_TCK=$(getconf CLK_TCK)
     echo "# benches/peers run $TS"
     echo "# host: $(uname -srm), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(free -g | awk '/^Mem:/ { print $2 }') GiB"
     echo "# $(nginx -v 2>&1) | $(varnishd -V 2>&1 | head -1) | $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
-    echo "# edgecache: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ' + uncommitted changes in src/ or Cargo.*'), args: --listen 127.0.0.1:${PORT[edgecache]} --origin http://127.0.0.1:${PORT[origin]} ${EDGE_ARGS} (stdout to $EDGE_LOG)"
+    echo "# edgecache: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && [ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null)" ] && echo ' + uncommitted changes in src/ or Cargo.*'), args: --listen 127.0.0.1:${PORT[edgecache]} --origin http://127.0.0.1:${PORT[origin]} --max-memory ${EDGE_MEMORY} ${EDGE_ARGS} (stdout to $EDGE_LOG)"
     [ -z "$BASE_BIN" ] || echo "# base: $BASE_BIN ($(stat -c %y "$BASE_BIN" | cut -d. -f1)), same args, on 127.0.0.1:${PORT[base]}"
     echo "# wrk -t$THREADS -c$CONNS, HIT ${DURATION}s x $ROUNDS round(s) of sizes: $SIZES; MISS: $([ "$MISS" = 1 ] && echo "${MISS_DURATION}s, sizes: $MISS_SIZES" || echo off)"
     echo "# targets (pids): $(for t in origin "${TARGETS[@]}"; do printf '%s=:%s(%s) ' "$t" "${PORT[$t]}" "${TPIDS[$t]% }"; done)"

@@ -122,10 +122,11 @@ impl Upstream {
             headers.insert(http::header::HOST, h.clone());
         }
         let client = &self.clients[req.event_loop % self.clients.len()];
-        let mut rb = client
-            .request(req.method, url)
-            .headers(headers)
-            .timeout(self.total_timeout);
+        // Built as a `Request` rather than through `RequestBuilder::headers`, which would copy
+        // the map entry by entry: the headers are moved in.
+        let mut request = reqwest::Request::new(req.method, url);
+        *request.headers_mut() = headers;
+        *request.timeout_mut() = Some(self.total_timeout);
         // The first-byte clock starts once the request body is sent: an upload may take longer
         // than an origin takes to answer (its time is bounded by `total_timeout`).
         let mut sent = None;
@@ -135,7 +136,7 @@ impl Upstream {
                 let _ = tx.send(());
             })
             .filter_map(|()| async { None });
-            rb = rb.body(reqwest::Body::wrap_stream(body.chain(signal)));
+            *request.body_mut() = Some(reqwest::Body::wrap_stream(body.chain(signal)));
             sent = Some(rx);
         }
         let first_byte = self.first_byte_timeout;
@@ -147,7 +148,7 @@ impl Upstream {
             tokio::time::sleep(first_byte).await;
         };
         let res = tokio::select! {
-            r = rb.send() => match r {
+            r = client.execute(request) => match r {
                 // No answer was read: a connection that ended now was closed before one.
                 Err(e) if !e.is_connect() && closed_before_answer(&e) => {
                     return Err(OriginError::Closed(root_cause(&e)));

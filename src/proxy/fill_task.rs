@@ -381,12 +381,21 @@ impl FillJob {
         headers: &HeaderMap,
         now: SystemTime,
     ) -> Plan {
-        let mut eval = headers.clone();
-        let had_cookie = eval.remove(header::SET_COOKIE).is_some();
+        // Judged without Set-Cookie (a site may store such responses, never the cookie); the
+        // map is copied only when there is one to take out.
+        let without_cookie;
+        let (eval, had_cookie) = if headers.contains_key(header::SET_COOKIE) {
+            let mut h = headers.clone();
+            h.remove(header::SET_COOKIE);
+            without_cookie = h;
+            (&without_cookie, true)
+        } else {
+            (headers, false)
+        };
         let policy = policy::evaluate(
             &self.policy_request(),
             status,
-            &eval,
+            eval,
             had_cookie,
             self.rules(),
             now,

@@ -2,6 +2,7 @@
 
 use super::{Fill, FillWriter, InflightBudget};
 use crate::cache::key::{CacheKey, VaryValues};
+use crate::cache::store::Hasher;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -10,7 +11,7 @@ use std::{
 /// The fills in progress, by key. Joining is how coalescing happens.
 pub(crate) struct Fills<M> {
     /// The fills new requests may join, by key; a fill leaves when it closes its door or is done.
-    map: Mutex<HashMap<FillKey, Arc<Fill<M>>>>,
+    map: Mutex<HashMap<FillKey, Arc<Fill<M>>, Hasher>>,
     /// Given to every new fill, which reserves the bytes it retains from it.
     budget: Arc<InflightBudget>,
 }
@@ -30,7 +31,7 @@ pub(crate) enum Joined<M> {
 impl<M> Fills<M> {
     pub(crate) fn new(budget: Arc<InflightBudget>) -> Self {
         Self {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(HashMap::default()),
             budget,
         }
     }
@@ -39,7 +40,7 @@ impl<M> Fills<M> {
         &self.budget
     }
 
-    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FillKey, Arc<Fill<M>>>> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FillKey, Arc<Fill<M>>, Hasher>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
