@@ -151,6 +151,11 @@ impl App {
         Ok(Self { edge })
     }
 
+    /// What the admin API needs: the edge, and the token it asks for.
+    pub fn admin_state(&self, cfg: &Config) -> crate::admin::AdminState {
+        crate::admin::AdminState::new(self.edge.clone(), cfg.admin.token.as_deref())
+    }
+
     /// Serves until `shutdown` completes, then drains.
     pub async fn serve(
         self,

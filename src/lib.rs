@@ -5,6 +5,7 @@
 //! reading the `use crate::` lines; the tools at the end import `app` and `config`).
 //! - [`app`]: composition root; builds the clock, store, origins, sites and data layer from a
 //!   [`config::Config`] and serves them.
+//! - [`admin`]: the admin API (an axum `Router` on its own listener): purge, inspect, stats.
 //! - [`server`]: the accept loop (hyper), connection limits, graceful drain.
 //! - [`proxy`]: the request path: site selection, the I/O of lookups and fills, pass-through,
 //!   responses, and the one conversion of failures into responses (`proxy/error.rs`).
@@ -21,6 +22,7 @@
 //!   with its own origin) and [`replay`] (offline what-if hit ratios from a trace).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod bench;
 pub mod cache;

@@ -35,6 +35,10 @@ struct Cli {
     /// Log line format.
     #[arg(long, env = "EDGECACHE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Address of the admin API (default 127.0.0.1:9090). Its token comes from
+    /// `[admin] token` or EDGECACHE_ADMIN_TOKEN, never from the command line.
+    #[arg(long, env = "EDGECACHE_ADMIN_LISTEN", value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
     /// What to do instead of serving, if anything.
     #[command(subcommand)]
     command: Option<Command>,
@@ -121,6 +125,10 @@ fn main() -> anyhow::Result<()> {
         origin: cli.origin.clone(),
         max_memory: cli.max_memory,
         log_format: cli.log_format,
+        admin_listen: cli.admin_listen,
+        admin_token: std::env::var("EDGECACHE_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
     };
     let cfg = base
         .apply(&overrides, demo_root)
@@ -134,6 +142,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cfg: Config) -> anyhow::Result<()> {
     let app = App::build(&cfg).await?;
+    start_admin(&app, &cfg).await?;
     let listen = cfg.server.listen;
     let threads = cfg.server.threads;
     let cannot_listen = || format!("cannot listen on {listen}");
@@ -169,6 +178,29 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         loops.shutdown().await?;
     }
+    Ok(())
+}
+
+/// Starts the admin API on its listener. The default address may be taken (Prometheus uses
+/// 9090 too): that is logged and the edge serves without it; an address the operator chose
+/// must be free.
+async fn start_admin(app: &App, cfg: &Config) -> anyhow::Result<()> {
+    let addr = cfg.admin.addr();
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if cfg.admin.listen.is_none() => {
+            tracing::warn!(%addr, error = %e, "admin API not started: its default address is taken (set --admin-listen)");
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr} (admin)")),
+    };
+    let router = edgecache::admin::app(app.admin_state(cfg));
+    tracing::info!(listen = %listener.local_addr()?, token = cfg.admin.token.is_some(), "admin API ready");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    });
     Ok(())
 }
 

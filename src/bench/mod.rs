@@ -415,7 +415,7 @@ impl SweepEdge {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             origin: Some(origin.into()),
             max_memory: Some(size),
-            log_format: None,
+            ..Overrides::default()
         };
         let mut cfg = base
             .clone()

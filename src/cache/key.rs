@@ -64,6 +64,11 @@ impl VaryValues {
         self.0.iter().map(|(n, _)| n)
     }
 
+    /// Each name with the value recorded for it (`None`: the request had none).
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&HeaderName, Option<&HeaderValue>)> {
+        self.0.iter().map(|(n, v)| (n, v.as_ref()))
+    }
+
     pub(crate) fn weight(&self) -> usize {
         self.0
             .iter()

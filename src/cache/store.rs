@@ -66,6 +66,20 @@ pub struct Object {
 
 impl Object {
     /// Bytes this object pins: body, headers, vary values, and bookkeeping.
+    /// A copy that is stale from `now` on (a soft purge): served only after revalidation, or
+    /// in place of an answer the origin fails to give, as its own stale windows allow from now.
+    fn stale_copy(&self, now: SystemTime) -> Object {
+        Object {
+            status: self.status,
+            headers: self.headers.clone(),
+            targeted: self.targeted.clone(),
+            body: self.body.clone(),
+            vary: self.vary.clone(),
+            freshness: self.freshness.expired_at(now),
+            stamp: self.stamp.clone(),
+        }
+    }
+
     pub(crate) fn weight(&self) -> usize {
         // Values are heap copies; names are charged too (standard names are static, custom
         // ones are not, and the http crate does not say which is which).
@@ -198,7 +212,22 @@ pub(crate) type Hasher = foldhash::fast::RandomState;
 /// Proof that a fill started at some point: its answer is stored only if its key was not
 /// removed since (`Store::insert_if_current`).
 #[derive(Debug, Clone, Copy)]
-pub struct FillStart(u64);
+pub struct FillStart {
+    /// The removal epoch.
+    removed: u64,
+    /// The tag epoch: tags an answer carries are current from it.
+    tags: u64,
+}
+
+impl FillStart {
+    /// The stamp of an answer carrying `tags` that this fill started before.
+    pub(crate) fn stamp(&self, tags: Vec<Arc<str>>) -> Option<TagStamp> {
+        (!tags.is_empty()).then_some(TagStamp {
+            tags,
+            since: self.tags,
+        })
+    }
+}
 
 impl Store {
     pub fn new(cfg: StoreConfig, clock: Clock) -> Self {
@@ -250,7 +279,10 @@ impl Store {
 
     /// Call before asking the origin; pass the result to [`Store::insert_if_current`].
     pub(crate) fn fill_start(&self) -> FillStart {
-        FillStart(self.epoch.load(Ordering::Acquire))
+        FillStart {
+            removed: self.epoch.load(Ordering::Acquire),
+            tags: self.tags.epoch(),
+        }
     }
 
     /// Stores `obj` unless `key` was removed after `start` (then the body may predate a write).
@@ -260,7 +292,7 @@ impl Store {
         obj: impl Into<Arc<Object>>,
         start: FillStart,
     ) -> bool {
-        let removed_since = |s: &Self| s.removed_at.get(&key).is_some_and(|at| at > start.0);
+        let removed_since = |s: &Self| s.removed_at.get(&key).is_some_and(|at| at > start.removed);
         if removed_since(self) || !self.insert(key.clone(), obj) {
             return false;
         }
@@ -355,6 +387,124 @@ impl Store {
         let at = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         self.removed_at.insert(key.clone(), at);
         self.cache.remove(key).is_some()
+    }
+
+    /// Purges the URL `key`, every variant: removed (and kept from fills that started
+    /// earlier), or with `soft` marked stale, to be revalidated or stand in on error. Returns
+    /// the number of objects purged.
+    pub(crate) fn purge(&self, key: &CacheKey, soft: bool, now: SystemTime) -> usize {
+        if soft {
+            return self.soften(key, now, |_| true);
+        }
+        let n = self.cache.get(key).map_or(0, |e| {
+            e.variants.iter().filter(|o| self.is_current(o)).count()
+        });
+        self.remove(key);
+        n
+    }
+
+    /// Purges every URL whose key starts with `prefix` (a key of the path prefix's URL):
+    /// walks the whole store, off the request path. Returns the number of objects purged.
+    pub(crate) fn purge_prefix(&self, prefix: &CacheKey, soft: bool, now: SystemTime) -> usize {
+        let keys: Vec<CacheKey> = self
+            .cache
+            .iter()
+            .filter(|(k, _)| k.as_str().starts_with(prefix.as_str()))
+            .map(|(k, _)| CacheKey::clone(&k))
+            .collect();
+        keys.iter().map(|k| self.purge(k, soft, now)).sum()
+    }
+
+    /// Purges every object tagged `tag`. Hard: the tag's generation moves on, which outdates
+    /// them all at once (they are then counted, walking the store); soft: each is replaced by
+    /// a stale copy. Returns the number of objects purged.
+    pub(crate) fn purge_tag(&self, tag: &str, soft: bool, now: SystemTime) -> usize {
+        let tagged = |o: &Object| {
+            o.stamp
+                .as_ref()
+                .is_some_and(|s| s.tags.iter().any(|t| &**t == tag))
+        };
+        if !soft {
+            let n = self
+                .cache
+                .iter()
+                .map(|(_, e)| {
+                    e.variants
+                        .iter()
+                        .filter(|o| tagged(o) && self.is_current(o))
+                        .count()
+                })
+                .sum();
+            self.tags.invalidate(&[tag]);
+            return n;
+        }
+        let keys: Vec<CacheKey> = self
+            .cache
+            .iter()
+            .filter(|(_, e)| e.variants.iter().any(|o| tagged(o)))
+            .map(|(k, _)| CacheKey::clone(&k))
+            .collect();
+        keys.iter()
+            .map(|k| self.soften(k, now, |o| tagged(o)))
+            .sum()
+    }
+
+    /// Replaces the variants of `key` that `which` picks by copies stale from `now`.
+    fn soften(&self, key: &CacheKey, now: SystemTime, which: impl Fn(&Object) -> bool) -> usize {
+        let Some(entry) = self.cache.get(key) else {
+            return 0;
+        };
+        let mut n = 0;
+        let variants: Vec<Arc<Object>> = entry
+            .variants
+            .iter()
+            .map(|o| {
+                if which(o) && self.is_current(o) && o.freshness.is_fresh(now) {
+                    n += 1;
+                    Arc::new(o.stale_copy(now))
+                } else {
+                    o.clone()
+                }
+            })
+            .collect();
+        if n > 0 {
+            let keep_until = variants
+                .iter()
+                .map(|o| o.freshness.keep_until(self.cfg.keep))
+                .chain(entry.hit_for_miss_until)
+                .max();
+            self.cache.insert(
+                key.clone(),
+                Arc::new(Entry {
+                    variants,
+                    hit_for_miss_until: entry.hit_for_miss_until,
+                    keep_until,
+                }),
+            );
+        }
+        n
+    }
+
+    /// The variants stored for `key` that no purge or write outdated (for inspection).
+    pub(crate) fn current_variants(&self, key: &CacheKey) -> Vec<Arc<Object>> {
+        self.cache.get(key).map_or_else(Vec::new, |e| {
+            e.variants
+                .iter()
+                .filter(|o| self.is_current(o))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Entries and bytes charged against the budget, once pending maintenance has run.
+    pub(crate) fn usage(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks();
+        (self.cache.entry_count(), self.cache.weighted_size())
+    }
+
+    /// Not outdated by a tag purge or a cache-aside write.
+    fn is_current(&self, o: &Object) -> bool {
+        o.stamp.as_ref().is_none_or(|s| self.tags.is_current(s))
     }
 
     /// Bytes currently charged against the budget (after pending maintenance).

@@ -8,6 +8,7 @@
 //! evicted raises a floor that stands in for every forgotten tag, so forgetting can only make
 //! entries look invalidated, never current.
 
+use http::{HeaderMap, HeaderName};
 use moka::{notification::RemovalCause, sync::Cache};
 use std::sync::{
     Arc,
@@ -63,6 +64,11 @@ impl Tags {
         }
     }
 
+    /// The tag epoch now: what a fill notes when it starts.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.clock.load(Ordering::Acquire)
+    }
+
     /// Invalidates every entry carrying any of these tags, from now on. Call it *after* the
     /// write to the source of truth has committed.
     pub(crate) fn invalidate<S: AsRef<str>>(&self, tags: &[S]) {
@@ -80,6 +86,25 @@ impl Tags {
             at <= stamp.since
         })
     }
+}
+
+/// Takes the surrogate keys out of an origin's response: the values of the `names` headers
+/// (`Surrogate-Key`, space separated; `Cache-Tag`, comma separated; either separator is taken
+/// in any of them), which are removed so they never reach a client.
+pub(crate) fn take_tags(h: &mut HeaderMap, names: &[HeaderName]) -> Vec<Arc<str>> {
+    let mut tags: Vec<Arc<str>> = Vec::new();
+    for name in names {
+        for v in h.get_all(name) {
+            let Ok(v) = v.to_str() else { continue };
+            for t in v.split([' ', '\t', ',']).filter(|t| !t.is_empty()) {
+                if !tags.iter().any(|have| &**have == t) {
+                    tags.push(Arc::from(t));
+                }
+            }
+        }
+        h.remove(name);
+    }
+    tags
 }
 
 #[cfg(test)]

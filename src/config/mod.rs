@@ -2,6 +2,7 @@
 //! name the offending field. Nothing here reads the process environment: `main` folds CLI flags
 //! and `EDGECACHE_*` variables in through [`Overrides`], so tests build configs from strings.
 
+mod admin;
 mod cache;
 mod database;
 mod log;
@@ -11,6 +12,7 @@ mod server;
 mod site;
 mod units;
 
+pub use admin::AdminConfig;
 pub(crate) use cache::CacheConfig;
 pub(crate) use database::{DatabaseConfig, RouteConfig};
 pub use log::{LogConfig, LogFormat};
@@ -43,6 +45,8 @@ pub struct Config {
     /// Data routes: matched before sites, on any host.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
+    /// `[admin]`: the admin API's listener and token.
+    pub admin: AdminConfig,
 }
 
 /// A config that cannot be used, naming the field at fault.
@@ -77,6 +81,10 @@ pub struct Overrides {
     pub max_memory: Option<ByteSize>,
     /// `--log-format`: replaces `[log] format`.
     pub log_format: Option<LogFormat>,
+    /// `--admin-listen`: replaces `[admin] listen`.
+    pub admin_listen: Option<SocketAddr>,
+    /// `EDGECACHE_ADMIN_TOKEN`: replaces `[admin] token`.
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -124,6 +132,12 @@ impl Config {
         if let Some(f) = o.log_format {
             self.log.format = f;
         }
+        if let Some(a) = o.admin_listen {
+            self.admin.listen = Some(a);
+        }
+        if let Some(t) = &o.admin_token {
+            self.admin.token = Some(t.clone());
+        }
         if let Some(url) = &o.origin {
             self.sites = vec![SiteConfig::any_host_upstream(url)];
         }
@@ -144,6 +158,7 @@ impl Config {
         self.cache.validate()?;
         self.server.validate()?;
         self.origin.validate()?;
+        self.admin.validate()?;
         if let Some(db) = &self.database {
             db.validate()?;
         }

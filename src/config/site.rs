@@ -55,6 +55,11 @@ pub struct SiteConfig {
     pub(crate) retry_non_idempotent: bool,
     /// Host header sent upstream; by default the client's own.
     pub(crate) origin_host: Option<String>,
+    /// Response headers whose values tag the stored object for purging by tag (surrogate
+    /// keys); they are removed before the response leaves the edge. Default:
+    /// `["Surrogate-Key", "Cache-Tag"]`; `[]` leaves them alone.
+    #[serde(default = "default_tag_headers")]
+    pub(crate) tag_headers: Vec<String>,
     /// For `https://` origins: a PEM file of the certificate authorities their certificates
     /// are verified against, instead of the system's roots. Default: the system's roots.
     #[serde(default)]
@@ -188,6 +193,7 @@ impl SiteConfig {
             retry_non_idempotent: false,
             origin_host: None,
             origin_ca_file: None,
+            tag_headers: default_tag_headers(),
             origin_sni: None,
             honor_client_cache_control: false,
             cache_set_cookie: false,
@@ -252,6 +258,14 @@ impl SiteConfig {
         }
         self.pool_keys().validate(i)?;
         self.validate_tls(i)?;
+        for (j, h) in self.tag_headers.iter().enumerate() {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(invalid(
+                    format!("site[{i}].tag_headers[{j}]"),
+                    format!("`{h}` is not a header name"),
+                ));
+            }
+        }
         for (j, h) in self.forward_headers.iter().enumerate() {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(invalid(
@@ -352,4 +366,8 @@ pub(crate) fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certif
         Ok(certs) if !certs.is_empty() => Ok(certs),
         _ => Err(format!("{} holds no PEM certificate", path.display())),
     }
+}
+
+fn default_tag_headers() -> Vec<String> {
+    vec!["Surrogate-Key".into(), "Cache-Tag".into()]
 }

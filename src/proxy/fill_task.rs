@@ -10,6 +10,7 @@ use crate::{
         key::{VaryValues, vary_names},
         policy::{self, NotStorable, PolicyRequest, SiteRules},
         status::{MissReason, Outcome, StaleReason},
+        tags::take_tags,
     },
     origin::{BodyStream, OriginRequest, OriginResponse, ServedBy},
 };
@@ -270,7 +271,9 @@ impl FillJob {
                 body: old.body.clone(),
                 vary: old.vary.clone(),
                 freshness,
-                stamp: None,
+                // The tags it was stored with, and since when (a tag purge since then would
+                // have outdated the stale copy before it could be revalidated).
+                stamp: old.stamp.clone(),
             }),
             Err(_) => {
                 // The renewed headers forbid storing: serve the old copy this once and drop it
@@ -304,6 +307,7 @@ impl FillJob {
         let plan = self.judge(w, status, &headers, now);
         let mut out_headers = headers;
         let targeted = policy::split_off_targeted(&mut out_headers);
+        let tags = take_tags(&mut out_headers, &self.site.tag_headers);
         out_headers.append(header::VIA, VIA);
         let outcome = if self.stale.is_some() {
             Outcome::Expired
@@ -359,7 +363,7 @@ impl FillJob {
                 body: full,
                 vary,
                 freshness,
-                stamp: None,
+                stamp: self.start.stamp(tags),
             };
             stored = self
                 .edge

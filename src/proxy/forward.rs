@@ -203,6 +203,7 @@ mod tests {
             cache_set_cookie: false,
             negative_ttl: std::time::Duration::ZERO,
             stale_on_error: std::time::Duration::ZERO,
+            tag_headers: Vec::new(),
             forward_headers: vec![
                 HeaderName::from_static("x-tenant"),
                 HeaderName::from_static("x-forwarded-prefix"),

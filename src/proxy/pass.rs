@@ -67,6 +67,8 @@ pub(crate) async fn serve(
     let mut headers = r.headers;
     // Targeted cache control is for this cache: it does not leave the edge (RFC 9213).
     policy::split_off_targeted(&mut headers);
+    // Surrogate keys are for this cache too.
+    crate::cache::tags::take_tags(&mut headers, &site.tag_headers);
     headers.append(header::VIA, forward::VIA);
     respond::stamp(&mut headers, &cs);
     let mut out = Response::new(Body::from_stream(r.body.map_err(std::io::Error::other)));

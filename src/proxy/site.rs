@@ -32,6 +32,8 @@ pub(crate) struct Site {
     pub(crate) forward_headers: Vec<HeaderName>,
     /// What a fill forwards of the client's headers: all but a deny-list, or a fixed set.
     pub(crate) request_headers: RequestHeaders,
+    /// The response headers that carry surrogate keys (`tag_headers`), lower case.
+    pub(crate) tag_headers: Vec<HeaderName>,
 }
 
 pub(crate) enum HostPattern {
@@ -75,13 +77,18 @@ impl Site {
             negative_ttl: cfg.negative_ttl.0,
             stale_on_error: cfg.stale_on_error.0,
             request_headers: cfg.request_headers,
-            forward_headers: cfg
-                .forward_headers
-                .iter()
-                .filter_map(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
-                .collect(),
+            forward_headers: header_names(&cfg.forward_headers),
+            tag_headers: header_names(&cfg.tag_headers),
         }
     }
+}
+
+/// Header names from the config (validated there), lower case.
+fn header_names(names: &[String]) -> Vec<HeaderName> {
+    names
+        .iter()
+        .filter_map(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
+        .collect()
 }
 
 /// The configured sites in match order.

@@ -150,6 +150,12 @@ fn check_config_accepts_the_example_and_names_bad_fields() {
             "origin.resolver[0]",
         ),
         (
+            "admin.toml",
+            "[admin]\nlisten = \"0.0.0.0:9090\"\n",
+            "admin.listen: 0.0.0.0:9090 is not a loopback address",
+        ),
+        ("token.toml", "[admin]\ntoken = \"short\"\n", "admin.token"),
+        (
             "ttl.toml",
             "[origin]\ndns_min_ttl = \"1m\"\ndns_max_ttl = \"10s\"\n",
             "origin.dns_max_ttl",

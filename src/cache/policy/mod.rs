@@ -66,6 +66,14 @@ impl Freshness {
         }
     }
 
+    /// The same freshness, ending at `now` if it ran later (a soft purge).
+    pub(crate) fn expired_at(&self, now: SystemTime) -> Freshness {
+        Freshness {
+            fresh_for: self.fresh_for.min(self.resident(now)),
+            ..*self
+        }
+    }
+
     pub(crate) fn is_fresh(&self, now: SystemTime) -> bool {
         self.resident(now) < self.fresh_for
     }

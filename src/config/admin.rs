@@ -1,0 +1,49 @@
+//! `[admin]`: the admin API's listener and its token.
+
+use super::{ConfigError, invalid};
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// Where the admin API listens when nothing says otherwise.
+pub(crate) const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The admin API's address (also `--admin-listen`). Default: 127.0.0.1:9090, and then a
+    /// port already taken (Prometheus uses 9090 too) is logged and the edge serves without
+    /// its admin API; an address given explicitly must be free.
+    pub listen: Option<SocketAddr>,
+    /// The bearer token every admin request must carry (also `EDGECACHE_ADMIN_TOKEN`).
+    /// Without one the admin API listens only on a loopback address, and asks for nothing.
+    pub token: Option<String>,
+}
+
+impl AdminConfig {
+    /// The address to listen on.
+    pub fn addr(&self) -> SocketAddr {
+        self.listen.unwrap_or(DEFAULT_ADMIN_LISTEN)
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(t) = &self.token
+            && (t.len() < 16 || t.bytes().any(|b| !b.is_ascii_graphic()))
+        {
+            return Err(invalid(
+                "admin.token",
+                "must be at least 16 printable characters, without spaces",
+            ));
+        }
+        if self.token.is_none() && !self.addr().ip().is_loopback() {
+            return Err(invalid(
+                "admin.listen",
+                format!(
+                    "{} is not a loopback address: set admin.token (or EDGECACHE_ADMIN_TOKEN) to listen there",
+                    self.addr()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
