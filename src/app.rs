@@ -146,6 +146,7 @@ impl App {
                 health_path: cfg.server.health_path.clone(),
                 access_log: cfg.log.access_log,
                 structured_log: cfg.log.format == crate::config::LogFormat::Json,
+                purge_from: cfg.admin.purge_from.clone(),
             },
         });
         Ok(Self { edge })

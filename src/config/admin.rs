@@ -1,6 +1,6 @@
 //! `[admin]`: the admin API's listener and its token.
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, cidr::Cidr, invalid};
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 pub(crate) const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// The admin API's address (also `--admin-listen`). Default: 127.0.0.1:9090, and then a
@@ -18,6 +18,19 @@ pub struct AdminConfig {
     /// The bearer token every admin request must carry (also `EDGECACHE_ADMIN_TOKEN`).
     /// Without one the admin API listens only on a loopback address, and asks for nothing.
     pub token: Option<String>,
+    /// Who may send the HTTP `PURGE` method to the main listener (it purges one URL, every
+    /// variant); anyone else gets 405. Addresses or CIDR ranges. Default: loopback.
+    pub purge_from: Vec<Cidr>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            token: None,
+            purge_from: Cidr::loopback(),
+        }
+    }
 }
 
 impl AdminConfig {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod cache;
+mod cidr;
 mod database;
 mod log;
 mod origin;
@@ -14,6 +15,7 @@ mod units;
 
 pub use admin::AdminConfig;
 pub(crate) use cache::CacheConfig;
+pub use cidr::Cidr;
 pub(crate) use database::{DatabaseConfig, RouteConfig};
 pub use log::{LogConfig, LogFormat};
 pub(crate) use origin::OriginConfig;

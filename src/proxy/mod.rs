@@ -22,8 +22,8 @@ use crate::{
 };
 use axum::body::Body;
 use error::ProxyError;
-use http::{HeaderValue, Method, Request, Response, header};
-use site::{Authority, Sites};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use site::{Authority, Site, Sites};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 /// Timeouts and limits the request path needs.
@@ -47,6 +47,8 @@ pub(crate) struct Settings {
     pub(crate) access_log: bool,
     /// Access log lines as structured fields (JSON logs) rather than one formatted message.
     pub(crate) structured_log: bool,
+    /// Who may send `PURGE` (`admin.purge_from`).
+    pub(crate) purge_from: Vec<crate::config::Cidr>,
 }
 
 /// Shared state of the edge: sites, the store, the fills in progress.
@@ -96,6 +98,8 @@ pub(crate) struct FillMeta {
 pub(crate) struct Client {
     /// The IP address alone; an IPv4 client of a dual-stack socket as plain IPv4.
     pub(crate) ip: HeaderValue,
+    /// The same, as an address: what access rules are checked against.
+    pub(crate) addr: std::net::IpAddr,
     /// The event loop serving the connection: its requests to origins use that loop's
     /// connection pool (see `server`), so a fill never crosses threads.
     pub(crate) event_loop: usize,
@@ -103,9 +107,14 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(addr: SocketAddr, event_loop: usize) -> Self {
-        let ip = HeaderValue::try_from(addr.ip().to_canonical().to_string())
+        let canonical = addr.ip().to_canonical();
+        let ip = HeaderValue::try_from(canonical.to_string())
             .expect("an IP address is a valid header value");
-        Self { ip, event_loop }
+        Self {
+            ip,
+            addr: canonical,
+            event_loop,
+        }
     }
 }
 
@@ -234,6 +243,9 @@ async fn route(
     } else {
         HeaderValue::from_str(&ctx.authority).expect("validated above")
     };
+    if parts.method.as_str() == "PURGE" {
+        return purge(edge, site, ctx);
+    }
     match parts.method {
         Method::GET | Method::HEAD => cached::serve(edge, site, parts, ctx).await,
         _ => {
@@ -244,6 +256,35 @@ async fn route(
             Box::pin(pass::serve(edge, site, parts, body, ctx, bypass)).await
         }
     }
+}
+
+/// `PURGE` of one URL (every variant), from the addresses of `admin.purge_from` only; 405 for
+/// anyone else, as for a method the edge does not take. Answers `{"purged": N}`.
+fn purge(edge: &Arc<Edge>, site: &Site, ctx: &RequestCtx) -> Response<Body> {
+    let allowed = ctx
+        .client
+        .as_ref()
+        .is_some_and(|c| edge.settings.purge_from.iter().any(|r| r.contains(c.addr)));
+    let (status, body) = if allowed {
+        let key = crate::cache::CacheKey::new(&site.name, &ctx.authority, &ctx.target);
+        let n = edge.store.purge(&key, false, edge.store.clock().now());
+        tracing::info!(purged = n, url = %ctx.target, "PURGE");
+        (StatusCode::OK, format!("{{\"purged\": {n}}}\n"))
+    } else {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{\"error\": \"PURGE is not allowed from this address\"}\n".to_string(),
+        )
+    };
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Does the path have a `.` or `..` segment, once percent-decoded, with a backslash also taken as a

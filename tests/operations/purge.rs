@@ -154,3 +154,38 @@ async fn a_tag_purge_outdates_every_object_carrying_it() {
     assert_eq!(n, 110);
     assert_ne!(x_cache(&edge, &other[0]).await, "HIT");
 }
+
+#[tokio::test]
+async fn the_purge_method_works_from_purge_from_addresses_only() {
+    let origin = TestOrigin::start().await;
+    let purge_method = reqwest::Method::from_bytes(b"PURGE").unwrap();
+    // By default loopback may purge: the test client is on 127.0.0.1.
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let path = "/m?cc=max-age%3D60";
+    edge.get(path).send().await.unwrap();
+    let r = edge
+        .request(purge_method.clone(), path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "{\"purged\": 1}\n");
+    assert_eq!(x_cache(&edge, path).await, "MISS");
+    // Anyone outside purge_from gets 405, and the object stays.
+    let edge = TestEdge::in_front_of(
+        &origin,
+        "[admin]\npurge_from = [\"10.0.0.0/8\", \"2001:db8::/32\"]",
+    )
+    .await;
+    edge.get(path).send().await.unwrap();
+    let r = edge.request(purge_method, path).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("not allowed from this address")
+    );
+    assert_eq!(x_cache(&edge, path).await, "HIT");
+    assert_eq!(origin.count("/m"), 3);
+}
