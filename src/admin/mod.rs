@@ -3,8 +3,9 @@
 //!
 //! - `POST /purge` with one of `{"url": "http://host/path?q"}` (every variant of that URL),
 //!   `{"prefix": "http://host/path/"}` (every URL under it) or `{"tag": "name"}` (every object
-//!   carrying that surrogate key), each optionally with `"soft": true` (marked stale rather than
-//!   removed: revalidated before it is served again, or standing in on error). Answers
+//!   carrying that surrogate key), each optionally with `"soft": true` (marked stale from now
+//!   rather than removed: revalidated, served within its own stale windows counted from the
+//!   purge, or standing in on error). Answers
 //!   `{"purged": N}`, N the number of stored objects (variants) purged: exact for a URL and a
 //!   prefix, and for a tag those that carried it when it was purged.
 //! - `GET /cache?url=...`: whether the URL is cached, and each variant's age, TTL left and
@@ -72,15 +73,37 @@ impl IntoResponse for Refusal {
 }
 
 /// Lets through only requests with the configured bearer token (compared in constant time).
+/// Without a token, only requests for a loopback name: a web page of another origin that
+/// rebinds its own name to 127.0.0.1 (DNS rebinding) sends its Host, and is refused.
 async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     let Some(token) = &st.token else {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(Authority::parse);
+        let loopback = host.is_some_and(|a| {
+            a.host == "localhost"
+                || a.host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        if !loopback {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "without a token the admin API answers only requests for localhost",
+            );
+        }
         return next.run(req).await;
     };
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     match given {
         None => {
             let mut r = refuse(StatusCode::UNAUTHORIZED, "a bearer token is required");

@@ -90,7 +90,12 @@ impl Object {
                 .sum();
             h.capacity() * HEADER_SLOT + heap
         };
+        let tags: usize = self
+            .stamp
+            .as_ref()
+            .map_or(0, |s| s.tags.iter().map(|t| alloc_size(t.len()) + 16).sum());
         alloc_size(self.body.len())
+            + tags
             + headers(&self.headers)
             + headers(&self.targeted)
             + self.vary.weight()
@@ -205,8 +210,9 @@ const REMOVAL_MEMORY_BYTES: u64 = 4 << 20;
 const TAG_MEMORY_BYTES: u64 = 8 << 20;
 
 /// The hasher of the store's maps (and the fill table's): foldhash, seeded at random per map
-/// like std's SipHash, so client-chosen keys cannot be made to collide, at a fraction of its
-/// cost on every lookup (a HIT hashes its key at least once).
+/// like std's SipHash, at a fraction of its cost on every lookup (a HIT hashes its key at
+/// least once). Its own documentation calls it minimally DoS-resistant: a random seed an
+/// attacker cannot see, not a cryptographic guarantee; the tables are also bounded by bytes.
 pub(crate) type Hasher = foldhash::fast::RandomState;
 
 /// Proof that a fill started at some point: its answer is stored only if its key was not
@@ -384,9 +390,22 @@ impl Store {
     /// Removes every variant of a URL, and keeps fills that started earlier from storing it
     /// again. Returns whether anything was there.
     pub(crate) fn remove(&self, key: &CacheKey) -> bool {
+        self.fence(key);
+        // Under the key's lock, as every change of an entry: a soft purge rebuilding it at the
+        // same moment cannot bring it back.
+        matches!(
+            self.cache
+                .entry(key.clone())
+                .and_compute_with(|_| moka::ops::compute::Op::Remove),
+            moka::ops::compute::CompResult::Removed(_)
+        )
+    }
+
+    /// Keeps fills of `key` that started before now from storing their answer: it may
+    /// predate what is being done to the key.
+    fn fence(&self, key: &CacheKey) {
         let at = self.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         self.removed_at.insert(key.clone(), at);
-        self.cache.remove(key).is_some()
     }
 
     /// Purges the URL `key`, every variant: removed (and kept from fills that started
@@ -396,9 +415,7 @@ impl Store {
         if soft {
             return self.soften(key, now, |_| true);
         }
-        let n = self.cache.get(key).map_or(0, |e| {
-            e.variants.iter().filter(|o| self.is_current(o)).count()
-        });
+        let n = self.current_variants(key).len();
         self.remove(key);
         n
     }
@@ -425,18 +442,20 @@ impl Store {
                 .is_some_and(|s| s.tags.iter().any(|t| &**t == tag))
         };
         if !soft {
-            let n = self
+            // Outdated first, counted after: N is what carried the tag as it was purged.
+            let before = self.tags.epoch();
+            self.tags.invalidate(&[tag]);
+            let carried = |o: &Object| o.stamp.as_ref().is_some_and(|s| s.since <= before);
+            return self
                 .cache
                 .iter()
                 .map(|(_, e)| {
                     e.variants
                         .iter()
-                        .filter(|o| tagged(o) && self.is_current(o))
+                        .filter(|o| tagged(o) && carried(o))
                         .count()
                 })
                 .sum();
-            self.tags.invalidate(&[tag]);
-            return n;
         }
         let keys: Vec<CacheKey> = self
             .cache
@@ -449,38 +468,45 @@ impl Store {
             .sum()
     }
 
-    /// Replaces the variants of `key` that `which` picks by copies stale from `now`.
+    /// Replaces the variants of `key` that `which` picks by copies stale from `now`, under the
+    /// key's lock (a removal or a fill's insert at the same moment is not undone), and keeps
+    /// fills that started earlier from storing what may predate the purge.
     fn soften(&self, key: &CacheKey, now: SystemTime, which: impl Fn(&Object) -> bool) -> usize {
-        let Some(entry) = self.cache.get(key) else {
-            return 0;
-        };
+        use moka::ops::compute::Op;
         let mut n = 0;
-        let variants: Vec<Arc<Object>> = entry
-            .variants
-            .iter()
-            .map(|o| {
-                if which(o) && self.is_current(o) && o.freshness.is_fresh(now) {
-                    n += 1;
-                    Arc::new(o.stale_copy(now))
-                } else {
-                    o.clone()
-                }
-            })
-            .collect();
-        if n > 0 {
+        self.cache.entry(key.clone()).and_compute_with(|found| {
+            let Some(found) = found else {
+                return Op::Nop;
+            };
+            let entry = found.into_value();
+            let variants: Vec<Arc<Object>> = entry
+                .variants
+                .iter()
+                .map(|o| {
+                    if which(o) && self.is_current(o) && o.freshness.is_fresh(now) {
+                        n += 1;
+                        Arc::new(o.stale_copy(now))
+                    } else {
+                        o.clone()
+                    }
+                })
+                .collect();
+            if n == 0 {
+                return Op::Nop;
+            }
             let keep_until = variants
                 .iter()
                 .map(|o| o.freshness.keep_until(self.cfg.keep))
                 .chain(entry.hit_for_miss_until)
                 .max();
-            self.cache.insert(
-                key.clone(),
-                Arc::new(Entry {
-                    variants,
-                    hit_for_miss_until: entry.hit_for_miss_until,
-                    keep_until,
-                }),
-            );
+            Op::Put(Arc::new(Entry {
+                variants,
+                hit_for_miss_until: entry.hit_for_miss_until,
+                keep_until,
+            }))
+        });
+        if n > 0 {
+            self.fence(key);
         }
         n
     }

@@ -91,21 +91,36 @@ impl Tags {
 /// Takes the surrogate keys out of an origin's response: the values of the `names` headers
 /// (`Surrogate-Key`, space separated; `Cache-Tag`, comma separated; either separator is taken
 /// in any of them), which are removed so they never reach a client.
+/// At most `MAX_TAGS` tags of at most `MAX_TAG_LEN` bytes each are kept: an origin's header
+/// cannot make an object's tags cost more than its body, nor a HIT check thousands of them.
 pub(crate) fn take_tags(h: &mut HeaderMap, names: &[HeaderName]) -> Vec<Arc<str>> {
-    let mut tags: Vec<Arc<str>> = Vec::new();
+    let mut tags: Vec<&str> = Vec::new();
     for name in names {
         for v in h.get_all(name) {
             let Ok(v) = v.to_str() else { continue };
-            for t in v.split([' ', '\t', ',']).filter(|t| !t.is_empty()) {
-                if !tags.iter().any(|have| &**have == t) {
-                    tags.push(Arc::from(t));
-                }
-            }
+            tags.extend(
+                v.split([' ', '\t', ','])
+                    .filter(|t| !t.is_empty() && t.len() <= MAX_TAG_LEN),
+            );
         }
+    }
+    tags.sort_unstable();
+    tags.dedup();
+    if tags.len() > MAX_TAGS {
+        tracing::debug!(tags = tags.len(), "more surrogate keys than kept");
+        tags.truncate(MAX_TAGS);
+    }
+    let out = tags.into_iter().map(Arc::from).collect();
+    for name in names {
         h.remove(name);
     }
-    tags
+    out
 }
+
+/// Tags kept per response.
+const MAX_TAGS: usize = 64;
+/// Longest tag kept.
+const MAX_TAG_LEN: usize = 256;
 
 #[cfg(test)]
 mod tests {

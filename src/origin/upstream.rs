@@ -92,7 +92,12 @@ impl Upstream {
     pub(crate) async fn check(&self, path: &str, timeout: Duration, status: u16) -> bool {
         let mut url = self.base_url.clone();
         let base_path = self.base_url.path().trim_end_matches('/');
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
         url.set_path(&format!("{base_path}{path}"));
+        url.set_query(query);
         let mut rb = self.clients[0].get(url).timeout(timeout);
         if let Some(h) = &self.host {
             rb = rb.header(http::header::HOST, h);

@@ -241,6 +241,9 @@ impl FillJob {
         full.extend(old.targeted.clone());
         let mut merged = policy::merge_not_modified(&full, &r.headers);
         let targeted = policy::split_off_targeted(&mut merged);
+        // Surrogate keys a 304 carries leave neither: the copy keeps the tags it was stored
+        // with (re-tagging would need a new generation, a full answer's).
+        take_tags(&mut merged, &self.site.tag_headers);
         let mut eval = merged.clone();
         eval.extend(targeted.clone());
         if let Some(age) = r.headers.get(header::AGE) {

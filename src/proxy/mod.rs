@@ -277,6 +277,13 @@ fn purge(edge: &Arc<Edge>, site: &Site, ctx: &RequestCtx) -> Response<Body> {
         )
     };
     let mut r = Response::new(Body::from(body));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        // RFC 9110 section 15.5.6: a 405 says what the resource does take.
+        r.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+    }
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

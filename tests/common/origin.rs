@@ -51,7 +51,7 @@ use tokio::sync::watch;
 pub const LAST_MODIFIED: &str = "Mon, 02 Nov 2026 10:00:00 GMT";
 
 /// Headers a 304 repeats from the 200 it stands for (RFC 9110 §15.4.5).
-const NOT_MODIFIED_HEADERS: [HeaderName; 7] = [
+const NOT_MODIFIED_HEADERS: [HeaderName; 9] = [
     header::CACHE_CONTROL,
     header::CONTENT_LOCATION,
     header::DATE,
@@ -59,6 +59,9 @@ const NOT_MODIFIED_HEADERS: [HeaderName; 7] = [
     header::EXPIRES,
     header::LAST_MODIFIED,
     header::VARY,
+    // Surrogate keys, as a CDN's origin may repeat them on a 304.
+    HeaderName::from_static("surrogate-key"),
+    HeaderName::from_static("cache-tag"),
 ];
 
 /// Query parameters copied verbatim into a response header; the first three

@@ -143,7 +143,7 @@ async fn cache_shows_each_variant_and_stats_count_them() {
         .map(|v| v["vary"]["accept-language"].as_str().unwrap())
         .collect();
     assert!(langs.contains(&"en") && langs.contains(&"fr"), "{langs:?}");
-    assert_eq!(variants[0]["tags"], json!(["red", "blue"]));
+    assert_eq!(variants[0]["tags"], json!(["blue", "red"]));
     assert!(variants[0]["ttl"].as_i64().unwrap() > 50);
     assert_eq!(
         variants[0]["headers"]["cache-control"],
@@ -173,4 +173,34 @@ fn percent(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[tokio::test]
+async fn without_a_token_only_requests_for_localhost_are_answered() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let open = edgecache::admin::app(edgecache::admin::AdminState::new(edge.state.clone(), None));
+    let stats = |host: &str| {
+        Request::builder()
+            .uri("/stats")
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for host in ["127.0.0.1:9090", "localhost:9090", "[::1]:9090"] {
+        let (status, _) = answer(&open, stats(host)).await;
+        assert_eq!(status, StatusCode::OK, "{host}");
+    }
+    // A page that rebinds its own name to 127.0.0.1 sends that name.
+    let (status, body) = answer(&open, stats("attacker.example:9090")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["error"].as_str().unwrap().contains("localhost"));
+    // The bearer scheme is case-insensitive (RFC 9110 section 11.1).
+    let r = Request::builder()
+        .uri("/stats")
+        .header("authorization", format!("bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = answer(&admin(&edge), r).await;
+    assert_eq!(status, StatusCode::OK);
 }

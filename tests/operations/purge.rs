@@ -180,6 +180,7 @@ async fn the_purge_method_works_from_purge_from_addresses_only() {
     edge.get(path).send().await.unwrap();
     let r = edge.request(purge_method, path).send().await.unwrap();
     assert_eq!(r.status(), 405);
+    assert!(header(&r, "allow").contains("GET"));
     assert!(
         r.text()
             .await
@@ -188,4 +189,25 @@ async fn the_purge_method_works_from_purge_from_addresses_only() {
     );
     assert_eq!(x_cache(&edge, path).await, "HIT");
     assert_eq!(origin.count("/m"), 3);
+}
+
+#[tokio::test]
+async fn surrogate_keys_on_a_304_stay_at_the_edge_and_the_copy_keeps_its_tags() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(&origin, "").await;
+    let api = admin(&edge);
+    let path = "/k?etag=1&cc=max-age%3D1&hdr=Surrogate-Key:kept";
+    edge.get(path).send().await.unwrap();
+    edge.advance(std::time::Duration::from_secs(2));
+    let r = edge.get(path).send().await.unwrap();
+    assert_eq!(header(&r, "x-cache"), "REVALIDATED");
+    assert!(r.headers().get("surrogate-key").is_none());
+    let r = edge.get(path).send().await.unwrap();
+    assert_eq!(header(&r, "x-cache"), "HIT");
+    assert!(
+        r.headers().get("surrogate-key").is_none(),
+        "not stored from the 304"
+    );
+    assert_eq!(purge(&api, json!({ "tag": "kept" })).await, 1);
+    assert_eq!(x_cache(&edge, path).await, "MISS");
 }

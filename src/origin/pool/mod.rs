@@ -179,10 +179,17 @@ impl Pool {
             } else if !names.refreshing.swap(true, Ordering::AcqRel) {
                 let pool = self.clone();
                 tokio::spawn(async move {
-                    pool.resolve().await;
-                    if let Some(n) = &pool.names {
-                        n.refreshing.store(false, Ordering::Release);
+                    // Cleared however the task ends (a panic, a runtime shutting down).
+                    struct Done(Arc<Pool>);
+                    impl Drop for Done {
+                        fn drop(&mut self) {
+                            if let Some(n) = &self.0.names {
+                                n.refreshing.store(false, Ordering::Release);
+                            }
+                        }
                     }
+                    let done = Done(pool);
+                    done.0.resolve().await;
                 });
             }
         }
@@ -208,8 +215,14 @@ impl Pool {
         let bounds = names.dns.bounds;
         let mut keep = bounds.max;
         let mut changed = false;
+        // Worked on as a copy, kept only once members are built from it: a build that fails
+        // is tried again, rather than the new answer taken as already in place.
         let answers = {
-            let mut answers = names.answers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut answers = names
+                .answers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             for ((entry, result), last) in self.entries.iter().zip(results).zip(answers.iter_mut())
             {
                 let (Some(result), Some(last), Some(name)) = (result, last.as_mut(), &entry.name)
@@ -241,7 +254,7 @@ impl Pool {
                     }
                 }
             }
-            answers.clone()
+            answers
         };
         *names.next.lock().unwrap_or_else(|p| p.into_inner()) = self.clock.now() + keep;
         if !changed {
@@ -249,8 +262,15 @@ impl Pool {
         }
         let old = self.members();
         match Members::build(&self.entries, &answers, Some(&old), &self.build) {
-            Ok(m) => *self.members.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m),
-            Err(error) => tracing::error!(%error, "cannot set up origin pool members"),
+            Ok(m) => {
+                *self.members.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
+                *names.answers.lock().unwrap_or_else(|p| p.into_inner()) = answers;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot set up origin pool members");
+                *names.next.lock().unwrap_or_else(|p| p.into_inner()) =
+                    self.clock.now() + bounds.min;
+            }
         }
     }
 
