@@ -8,9 +8,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn every_refusal_is_a_4xx_with_a_json_error() {
-    let origin = TestOrigin::start().await;
-    let edge = TestEdge::in_front_of(&origin, "").await;
-    let api = admin(&edge);
+    let (origin, edge, api) = crate::setup().await;
     let purge = |auth: Option<&str>, ct: Option<&str>, body: &str| {
         let mut r = Request::builder().method("POST").uri("/purge");
         if let Some(a) = auth {
@@ -114,9 +112,7 @@ async fn every_refusal_is_a_4xx_with_a_json_error() {
 
 #[tokio::test]
 async fn cache_shows_each_variant_and_stats_count_them() {
-    let origin = TestOrigin::start().await;
-    let edge = TestEdge::in_front_of(&origin, "").await;
-    let api = admin(&edge);
+    let (_origin, edge, api) = crate::setup().await;
     let path = "/v?vary=Accept-Language&cc=max-age%3D60&hdr=Surrogate-Key:red%20blue";
     for lang in ["en", "fr"] {
         let r = edge

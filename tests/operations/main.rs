@@ -17,6 +17,14 @@ use tower::ServiceExt;
 
 pub const TOKEN: &str = "test-token-0123456789";
 
+/// A test origin, an edge in front of it and the edge's admin API.
+pub async fn setup() -> (common::TestOrigin, common::TestEdge, Router) {
+    let origin = common::TestOrigin::start().await;
+    let edge = common::TestEdge::in_front_of(&origin, "").await;
+    let api = admin(&edge);
+    (origin, edge, api)
+}
+
 /// The admin API of `edge`, asking for `TOKEN`.
 pub fn admin(edge: &common::TestEdge) -> Router {
     app(AdminState::new(edge.state.clone(), Some(TOKEN)))

@@ -11,9 +11,7 @@ async fn x_cache(edge: &TestEdge, path: &str) -> String {
 
 #[tokio::test]
 async fn a_url_purge_removes_every_variant_of_it_and_nothing_else() {
-    let origin = TestOrigin::start().await;
-    let edge = TestEdge::in_front_of(&origin, "").await;
-    let api = admin(&edge);
+    let (origin, edge, api) = crate::setup().await;
     let path = "/u?vary=Accept-Language&cc=max-age%3D60";
     for lang in ["en", "fr"] {
         edge.get(path)
@@ -43,9 +41,7 @@ async fn a_url_purge_removes_every_variant_of_it_and_nothing_else() {
 
 #[tokio::test]
 async fn a_soft_purge_is_revalidated_with_one_conditional_request() {
-    let origin = TestOrigin::start().await;
-    let edge = TestEdge::in_front_of(&origin, "").await;
-    let api = admin(&edge);
+    let (origin, edge, api) = crate::setup().await;
     let path = "/s?etag=1&cc=max-age%3D600";
     let first = edge.get(path).send().await.unwrap().text().await.unwrap();
     assert_eq!(x_cache(&edge, path).await, "HIT");
@@ -96,9 +92,7 @@ async fn a_soft_purged_copy_stands_in_when_the_origin_fails() {
 
 #[tokio::test]
 async fn a_prefix_purge_removes_the_urls_under_it() {
-    let origin = TestOrigin::start().await;
-    let edge = TestEdge::in_front_of(&origin, "").await;
-    let api = admin(&edge);
+    let (_origin, edge, api) = crate::setup().await;
     for p in [
         "/dir/a?cc=max-age%3D60",
         "/dir/b/c?cc=max-age%3D60",
@@ -117,9 +111,7 @@ async fn a_prefix_purge_removes_the_urls_under_it() {
 
 #[tokio::test]
 async fn a_tag_purge_outdates_every_object_carrying_it() {
-    let origin = TestOrigin::start().await;
-    let edge = TestEdge::in_front_of(&origin, "").await;
-    let api = admin(&edge);
+    let (_origin, edge, api) = crate::setup().await;
     let tagged = |i: usize, tags: &str| format!("/t{i}?cc=max-age%3D60&hdr={tags}");
     // Surrogate-Key is space separated, Cache-Tag comma separated.
     let mut red = Vec::new();
@@ -193,9 +185,7 @@ async fn the_purge_method_works_from_purge_from_addresses_only() {
 
 #[tokio::test]
 async fn surrogate_keys_on_a_304_stay_at_the_edge_and_the_copy_keeps_its_tags() {
-    let origin = TestOrigin::start().await;
-    let edge = TestEdge::in_front_of(&origin, "").await;
-    let api = admin(&edge);
+    let (_origin, edge, api) = crate::setup().await;
     let path = "/k?etag=1&cc=max-age%3D1&hdr=Surrogate-Key:kept";
     edge.get(path).send().await.unwrap();
     edge.advance(std::time::Duration::from_secs(2));
