@@ -147,6 +147,7 @@ impl App {
                 access_log: cfg.log.access_log,
                 structured_log: cfg.log.format == crate::config::LogFormat::Json,
                 purge_from: cfg.admin.purge_from.clone(),
+                trusted_proxies: cfg.server.trusted_proxies.clone(),
             },
         });
         Ok(Self { edge })

@@ -91,7 +91,8 @@ async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         let edge = edge.clone();
-        let client = crate::proxy::Client::new(peer, event_loop);
+        let trusted = edge.settings.trusts(peer.ip().to_canonical());
+        let client = crate::proxy::Client::new(peer, event_loop, trusted);
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             let edge = edge.clone();
             let client = client.clone();

@@ -19,6 +19,11 @@ pub struct ServerConfig {
     /// Answered by the edge itself, never forwarded; empty string turns it off. Default:
     /// `/healthz`.
     pub(crate) health_path: String,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and `X-Forwarded-Proto` are
+    /// believed: for a connection from one of them, the client is the right-most address of
+    /// `X-Forwarded-For` that is not itself a trusted proxy. From anyone else those headers
+    /// change nothing, and the origin is sent the connection's own address. Default: none.
+    pub(crate) trusted_proxies: Vec<super::Cidr>,
     /// Connections served at once; further ones wait in the kernel's accept queue. Default:
     /// 10000.
     pub(crate) max_connections: usize,
@@ -47,6 +52,7 @@ impl Default for ServerConfig {
             listen: ([127, 0, 0, 1], 8080).into(),
             threads: 0,
             health_path: "/healthz".into(),
+            trusted_proxies: Vec::new(),
             max_connections: 10_000,
             max_header_bytes: ByteSize(64 << 10),
             max_headers: 100,

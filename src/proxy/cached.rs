@@ -104,7 +104,7 @@ fn hit(
 fn job(edge: &Arc<Edge>, site: &Arc<Site>, req: &Parts, ctx: &RequestCtx, m: &Miss) -> FillJob {
     let vary = &m.fill.vary;
     let mut origin_headers =
-        forward::fill_headers(site, &req.headers, &ctx.host_value, ctx.client_ip(), vary);
+        forward::fill_headers(site, &req.headers, &ctx.host_value, ctx.client(), vary);
     if let Some(s) = &m.stale {
         policy::add_validators(&s.headers, &mut origin_headers);
     }

@@ -9,7 +9,7 @@
 //! forwards only a fixed safe set instead. Both add the site's `forward_headers` and every header
 //! the stored response varies on. Pass-through requests carry everything but hop-by-hop fields.
 
-use super::site::Site;
+use super::{Client, site::Site};
 use crate::{
     cache::key::preferred_encoding, config::RequestHeaders, origin::headers::strip_hop_by_hop,
 };
@@ -65,7 +65,7 @@ static OVERRIDE_HEADERS: [HeaderName; 10] = [
     HeaderName::from_static("x-forwarded-prefix"),
 ];
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
@@ -75,7 +75,7 @@ pub(crate) fn fill_headers(
     site: &Site,
     client: &HeaderMap,
     host: &HeaderValue,
-    client_ip: Option<&HeaderValue>,
+    from: Option<&Client>,
     vary: &[HeaderName],
 ) -> HeaderMap {
     let mut h = match site.request_headers {
@@ -111,7 +111,7 @@ pub(crate) fn fill_headers(
         header::ACCEPT_ENCODING,
         HeaderValue::from_static(preferred_encoding(client)),
     );
-    add_proxy_headers(&mut h, client, host, client_ip);
+    add_proxy_headers(&mut h, client, host, from);
     h
 }
 
@@ -130,13 +130,13 @@ fn copy_from(h: &mut HeaderMap, client: &HeaderMap, name: &HeaderName) {
 pub(crate) fn pass_headers(
     client: &HeaderMap,
     host: &HeaderValue,
-    client_ip: Option<&HeaderValue>,
+    from: Option<&Client>,
 ) -> HeaderMap {
     let mut h = client.clone();
     strip_hop_by_hop(&mut h);
     h.remove(header::FORWARDED);
     join_cookies(&mut h);
-    add_proxy_headers(&mut h, client, host, client_ip);
+    add_proxy_headers(&mut h, client, host, from);
     h
 }
 
@@ -159,31 +159,47 @@ fn join_cookies(h: &mut HeaderMap) {
     }
 }
 
+/// `Host`, `Via` and the `X-Forwarded-*` fields. A trusted proxy's `X-Forwarded-For` is
+/// extended with its address and its `X-Forwarded-Proto` passed on; anyone else's are replaced
+/// by the connection's own address and `http`, so an origin that believes the left-most
+/// address cannot be told another.
 fn add_proxy_headers(
     h: &mut HeaderMap,
     client: &HeaderMap,
     host: &HeaderValue,
-    client_ip: Option<&HeaderValue>,
+    from: Option<&Client>,
 ) {
     h.insert(header::HOST, host.clone());
     h.append(header::VIA, VIA);
-    if let Some(ip) = client_ip {
-        // A client's list that is not plain text is replaced, not extended.
-        let xff = match client.get(X_FORWARDED_FOR).filter(|v| v.to_str().is_ok()) {
+    let trusted = from.is_some_and(|c| c.trusted);
+    if let Some(c) = from {
+        // A trusted list that is not plain text is replaced, not extended.
+        let prev = client
+            .get(X_FORWARDED_FOR)
+            .filter(|v| trusted && v.to_str().is_ok());
+        let xff = match prev {
             Some(prev) => {
-                let mut v = Vec::with_capacity(prev.len() + 2 + ip.len());
+                let mut v = Vec::with_capacity(prev.len() + 2 + c.peer.len());
                 v.extend_from_slice(prev.as_bytes());
                 v.extend_from_slice(b", ");
-                v.extend_from_slice(ip.as_bytes());
+                v.extend_from_slice(c.peer.as_bytes());
                 HeaderValue::from_bytes(&v).ok()
             }
-            None => Some(ip.clone()),
+            None => Some(c.peer.clone()),
         };
-        if let Some(v) = xff {
-            h.insert(X_FORWARDED_FOR, v);
-        }
+        match xff {
+            Some(v) => h.insert(X_FORWARDED_FOR, v),
+            None => h.insert(X_FORWARDED_FOR, c.peer.clone()),
+        };
+    } else {
+        h.remove(X_FORWARDED_FOR);
     }
-    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let proto = client
+        .get(X_FORWARDED_PROTO)
+        .filter(|p| trusted && matches!(p.as_bytes(), b"http" | b"https"))
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("http"));
+    h.insert(X_FORWARDED_PROTO, proto);
     h.insert(X_FORWARDED_HOST, host.clone());
 }
 
@@ -237,12 +253,17 @@ mod tests {
         ])
     }
 
+    /// A connection from 10.0.0.1, a trusted proxy or not.
+    fn peer(trusted: bool) -> Client {
+        Client::new("10.0.0.1:40000".parse().unwrap(), 0, trusted)
+    }
+
     fn fill(mode: RequestHeaders, vary: &[HeaderName]) -> HeaderMap {
         fill_headers(
             &site(mode),
             &client(),
             &HeaderValue::from_static("site.example"),
-            Some(&HeaderValue::from_static("10.0.0.1")),
+            Some(&peer(false)),
             vary,
         )
     }
@@ -251,7 +272,8 @@ mod tests {
     fn assert_owned(h: &HeaderMap) {
         assert_eq!(h["host"], "site.example");
         assert_eq!(h["x-forwarded-host"], "site.example");
-        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.1");
+        // The client's own X-Forwarded-For (1.2.3.4) is not believed from an untrusted peer.
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["via"], "1.1 edgecache");
         assert_eq!(h["accept-encoding"], "gzip");
@@ -305,22 +327,31 @@ mod tests {
     }
 
     #[test]
-    fn a_client_forwarded_for_list_is_extended_only_when_it_is_text() {
-        let ip = HeaderValue::from_static("10.0.0.1");
+    fn a_forwarded_for_list_is_extended_only_from_a_trusted_proxy_and_only_when_it_is_text() {
         let host = HeaderValue::from_static("site.example");
-        let xff = |v: HeaderValue| {
+        let fwd = |v: HeaderValue, trusted: bool| {
             let mut c = HeaderMap::new();
             c.insert("x-forwarded-for", v);
+            c.insert("x-forwarded-proto", HeaderValue::from_static("https"));
             let s = site(RequestHeaders::All);
-            fill_headers(&s, &c, &host, Some(&ip), &[])["x-forwarded-for"].clone()
+            let h = fill_headers(&s, &c, &host, Some(&peer(trusted)), &[]);
+            (h["x-forwarded-for"].clone(), h["x-forwarded-proto"].clone())
         };
         assert_eq!(
-            xff(HeaderValue::from_static("1.2.3.4")),
-            "1.2.3.4, 10.0.0.1"
+            fwd(HeaderValue::from_static("1.2.3.4"), true),
+            (
+                "1.2.3.4, 10.0.0.1".parse().unwrap(),
+                "https".parse().unwrap()
+            )
         );
         assert_eq!(
-            xff(HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap()),
+            fwd(HeaderValue::from_bytes(b"1.2.3.4\xff").unwrap(), true).0,
             "10.0.0.1"
+        );
+        // Anyone else's list and scheme change nothing.
+        assert_eq!(
+            fwd(HeaderValue::from_static("1.2.3.4"), false),
+            ("10.0.0.1".parse().unwrap(), "http".parse().unwrap())
         );
     }
 
@@ -329,7 +360,7 @@ mod tests {
         let h = pass_headers(
             &client(),
             &HeaderValue::from_static("site.example"),
-            Some(&HeaderValue::from_static("10.0.0.1")),
+            Some(&peer(false)),
         );
         assert_eq!(h["cookie"], "a=1; b=2");
         assert!(!h.contains_key("forwarded"));

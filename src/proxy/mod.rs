@@ -49,6 +49,15 @@ pub(crate) struct Settings {
     pub(crate) structured_log: bool,
     /// Who may send `PURGE` (`admin.purge_from`).
     pub(crate) purge_from: Vec<crate::config::Cidr>,
+    /// Whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
+    pub(crate) trusted_proxies: Vec<crate::config::Cidr>,
+}
+
+impl Settings {
+    /// Is a connection from `ip` one of the trusted proxies?
+    pub(crate) fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|r| r.contains(ip))
+    }
 }
 
 /// Shared state of the edge: sites, the store, the fills in progress.
@@ -96,25 +105,59 @@ pub(crate) struct FillMeta {
 /// costs more than the rest of a log line).
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
-    /// The IP address alone; an IPv4 client of a dual-stack socket as plain IPv4.
+    /// The client's IP address alone; an IPv4 client of a dual-stack socket as plain IPv4.
+    /// Behind a trusted proxy, the address it forwarded for.
     pub(crate) ip: HeaderValue,
     /// The same, as an address: what access rules are checked against.
     pub(crate) addr: std::net::IpAddr,
+    /// The connection's own peer address, as text: what the origin's `X-Forwarded-For` ends
+    /// with.
+    pub(crate) peer: HeaderValue,
+    /// The peer is a trusted proxy (`server.trusted_proxies`).
+    pub(crate) trusted: bool,
     /// The event loop serving the connection: its requests to origins use that loop's
     /// connection pool (see `server`), so a fill never crosses threads.
     pub(crate) event_loop: usize,
 }
 
 impl Client {
-    pub(crate) fn new(addr: SocketAddr, event_loop: usize) -> Self {
+    pub(crate) fn new(addr: SocketAddr, event_loop: usize, trusted: bool) -> Self {
         let canonical = addr.ip().to_canonical();
         let ip = HeaderValue::try_from(canonical.to_string())
             .expect("an IP address is a valid header value");
         Self {
+            peer: ip.clone(),
             ip,
             addr: canonical,
+            trusted,
             event_loop,
         }
+    }
+
+    /// Behind a trusted proxy: the client is the right-most address of `X-Forwarded-For`
+    /// that is not a trusted proxy itself (the left of the list is whatever the client said).
+    /// A list with nothing usable leaves the proxy as the client.
+    fn behind_proxy(mut self, headers: &http::HeaderMap, settings: &Settings) -> Self {
+        let forwarded = headers
+            .get_all(forward::X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect::<Vec<_>>();
+        let client = forwarded
+            .iter()
+            .rev()
+            .map(|a| a.trim().parse::<std::net::IpAddr>())
+            .take_while(Result::is_ok)
+            .filter_map(Result::ok)
+            .map(|a| a.to_canonical())
+            .find(|a| !settings.trusts(*a));
+        if let Some(a) = client {
+            self.addr = a;
+            self.ip = HeaderValue::try_from(a.to_string())
+                .expect("an IP address is a valid header value");
+        }
+        self
     }
 }
 
@@ -141,9 +184,9 @@ pub(crate) struct RequestCtx {
 }
 
 impl RequestCtx {
-    /// The client's IP address as text, for `X-Forwarded-For`.
-    pub(crate) fn client_ip(&self) -> Option<&HeaderValue> {
-        self.client.as_ref().map(|c| &c.ip)
+    /// The client connection, for the forwarding headers.
+    pub(crate) fn client(&self) -> Option<&Client> {
+        self.client.as_ref()
     }
 
     /// The event loop this request runs on (see [`Client::event_loop`]).
@@ -166,6 +209,11 @@ pub(crate) async fn handle(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
+    // Only a trusted proxy's word on who the client is counts.
+    let client = match client {
+        Some(c) if c.trusted => Some(c.behind_proxy(&parts.headers, &edge.settings)),
+        other => other,
+    };
     let mut ctx = RequestCtx {
         client,
         host: String::new(),
@@ -351,7 +399,7 @@ mod tests {
 
     #[test]
     fn a_client_address_is_written_as_its_plain_ip() {
-        let ip = |a: &str| Client::new(a.parse().unwrap(), 0).ip;
+        let ip = |a: &str| Client::new(a.parse().unwrap(), 0, false).ip;
         assert_eq!(ip("10.0.0.1:5000"), "10.0.0.1");
         assert_eq!(ip("[2001:db8::1]:5000"), "2001:db8::1");
         // An IPv4 client of a dual-stack listener reads as IPv4, in logs and X-Forwarded-For.

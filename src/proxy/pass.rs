@@ -40,7 +40,7 @@ pub(crate) async fn serve(
     if declared.is_some_and(|n| n > limit) {
         return ProxyError::BodyTooLarge.into_response(Some(&cs));
     }
-    let headers = forward::pass_headers(&req.headers, &ctx.host_value, ctx.client_ip());
+    let headers = forward::pass_headers(&req.headers, &ctx.host_value, ctx.client());
     let started = tokio::time::Instant::now();
     let res = site
         .origin

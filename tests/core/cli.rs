@@ -156,6 +156,11 @@ fn check_config_accepts_the_example_and_names_bad_fields() {
         ),
         ("token.toml", "[admin]\ntoken = \"short\"\n", "admin.token"),
         (
+            "proxies.toml",
+            "[server]\ntrusted_proxies = [\"proxy.internal\"]\n",
+            "server.trusted_proxies",
+        ),
+        (
             "purge_from.toml",
             "[admin]\npurge_from = [\"10.0.0.1/8\"]\n",
             "admin.purge_from",

@@ -7,6 +7,7 @@ mod common;
 mod flaky;
 
 mod admin;
+mod forwarded;
 mod purge;
 
 use axum::{Router, body::Body};
