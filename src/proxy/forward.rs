@@ -171,7 +171,7 @@ fn add_proxy_headers(
 ) {
     h.insert(header::HOST, host.clone());
     h.append(header::VIA, VIA);
-    let trusted = from.is_some_and(|c| c.trusted);
+    let trusted = from.is_some_and(|c| c.proxy.is_some());
     if let Some(c) = from {
         // A trusted list that is not plain text is replaced, not extended.
         let prev = client
@@ -179,17 +179,17 @@ fn add_proxy_headers(
             .filter(|v| trusted && v.to_str().is_ok());
         let xff = match prev {
             Some(prev) => {
-                let mut v = Vec::with_capacity(prev.len() + 2 + c.peer.len());
+                let mut v = Vec::with_capacity(prev.len() + 2 + c.peer().len());
                 v.extend_from_slice(prev.as_bytes());
                 v.extend_from_slice(b", ");
-                v.extend_from_slice(c.peer.as_bytes());
+                v.extend_from_slice(c.peer().as_bytes());
                 HeaderValue::from_bytes(&v).ok()
             }
-            None => Some(c.peer.clone()),
+            None => Some(c.peer().clone()),
         };
         match xff {
             Some(v) => h.insert(X_FORWARDED_FOR, v),
-            None => h.insert(X_FORWARDED_FOR, c.peer.clone()),
+            None => h.insert(X_FORWARDED_FOR, c.peer().clone()),
         };
     } else {
         h.remove(X_FORWARDED_FOR);

@@ -108,13 +108,10 @@ pub(crate) struct Client {
     /// The client's IP address alone; an IPv4 client of a dual-stack socket as plain IPv4.
     /// Behind a trusted proxy, the address it forwarded for.
     pub(crate) ip: HeaderValue,
-    /// The same, as an address: what access rules are checked against.
-    pub(crate) addr: std::net::IpAddr,
-    /// The connection's own peer address, as text: what the origin's `X-Forwarded-For` ends
-    /// with.
-    pub(crate) peer: HeaderValue,
-    /// The peer is a trusted proxy (`server.trusted_proxies`).
-    pub(crate) trusted: bool,
+    /// Set when the connection comes from a trusted proxy (`server.trusted_proxies`): its
+    /// own address, which the origin's `X-Forwarded-For` ends with. Kept out of line: this
+    /// struct is copied with every request's state, and most connections come from clients.
+    pub(crate) proxy: Option<Arc<HeaderValue>>,
     /// The event loop serving the connection: its requests to origins use that loop's
     /// connection pool (see `server`), so a fill never crosses threads.
     pub(crate) event_loop: usize,
@@ -126,12 +123,21 @@ impl Client {
         let ip = HeaderValue::try_from(canonical.to_string())
             .expect("an IP address is a valid header value");
         Self {
-            peer: ip.clone(),
+            proxy: trusted.then(|| Arc::new(ip.clone())),
             ip,
-            addr: canonical,
-            trusted,
             event_loop,
         }
+    }
+
+    /// The connection's own address: the proxy's, or the client's.
+    pub(crate) fn peer(&self) -> &HeaderValue {
+        self.proxy.as_deref().unwrap_or(&self.ip)
+    }
+
+    /// The client's address (for access rules; parsed from its text, which only rare
+    /// requests need).
+    pub(crate) fn addr(&self) -> Option<std::net::IpAddr> {
+        self.ip.to_str().ok()?.parse().ok()
     }
 
     /// Behind a trusted proxy: the client is the right-most address of `X-Forwarded-For`
@@ -153,7 +159,6 @@ impl Client {
             .map(|a| a.to_canonical())
             .find(|a| !settings.trusts(*a));
         if let Some(a) = client {
-            self.addr = a;
             self.ip = HeaderValue::try_from(a.to_string())
                 .expect("an IP address is a valid header value");
         }
@@ -211,7 +216,7 @@ pub(crate) async fn handle(
         .to_string();
     // Only a trusted proxy's word on who the client is counts.
     let client = match client {
-        Some(c) if c.trusted => Some(c.behind_proxy(&parts.headers, &edge.settings)),
+        Some(c) if c.proxy.is_some() => Some(c.behind_proxy(&parts.headers, &edge.settings)),
         other => other,
     };
     let mut ctx = RequestCtx {
@@ -312,7 +317,8 @@ fn purge(edge: &Arc<Edge>, site: &Site, ctx: &RequestCtx) -> Response<Body> {
     let allowed = ctx
         .client
         .as_ref()
-        .is_some_and(|c| edge.settings.purge_from.iter().any(|r| r.contains(c.addr)));
+        .and_then(Client::addr)
+        .is_some_and(|a| edge.settings.purge_from.iter().any(|r| r.contains(a)));
     let (status, body) = if allowed {
         let key = crate::cache::CacheKey::new(&site.name, &ctx.authority, &ctx.target);
         let n = edge.store.purge(&key, false, edge.store.clock().now());
