@@ -8,7 +8,9 @@ use crate::{
     },
     clock::Clock,
     config::{Config, SiteConfig, read_ca_file},
-    origin::{Dns, Hickory, Origin, Pool, PoolSettings, SetupError, StaticDir, TtlBounds},
+    origin::{
+        Dns, Hickory, Origin, Pool, PoolSettings, SetupError, StaticDir, TtlBounds, names_a_host,
+    },
     proxy::{
         Edge, Settings,
         site::{Site, Sites},
@@ -41,7 +43,7 @@ async fn origin_of(
     site: &SiteConfig,
     cfg: &Config,
     clock: &Clock,
-    dns: &Dns,
+    dns: Option<&Dns>,
 ) -> Result<Origin, SetupError> {
     let servers = site.servers();
     match &site.root {
@@ -71,7 +73,7 @@ async fn origin_of(
                 &cfg.origin,
                 cfg.server.threads,
                 clock.clone(),
-                Some(dns.clone()),
+                dns.cloned(),
             )
             .await?;
             Ok(Origin::Upstream(pool))
@@ -94,22 +96,32 @@ impl App {
 
     /// An edge whose caching decisions read `clock` (tests move it ahead instead of sleeping).
     pub async fn build_with_clock(cfg: &Config, clock: Clock) -> Result<Self, BuildError> {
-        // One resolver of origin names for every site.
-        let dns = Dns {
-            resolver: Arc::new(Hickory::new(&cfg.origin.name_servers()).map_err(|e| {
-                BuildError {
-                    part: "origin.resolver".into(),
-                    reason: SetupError::Resolver(e).to_string(),
-                }
-            })?),
-            bounds: TtlBounds {
-                min: cfg.origin.dns_min_ttl.0,
-                max: cfg.origin.dns_max_ttl.0,
-            },
+        // One resolver of origin names for every site, set up only if some server is named by
+        // host name: a config of addresses alone reads no resolver configuration.
+        let named = cfg
+            .sites
+            .iter()
+            .flat_map(SiteConfig::servers)
+            .any(|s| names_a_host(&s.url));
+        let dns = if named {
+            Some(Dns {
+                resolver: Arc::new(Hickory::new(&cfg.origin.name_servers()).map_err(|e| {
+                    BuildError {
+                        part: "origin.resolver".into(),
+                        reason: SetupError::Resolver(e).to_string(),
+                    }
+                })?),
+                bounds: TtlBounds {
+                    min: cfg.origin.dns_min_ttl.0,
+                    max: cfg.origin.dns_max_ttl.0,
+                },
+            })
+        } else {
+            None
         };
         let mut sites = Vec::with_capacity(cfg.sites.len());
         for s in &cfg.sites {
-            let origin = origin_of(s, cfg, &clock, &dns)
+            let origin = origin_of(s, cfg, &clock, dns.as_ref())
                 .await
                 .map_err(|e| BuildError {
                     part: format!("site `{}`", s.name),

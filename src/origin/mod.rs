@@ -8,7 +8,7 @@ pub(crate) mod range;
 mod static_dir;
 mod upstream;
 
-pub(crate) use pool::{Dns, Hickory, Pool, PoolSettings, TtlBounds};
+pub(crate) use pool::{Dns, Hickory, Pool, PoolSettings, TtlBounds, names_a_host};
 pub(crate) use static_dir::StaticDir;
 pub(crate) use upstream::Upstream;
 

@@ -49,9 +49,9 @@ impl Entry {
             .port_or_known_default()
             .ok_or_else(|| bad("no port".into()))?;
         let host = url.host_str().ok_or_else(|| bad("no host".into()))?;
-        let (name, literal) = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
-            Ok(ip) => (None, Some(ip)),
-            Err(_) => (Some(host.to_string()), None),
+        let (name, literal) = match literal_ip(host) {
+            Some(ip) => (None, Some(ip)),
+            None => (Some(host.to_string()), None),
         };
         // Only an https URL has a TLS name to replace.
         let sni = sni.filter(|_| url.scheme() == "https");
@@ -75,6 +75,20 @@ impl Entry {
             max_connections: cfg.max_connections,
         })
     }
+}
+
+/// The address a URL's host writes, if it is an IP literal (`10.0.0.1`, `[::1]`).
+fn literal_ip(host: &str) -> Option<IpAddr> {
+    host.trim_matches(['[', ']']).parse().ok()
+}
+
+/// Does this origin URL name its host (so that the edge resolves it), rather than give an
+/// address?
+pub(crate) fn names_a_host(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| literal_ip(h).is_none()))
+        .unwrap_or(false)
 }
 
 /// What building a member needs besides its entry.

@@ -22,6 +22,7 @@ pub(crate) use dns::{Hickory, Resolve, TtlBounds};
 use futures_util::StreamExt;
 use health::{Outcome, Passive};
 use http::Method;
+pub(crate) use members::names_a_host;
 use members::{Build, Entry, Members};
 use std::net::IpAddr;
 use std::sync::{
