@@ -87,18 +87,27 @@ impl Upstream {
             .map_err(SetupError::Client)
     }
 
+    /// The URL of `path_and_query` on this upstream: under its base path, the query kept.
+    fn url_for(&self, path_and_query: &str) -> reqwest::Url {
+        let mut url = self.base_url.clone();
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        let base_path = self.base_url.path().trim_end_matches('/');
+        if base_path.is_empty() {
+            url.set_path(path);
+        } else {
+            url.set_path(&format!("{base_path}{path}"));
+        }
+        url.set_query(query);
+        url
+    }
+
     /// A health check: GET `path` (with the site's `origin_host`, if any), answered within
     /// `timeout` with `status` (0: any 2xx or 3xx).
     pub(crate) async fn check(&self, path: &str, timeout: Duration, status: u16) -> bool {
-        let mut url = self.base_url.clone();
-        let base_path = self.base_url.path().trim_end_matches('/');
-        let (path, query) = match path.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (path, None),
-        };
-        url.set_path(&format!("{base_path}{path}"));
-        url.set_query(query);
-        let mut rb = self.clients[0].get(url).timeout(timeout);
+        let mut rb = self.clients[0].get(self.url_for(path)).timeout(timeout);
         if let Some(h) = &self.host {
             rb = rb.header(http::header::HOST, h);
         }
@@ -110,18 +119,7 @@ impl Upstream {
     }
 
     pub(crate) async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
-        let mut url = self.base_url.clone();
-        let (path, query) = match req.path_and_query.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (req.path_and_query.as_str(), None),
-        };
-        let base_path = self.base_url.path().trim_end_matches('/');
-        if base_path.is_empty() {
-            url.set_path(path);
-        } else {
-            url.set_path(&format!("{base_path}{path}"));
-        }
-        url.set_query(query);
+        let url = self.url_for(&req.path_and_query);
         let mut headers = req.headers;
         if let Some(h) = &self.host {
             headers.insert(http::header::HOST, h.clone());

@@ -25,7 +25,7 @@ pub(crate) async fn serve(
     ctx: &mut RequestCtx,
 ) -> Response<Body> {
     let now = edge.store.clock().now();
-    let key = CacheKey::new(&site.name, &ctx.authority, &ctx.target);
+    let key = ctx.cache_key(site);
     let directives =
         RequestDirectives::from_request(&req.method, &req.headers, site.honor_client_cache_control);
     let found = edge.store.lookup(&key, &req.headers, now);

@@ -144,15 +144,12 @@ impl Client {
     /// that is not a trusted proxy itself (the left of the list is whatever the client said).
     /// A list with nothing usable leaves the proxy as the client.
     fn behind_proxy(mut self, headers: &http::HeaderMap, settings: &Settings) -> Self {
-        let forwarded = headers
+        let client = headers
             .get_all(forward::X_FORWARDED_FOR)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .collect::<Vec<_>>();
-        let client = forwarded
-            .iter()
             .rev()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.rsplit(','))
             .map(|a| a.trim().parse::<std::net::IpAddr>())
             .take_while(Result::is_ok)
             .filter_map(Result::ok)
@@ -189,6 +186,11 @@ pub(crate) struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The cache key of this request's URL at `site`.
+    pub(crate) fn cache_key(&self, site: &Site) -> crate::cache::CacheKey {
+        crate::cache::CacheKey::new(&site.name, &self.authority, &self.target)
+    }
+
     /// The client connection, for the forwarding headers.
     pub(crate) fn client(&self) -> Option<&Client> {
         self.client.as_ref()
@@ -320,8 +322,9 @@ fn purge(edge: &Arc<Edge>, site: &Site, ctx: &RequestCtx) -> Response<Body> {
         .and_then(Client::addr)
         .is_some_and(|a| edge.settings.purge_from.iter().any(|r| r.contains(a)));
     let (status, body) = if allowed {
-        let key = crate::cache::CacheKey::new(&site.name, &ctx.authority, &ctx.target);
-        let n = edge.store.purge(&key, false, edge.store.clock().now());
+        let n = edge
+            .store
+            .purge(&ctx.cache_key(site), false, edge.store.clock().now());
         tracing::info!(purged = n, url = %ctx.target, "PURGE");
         (StatusCode::OK, format!("{{\"purged\": {n}}}\n"))
     } else {

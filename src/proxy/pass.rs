@@ -86,8 +86,7 @@ fn is_safe(m: &Method) -> bool {
 
 /// Removes the target URI and the same-host URIs named by Location / Content-Location.
 fn invalidate(edge: &Edge, site: &Site, ctx: &RequestCtx, res: &HeaderMap) {
-    edge.store
-        .remove(&CacheKey::new(&site.name, &ctx.authority, &ctx.target));
+    edge.store.remove(&ctx.cache_key(site));
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         let Some(loc) = res.get(&name).and_then(|v| v.to_str().ok()) else {
             continue;
