@@ -16,6 +16,7 @@ use crate::{
         site::{Site, Sites},
     },
     server,
+    telemetry::metrics::Metrics,
 };
 use std::{future::Future, sync::Arc};
 use tokio::net::TcpListener;
@@ -88,6 +89,21 @@ async fn origin_of(
     }
 }
 
+/// Folds the metrics' pending latency samples in every few seconds, whether or not anyone
+/// scrapes them; ends with the edge.
+fn spawn_upkeep(metrics: &Arc<Metrics>, clock: Clock) {
+    let metrics = Arc::downgrade(metrics);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::telemetry::metrics::SAMPLE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(m) = metrics.upgrade() else { return };
+            m.upkeep(clock.now());
+        }
+    });
+}
+
 impl App {
     /// An edge on the wall clock.
     pub async fn build(cfg: &Config) -> Result<Self, BuildError> {
@@ -119,6 +135,7 @@ impl App {
         } else {
             None
         };
+        let metrics = Arc::new(Metrics::new());
         let mut sites = Vec::with_capacity(cfg.sites.len());
         for s in &cfg.sites {
             let origin = origin_of(s, cfg, &clock, dns.as_ref())
@@ -127,7 +144,7 @@ impl App {
                     part: format!("site `{}`", s.name),
                     reason: e.to_string(),
                 })?;
-            sites.push(Site::new(s, origin));
+            sites.push(Site::new(s, origin, metrics.site(&s.name)));
         }
         let store = Store::new(
             StoreConfig {
@@ -145,9 +162,12 @@ impl App {
                 part: "data".into(),
                 reason: e.to_string(),
             })?;
+        let data = data.map(|d| Arc::new(d.with_latency(metrics.data.clone())));
+        spawn_upkeep(&metrics, store.clock().clone());
         let edge = Arc::new(Edge {
             sites: Sites::new(sites),
-            data: data.map(Arc::new),
+            data,
+            metrics,
             store,
             fills: Arc::new(Fills::new(budget)),
             settings: Settings {

@@ -10,11 +10,17 @@
 //!   prefix, and for a tag those that carried it when it was purged.
 //! - `GET /cache?url=...`: whether the URL is cached, and each variant's age, TTL left and
 //!   stored headers.
-//! - `GET /stats`: entries, bytes used and the budget.
+//! - `GET /stats`: the store (entries, bytes used, the budget, evictions), and per site since
+//!   start its requests, hit and byte-hit ratio (hits: fresh or stale from the store, over
+//!   the lookups: hits, misses, expired and revalidated; bypasses left out), origin requests
+//!   and errors; the last 15 minutes' totals, the top URLs (sampled), origin health and the
+//!   recent purges, for the status page.
+//! - `GET /metrics`: the same and more as Prometheus text.
 
 use crate::{
     cache::CacheKey,
     proxy::{Edge, site::Authority},
+    telemetry::metrics::{SAMPLE_EVERY, SiteStats, TOP_SAMPLE, TopUrl},
 };
 use axum::{
     Json, Router,
@@ -53,6 +59,7 @@ pub fn app(state: AdminState) -> Router {
         .route("/purge", post(purge))
         .route("/cache", get(cache))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
@@ -147,30 +154,39 @@ async fn purge(State(st): State<AdminState>, headers: HeaderMap, body: Bytes) ->
     let soft = req.soft;
     let store = st.edge.store.clone();
     let now = store.clock().now();
-    let work: Box<dyn FnOnce() -> usize + Send> = match (req.url, req.prefix, req.tag) {
-        (Some(url), None, None) => match key_of(&st.edge, &url) {
-            Ok(key) => Box::new(move || store.purge(&key, soft, now)),
-            Err(r) => return r.into_response(),
-        },
-        (None, Some(prefix), None) => match key_of(&st.edge, &prefix) {
-            Ok(key) => Box::new(move || store.purge_prefix(&key, soft, now)),
-            Err(r) => return r.into_response(),
-        },
-        (None, None, Some(tag)) if !tag.is_empty() => {
-            Box::new(move || store.purge_tag(&tag, soft, now))
-        }
-        (None, None, Some(_)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, "empty tag"),
-        _ => {
-            return refuse(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "give exactly one of url, prefix, tag",
-            );
-        }
-    };
+    let what = req
+        .url
+        .as_ref()
+        .or(req.prefix.as_ref())
+        .or(req.tag.as_ref())
+        .cloned();
+    let (kind, work): (usize, Box<dyn FnOnce() -> usize + Send>) =
+        match (req.url, req.prefix, req.tag) {
+            (Some(url), None, None) => match key_of(&st.edge, &url) {
+                Ok(key) => (0, Box::new(move || store.purge(&key, soft, now))),
+                Err(r) => return r.into_response(),
+            },
+            (None, Some(prefix), None) => match key_of(&st.edge, &prefix) {
+                Ok(key) => (1, Box::new(move || store.purge_prefix(&key, soft, now))),
+                Err(r) => return r.into_response(),
+            },
+            (None, None, Some(tag)) if !tag.is_empty() => {
+                (2, Box::new(move || store.purge_tag(&tag, soft, now)))
+            }
+            (None, None, Some(_)) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, "empty tag"),
+            _ => {
+                return refuse(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "give exactly one of url, prefix, tag",
+                );
+            }
+        };
     // A prefix or tag purge walks the store: off the threads that serve requests.
     match tokio::task::spawn_blocking(work).await {
         Ok(n) => {
             tracing::info!(purged = n, soft, "purge");
+            let what = what.unwrap_or_default();
+            st.edge.metrics.purged(kind, &what, soft, n, now);
             Json(json!({ "purged": n })).into_response()
         }
         Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "the purge failed"),
@@ -282,14 +298,136 @@ async fn cache(
 }
 
 async fn stats(State(st): State<AdminState>) -> Response {
-    let store = st.edge.store.clone();
-    let (entries, bytes) = tokio::task::spawn_blocking(move || store.usage())
+    let edge = st.edge.clone();
+    // Reading the store's size runs its pending maintenance: off the serving threads.
+    let body = tokio::task::spawn_blocking(move || stats_of(&edge))
         .await
-        .unwrap_or_default();
-    Json(json!({
+        .unwrap_or_else(|_| json!({}));
+    Json(body).into_response()
+}
+
+/// What `GET /stats` answers: the store, then per site since start, then what the status
+/// page draws (history, top URLs, origin health, recent purges).
+fn stats_of(edge: &Edge) -> Value {
+    let m = &edge.metrics;
+    let (entries, bytes) = edge.store.usage();
+    let site = |s: &SiteStats| {
+        let t = s.totals();
+        json!({
+            "name": &*s.name,
+            "requests": t.requests(),
+            "hits": t.hits(),
+            "lookups": t.lookups(),
+            "hit_ratio": t.hit_ratio(),
+            "bytes_sent": t.bytes.iter().sum::<u64>(),
+            "byte_hit_ratio": t.byte_hit_ratio(),
+            "origin_requests": t.origin_requests,
+            "origin_errors": t.origin_errors,
+            "coalesced": t.coalesced,
+        })
+    };
+    let sites: Vec<Value> = m.sites().iter().map(|s| site(s)).collect();
+    let history: Vec<Value> = m
+        .history()
+        .iter()
+        .map(|h| json!([h.at, h.requests, h.lookups, h.hits, h.bytes]))
+        .collect();
+    let (by_requests, by_bytes) = m.top_urls.top(10);
+    let top = |v: Vec<TopUrl>| -> Vec<Value> {
+        v.into_iter()
+            .map(|t| json!({"url": t.url, "requests": t.requests, "bytes": t.bytes}))
+            .collect()
+    };
+    let purges: Vec<Value> = m
+        .recent_purges()
+        .iter()
+        .rev()
+        .map(|p| {
+            json!({
+                "at": httpdate::fmt_http_date(p.at),
+                "kind": p.kind,
+                "what": p.what,
+                "soft": p.soft,
+                "purged": p.objects,
+            })
+        })
+        .collect();
+    let now = edge.store.clock().now();
+    let pools: Vec<Value> = edge
+        .sites
+        .iter()
+        .filter_map(|s| {
+            let servers: Vec<Value> = s
+                .origin
+                .health(now)?
+                .into_iter()
+                .map(|h| {
+                    json!({
+                        "server": h.server,
+                        "healthy": h.healthy,
+                        "backup": h.backup,
+                        "outstanding": h.outstanding,
+                    })
+                })
+                .collect();
+            Some(json!({"site": s.name, "servers": servers}))
+        })
+        .collect();
+    json!({
+        "uptime_seconds": m.uptime().as_secs(),
         "entries": entries,
         "bytes": bytes,
-        "budget": st.edge.store.config().max_memory,
-    }))
-    .into_response()
+        "budget": edge.store.config().max_memory,
+        "evictions": edge.store.evictions(),
+        "fills_in_flight": edge.fills.in_progress(),
+        "sites": sites,
+        "unmatched": site(&m.unmatched),
+        "data": site(&m.data),
+        "history": {
+            "every_seconds": SAMPLE_EVERY.as_secs(),
+            "columns": ["at", "requests", "lookups", "hits", "bytes"],
+            "samples": history,
+        },
+        "top_urls": {
+            "sampled_one_in": TOP_SAMPLE,
+            "by_requests": top(by_requests),
+            "by_bytes": top(by_bytes),
+        },
+        "pools": pools,
+        "purges": purges,
+    })
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(st): State<AdminState>) -> Response {
+    let edge = st.edge.clone();
+    let text = tokio::task::spawn_blocking(move || {
+        let (entries, bytes) = edge.store.usage();
+        edge.metrics.render(
+            &[
+                ("edgecache_store_entries", entries as f64),
+                ("edgecache_store_bytes", bytes as f64),
+                (
+                    "edgecache_store_budget_bytes",
+                    edge.store.config().max_memory as f64,
+                ),
+                ("edgecache_fills_in_flight", edge.fills.in_progress() as f64),
+                (
+                    "edgecache_uptime_seconds",
+                    edge.metrics.uptime().as_secs_f64(),
+                ),
+            ],
+            &[("edgecache_store_evictions_total", edge.store.evictions())],
+        )
+    })
+    .await
+    .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }

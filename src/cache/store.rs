@@ -201,6 +201,8 @@ pub struct Store {
     tags: Tags,
     /// The time every freshness and expiry decision about stored content reads.
     clock: Clock,
+    /// Entries moka evicted to stay within the budget (not those that expired or were removed).
+    evictions: Arc<AtomicU64>,
 }
 
 /// How long, and in how many bytes, removals are remembered for the check above.
@@ -237,6 +239,8 @@ impl FillStart {
 
 impl Store {
     pub fn new(cfg: StoreConfig, clock: Clock) -> Self {
+        let evictions = Arc::new(AtomicU64::new(0));
+        let evicted = evictions.clone();
         let cache = Cache::builder()
             .max_capacity(cfg.max_memory)
             // Sized for the most entries the budget can hold (each costs 2 KB or more), so
@@ -254,6 +258,11 @@ impl Store {
                     .saturating_add(u32::try_from(k.as_str().len() + 64).unwrap_or(u32::MAX))
             })
             .expire_after(EntryExpiry(clock.clone()))
+            .eviction_listener(move |_, _, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    evicted.fetch_add(1, Ordering::Relaxed);
+                }
+            })
             .build_with_hasher(Hasher::default());
         // Bounded by bytes too: keys are client-chosen URLs.
         let removed_at = Cache::builder()
@@ -270,6 +279,7 @@ impl Store {
             removed_at,
             tags: Tags::new(TAG_MEMORY_BYTES),
             clock,
+            evictions,
         }
     }
 
@@ -523,6 +533,11 @@ impl Store {
     }
 
     /// Entries and bytes charged against the budget, once pending maintenance has run.
+    /// Entries evicted for room since start.
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn usage(&self) -> (u64, u64) {
         self.cache.run_pending_tasks();
         (self.cache.entry_count(), self.cache.weighted_size())

@@ -13,6 +13,7 @@ use crate::{
         status::{CacheStatus, Outcome},
     },
     config::RouteConfig,
+    telemetry::metrics::SiteStats,
 };
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
@@ -213,6 +214,8 @@ pub struct DataApi {
     aside: CacheAside,
     /// Tags written within the replica's lag: their reads go to the primary.
     recent_writes: moka::sync::Cache<String, ()>,
+    /// Where the time of each query is recorded, if anywhere.
+    latency: Option<Arc<SiteStats>>,
 }
 
 impl DataApi {
@@ -231,11 +234,18 @@ impl DataApi {
             db,
             aside,
             recent_writes,
+            latency: None,
         }
     }
 
     pub fn database(&self) -> &Arc<Database> {
         &self.db
+    }
+
+    /// Records each query's time in `stats` (`edgecache_aside_query_seconds`).
+    pub(crate) fn with_latency(mut self, stats: Arc<SiteStats>) -> Self {
+        self.latency = Some(stats);
+        self
     }
 
     /// Does a route own this path (with any method)?
@@ -302,6 +312,7 @@ impl DataApi {
         let binds = bind_order(&route.stmt, &values);
         let (db, stmt, single) = (self.db.clone(), route.stmt.clone(), route.single);
         let (recent, row_tags) = (self.recent_writes.clone(), tags.clone());
+        let latency = self.latency.clone();
         let key = cache_key(index, &values);
         let fetched = self
             .aside
@@ -311,7 +322,12 @@ impl DataApi {
                 // between is either seen here or makes this load's result outdated.
                 let from_primary =
                     db.has_replica() && row_tags.iter().any(|t| recent.contains_key(t));
-                let rows = db.read(&stmt, &binds, from_primary).await?;
+                let started = tokio::time::Instant::now();
+                let rows = db.read(&stmt, &binds, from_primary).await;
+                if let Some(l) = &latency {
+                    l.latency(started.elapsed().as_secs_f64());
+                }
+                let rows = rows?;
                 Ok::<_, DbError>(render_rows(rows, single))
             })
             .await;
@@ -376,11 +392,16 @@ impl DataApi {
             self.aside.clone(),
             self.recent_writes.clone(),
         );
+        let latency = self.latency.clone();
         let wait = self.db.write_wait();
         let task = tokio::spawn(async move {
             // Runs to its end even when the client stops waiting (see `Database::write`): the
             // invalidation must follow the commit, whenever that comes.
+            let started = tokio::time::Instant::now();
             let result = db.write(&stmt, &binds).await;
+            if let Some(l) = &latency {
+                l.latency(started.elapsed().as_secs_f64());
+            }
             // Invalidate when the write may have changed something: it changed or returned
             // rows, or it ended in a way that leaves that open. A statement the database
             // refused (constraint, syntax) was rolled back, and one that never got a

@@ -157,6 +157,14 @@ pub(crate) enum Origin {
 }
 
 impl Origin {
+    /// The health of each server of a pool; `None` for a directory.
+    pub(crate) fn health(&self, now: std::time::SystemTime) -> Option<Vec<pool::ServerHealth>> {
+        match self {
+            Origin::Upstream(p) => Some(p.health(now)),
+            Origin::Static(_) => None,
+        }
+    }
+
     pub(crate) async fn fetch(&self, req: OriginRequest) -> Result<OriginResponse, OriginError> {
         match self {
             Origin::Upstream(u) => u.fetch(req).await,

@@ -126,6 +126,8 @@ impl FillJob {
             ));
         }
         let origin_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let failed = res.as_ref().map_or(true, |r| r.status.is_server_error());
+        self.site.stats.origin(failed, origin_ms / 1000.0);
         self.served_by = res.as_ref().ok().and_then(|r| r.served_by.clone());
         let now = self.edge.store.clock().now();
         // The stored copy that may stand in if the origin fails, and on whose word.

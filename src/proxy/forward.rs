@@ -225,6 +225,7 @@ mod tests {
                 HeaderName::from_static("x-forwarded-prefix"),
             ],
             request_headers: mode,
+            stats: crate::telemetry::metrics::Metrics::new().site("s"),
         }
     }
 

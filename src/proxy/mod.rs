@@ -18,7 +18,10 @@ use crate::{
         status::{CacheStatus, Outcome},
     },
     origin::ServedBy,
-    telemetry::access::{self, AccessRecord, LoggedBody},
+    telemetry::{
+        access::{self, AccessRecord, LoggedBody},
+        metrics::outcome_index,
+    },
 };
 use axum::body::Body;
 use error::ProxyError;
@@ -69,6 +72,8 @@ pub struct Edge {
     pub data: Option<Arc<crate::data::routes::DataApi>>,
     /// The one store every site's responses and the data routes' values live in.
     pub(crate) store: Store,
+    /// What the edge counts, for `/metrics` and `/stats`.
+    pub(crate) metrics: Arc<crate::telemetry::metrics::Metrics>,
     /// HTTP fills in progress, by key and variant: joining one is how concurrent misses coalesce.
     pub(crate) fills: Arc<Fills<FillMeta>>,
     /// The request path's timeouts and limits, from the config.
@@ -183,6 +188,19 @@ pub(crate) struct RequestCtx {
     pub(crate) origin_ms: Option<f64>,
     /// The pool's server that answered this request's origin request, and whether on a retry.
     pub(crate) served_by: Option<ServedBy>,
+    /// Whose counters the request is counted in, once known.
+    pub(crate) counted: Counted,
+}
+
+/// Whose counters a request is counted in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Counted {
+    /// No site took it (no Host, an unknown one, a malformed path).
+    Unmatched,
+    /// A data route's.
+    Data,
+    /// The site at this index of [`Edge::sites`].
+    Site(usize),
 }
 
 impl RequestCtx {
@@ -230,13 +248,37 @@ pub(crate) async fn handle(
         cache: None,
         origin_ms: None,
         served_by: None,
+        counted: Counted::Unmatched,
     };
     let res = route(&edge, &parts, body, &mut ctx).await;
-    if !edge.settings.access_log {
+    let expected = access::expected_body_len(&parts.method, res.status(), res.headers());
+    let stats = match ctx.counted {
+        Counted::Site(i) => edge.sites.get(i).map(|s| &s.stats),
+        Counted::Data => Some(&edge.metrics.data),
+        Counted::Unmatched => None,
+    }
+    .unwrap_or(&edge.metrics.unmatched);
+    stats.record(
+        res.status().as_u16(),
+        ctx.cache.as_ref(),
+        expected.unwrap_or(0),
+    );
+    if !matches!(ctx.counted, Counted::Unmatched) && crate::telemetry::metrics::TopUrls::sampled() {
+        let mut url = String::with_capacity(ctx.authority.len() + ctx.target.len());
+        url.push_str(&ctx.authority);
+        url.push_str(&ctx.target);
+        edge.metrics.top_urls.count(&url, expected.unwrap_or(0));
+    }
+    // A body of unknown length is counted as it goes out.
+    let late_bytes = expected
+        .is_none()
+        .then(|| (stats.clone(), outcome_index(ctx.cache.as_ref())));
+    if !edge.settings.access_log && late_bytes.is_none() {
         return res;
     }
-    let expected = access::expected_body_len(&parts.method, res.status(), res.headers());
     let record = AccessRecord {
+        log: edge.settings.access_log,
+        late_bytes,
         started,
         client: ctx.client.map(|c| c.ip),
         method: parts.method,
@@ -273,6 +315,7 @@ async fn route(
         return ProxyError::DotSegment.into_response(None);
     }
     if let Some(data) = edge.data.as_ref().filter(|d| d.owns(path)) {
+        ctx.counted = Counted::Data;
         return Box::pin(data::serve(edge, data, parts, body, ctx)).await;
     }
     // The authority of an absolute-form target wins over Host (RFC 9112 section 3.2.2); either
@@ -289,9 +332,10 @@ async fn route(
     };
     ctx.authority = authority.canonical();
     ctx.host = authority.host;
-    let Some(site) = edge.sites.find(&ctx.host, path) else {
+    let Some((index, site)) = edge.sites.find_at(&ctx.host, path) else {
         return ProxyError::NoSite.into_response(None);
     };
+    ctx.counted = Counted::Site(index);
     // Usually the client already sent the canonical form: share its bytes.
     ctx.host_value = if host_value.as_bytes() == ctx.authority.as_bytes() {
         host_value
@@ -326,6 +370,9 @@ fn purge(edge: &Arc<Edge>, site: &Site, ctx: &RequestCtx) -> Response<Body> {
             .store
             .purge(&ctx.cache_key(site), false, edge.store.clock().now());
         tracing::info!(purged = n, url = %ctx.target, "PURGE");
+        let url = format!("http://{}{}", ctx.authority, ctx.target);
+        edge.metrics
+            .purged(3, &url, false, n, edge.store.clock().now());
         (StatusCode::OK, format!("{{\"purged\": {n}}}\n"))
     } else {
         (

@@ -52,7 +52,10 @@ pub(crate) async fn serve(
             event_loop: ctx.event_loop(),
         })
         .await;
-    ctx.origin_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+    let took = started.elapsed().as_secs_f64();
+    ctx.origin_ms = Some(took * 1000.0);
+    let failed = res.as_ref().map_or(true, |r| r.status.is_server_error());
+    site.stats.origin(failed, took);
     let r = match res {
         Ok(r) => r,
         Err(e) => return ProxyError::Origin(e).into_response(Some(&cs)),

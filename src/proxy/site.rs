@@ -5,6 +5,7 @@
 use crate::{
     config::{RequestHeaders, SiteConfig},
     origin::Origin,
+    telemetry::metrics::SiteStats,
 };
 use http::HeaderName;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub(crate) struct Site {
     pub(crate) request_headers: RequestHeaders,
     /// The response headers that carry surrogate keys (`tag_headers`), lower case.
     pub(crate) tag_headers: Vec<HeaderName>,
+    /// What the site's requests and origin fetches are counted in (kept across reloads).
+    pub(crate) stats: Arc<SiteStats>,
 }
 
 pub(crate) enum HostPattern {
@@ -66,7 +69,7 @@ impl HostPattern {
 
 impl Site {
     /// The site `cfg` describes, in front of `origin` (built by the composition root).
-    pub(crate) fn new(cfg: &SiteConfig, origin: Origin) -> Self {
+    pub(crate) fn new(cfg: &SiteConfig, origin: Origin, stats: Arc<SiteStats>) -> Self {
         Self {
             name: cfg.name.clone(),
             hosts: cfg.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
@@ -79,6 +82,7 @@ impl Site {
             request_headers: cfg.request_headers,
             forward_headers: header_names(&cfg.forward_headers),
             tag_headers: header_names(&cfg.tag_headers),
+            stats,
         }
     }
 }
@@ -101,9 +105,24 @@ impl Sites {
 
     /// The first site whose host pattern and path prefix fit. `host` is without port, lower-case.
     pub(crate) fn find(&self, host: &str, path: &str) -> Option<&Arc<Site>> {
-        self.0
-            .iter()
-            .find(|s| s.hosts.iter().any(|h| h.matches(host)) && path.starts_with(&s.path_prefix))
+        self.find_at(host, path).map(|(_, s)| s)
+    }
+
+    /// [`Sites::find`], with the site's place in the list (see [`Sites::get`]).
+    pub(crate) fn find_at(&self, host: &str, path: &str) -> Option<(usize, &Arc<Site>)> {
+        self.0.iter().enumerate().find(|(_, s)| {
+            s.hosts.iter().any(|h| h.matches(host)) && path.starts_with(&s.path_prefix)
+        })
+    }
+
+    /// The site at `index` of [`Sites::find_at`].
+    pub(crate) fn get(&self, index: usize) -> Option<&Arc<Site>> {
+        self.0.get(index)
+    }
+
+    /// Every site, in match order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Site>> {
+        self.0.iter()
     }
 }
 

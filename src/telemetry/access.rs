@@ -13,6 +13,11 @@ use tokio::time::Instant;
 
 /// What is known about a request when its response head is ready.
 pub(crate) struct AccessRecord {
+    /// Write the line (`log.access_log`); off, the record is only here for `late_bytes`.
+    pub(crate) log: bool,
+    /// Where the body's bytes are counted once sent, with the outcome's index: set for a body
+    /// of unknown length, the others are counted from their head.
+    pub(crate) late_bytes: Option<(std::sync::Arc<crate::telemetry::metrics::SiteStats>, usize)>,
     /// When the request came in: `total_ms` runs from here to the end of the body.
     pub(crate) started: Instant,
     /// The client's IP address as text.
@@ -121,6 +126,12 @@ impl LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         let Some(r) = self.record.take() else { return };
+        if let Some((stats, outcome)) = &r.late_bytes {
+            stats.add_bytes(*outcome, self.bytes);
+        }
+        if !r.log {
+            return;
+        }
         let complete = self.is_complete();
         let client = r.client.as_ref().and_then(|c| c.to_str().ok());
         let total_us = u64::try_from(r.started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -202,6 +213,8 @@ mod tests {
 
     fn record() -> AccessRecord {
         AccessRecord {
+            log: true,
+            late_bytes: None,
             started: Instant::now(),
             client: None,
             method: Method::GET,

@@ -4,6 +4,7 @@
 
 pub(crate) mod access;
 pub(crate) mod access_sink;
+pub mod metrics;
 mod writer;
 
 use crate::config::{LogConfig, LogFormat};

@@ -8,6 +8,7 @@ mod flaky;
 
 mod admin;
 mod forwarded;
+mod metrics;
 mod purge;
 
 use axum::{Router, body::Body};

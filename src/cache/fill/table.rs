@@ -61,7 +61,6 @@ impl<M> Fills<M> {
     }
 
     /// Number of fills in progress.
-    #[cfg(test)]
     pub(crate) fn in_progress(&self) -> usize {
         self.lock().len()
     }

@@ -48,6 +48,19 @@ pub(crate) struct PoolSettings<'a> {
     pub(crate) roots: Option<Arc<[reqwest::Certificate]>>,
 }
 
+/// One pool member's health, as the status page shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerHealth {
+    /// The server's label (its URL, and the address a name resolved to).
+    pub(crate) server: String,
+    /// Takes requests now: not ejected, passing its checks.
+    pub(crate) healthy: bool,
+    /// Used only when every primary is down.
+    pub(crate) backup: bool,
+    /// Requests in progress.
+    pub(crate) outstanding: usize,
+}
+
 /// The resolver of origin names and how long its answers are kept, shared by every pool.
 #[derive(Clone)]
 pub(crate) struct Dns {
@@ -158,6 +171,21 @@ impl Pool {
             spawn_checks(&pool, check.clone());
         }
         Ok(pool)
+    }
+
+    /// Each member's label, whether it takes requests now, whether it is a backup, and its
+    /// requests in progress: for the status page.
+    pub(crate) fn health(&self, now: SystemTime) -> Vec<ServerHealth> {
+        self.members()
+            .servers
+            .iter()
+            .map(|s| ServerHealth {
+                server: s.label.to_string(),
+                healthy: s.health.usable(now),
+                backup: s.backup,
+                outstanding: s.outstanding.load(std::sync::atomic::Ordering::Relaxed),
+            })
+            .collect()
     }
 
     /// The members now.
