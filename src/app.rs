@@ -181,6 +181,7 @@ impl App {
                 purge_from: cfg.admin.purge_from.clone(),
                 trusted_proxies: cfg.server.trusted_proxies.clone(),
             },
+            access_counts: Default::default(),
         });
         Ok(Self { edge })
     }
@@ -188,6 +189,7 @@ impl App {
     /// What the admin API needs: the edge, and the token it asks for.
     pub fn admin_state(&self, cfg: &Config) -> crate::admin::AdminState {
         crate::admin::AdminState::new(self.edge.clone(), cfg.admin.token.as_deref())
+            .with_acl(cfg.admin.allow.clone(), cfg.admin.deny.clone())
     }
 
     /// Serves until `shutdown` completes, then drains.

@@ -197,7 +197,9 @@ async fn start_admin(app: &App, cfg: &Config) -> anyhow::Result<()> {
     let router = edgecache::admin::app(app.admin_state(cfg));
     tracing::info!(listen = %listener.local_addr()?, token = cfg.admin.token.is_some(), "admin API ready");
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        // The peer address is what `[admin] allow` / `deny` check.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, service).await {
             tracing::error!(error = %e, "admin API stopped");
         }
     });

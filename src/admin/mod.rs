@@ -13,19 +13,28 @@
 //! - `GET /stats`: the store (entries, bytes used, the budget, evictions), and per site since
 //!   start its requests, hit and byte-hit ratio (hits: fresh or stale from the store, over
 //!   the lookups: hits, misses, expired and revalidated; bypasses left out), origin requests
-//!   and errors; the last 15 minutes' totals, the top URLs (sampled), origin health and the
-//!   recent purges, for the status page.
+//!   and errors; the requests the access rules refused (the sites' and this API's own); the
+//!   last 15 minutes' totals, the top URLs (sampled), origin health and the recent purges,
+//!   for the status page.
 //! - `GET /metrics`: the same and more as Prometheus text.
+//!
+//! `[admin] allow` / `deny` are checked before the token, on the connection's own address
+//! (served with `ConnectInfo<SocketAddr>`; a request without it is refused when a list is set).
 
 use crate::{
     cache::CacheKey,
-    proxy::{Edge, site::Authority},
+    config::Cidr,
+    proxy::{
+        Edge,
+        admission::{AccessCounts, Acl},
+        site::Authority,
+    },
     telemetry::metrics::{SAMPLE_EVERY, SiteStats, TOP_SAMPLE, TopUrl},
 };
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{Query, Request, State, rejection::QueryRejection},
+    extract::{ConnectInfo, Query, Request, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -33,7 +42,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 /// What the admin API works on.
 #[derive(Clone)]
@@ -42,14 +51,36 @@ pub struct AdminState {
     /// The bearer token requests must carry; `None` asks for none (loopback only, as the
     /// config enforces).
     pub(crate) token: Option<Arc<str>>,
+    /// `[admin] allow` / `deny`: who may connect at all, checked before the token. Shared:
+    /// the state is cloned for every request.
+    pub(crate) acl: Arc<Acl>,
+    /// Requests this API's lists refused, for the metrics.
+    pub(crate) access_counts: Arc<AccessCounts>,
 }
 
 impl AdminState {
+    /// The API over `edge`, asking for `token`, open to every address.
     pub fn new(edge: Arc<Edge>, token: Option<&str>) -> Self {
         Self {
             edge,
             token: token.map(Arc::from),
+            acl: Arc::default(),
+            access_counts: Arc::default(),
         }
+    }
+
+    /// The same, answering only connections `allow` and `deny` admit (`[admin] allow`,
+    /// `deny`: deny wins; an empty allow admits everyone not denied).
+    pub fn with_acl(self, allow: Vec<Cidr>, deny: Vec<Cidr>) -> Self {
+        Self {
+            acl: Arc::new(Acl::new(allow, deny)),
+            ..self
+        }
+    }
+
+    /// Requests refused with 403 by `[admin] allow` / `deny` since start.
+    pub(crate) fn acl_refused(&self) -> u64 {
+        self.access_counts.acl_refused()
     }
 }
 
@@ -79,10 +110,26 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Lets through only requests with the configured bearer token (compared in constant time).
-/// Without a token, only requests for a loopback name: a web page of another origin that
-/// rebinds its own name to 127.0.0.1 (DNS rebinding) sends its Host, and is refused.
+/// Lets through only connections `[admin] allow` / `deny` admit, and of those only requests
+/// with the configured bearer token (compared in constant time). Without a token, only
+/// requests for a loopback name: a web page of another origin that rebinds its own name to
+/// 127.0.0.1 (DNS rebinding) sends its Host, and is refused.
 async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    if !st.acl.is_empty() {
+        // No ConnectInfo (a router served without it): the address is unknown, and a list
+        // cannot admit it.
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip());
+        if !st.acl.admits(peer) {
+            st.access_counts.count_acl_refused();
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "the admin API is not open to this address",
+            );
+        }
+    }
     let Some(token) = &st.token else {
         let host = req
             .headers()
@@ -300,9 +347,11 @@ async fn cache(
 async fn stats(State(st): State<AdminState>) -> Response {
     let edge = st.edge.clone();
     // Reading the store's size runs its pending maintenance: off the serving threads.
-    let body = tokio::task::spawn_blocking(move || stats_of(&edge))
+    let mut body = tokio::task::spawn_blocking(move || stats_of(&edge))
         .await
         .unwrap_or_else(|_| json!({}));
+    body["acl_refused"] = json!(st.edge.acl_refused());
+    body["admin_acl_refused"] = json!(st.acl_refused());
     Json(body).into_response()
 }
 
@@ -401,6 +450,7 @@ fn stats_of(edge: &Edge) -> Value {
 /// `GET /metrics`: Prometheus text.
 async fn metrics(State(st): State<AdminState>) -> Response {
     let edge = st.edge.clone();
+    let admin_refused = st.acl_refused();
     let text = tokio::task::spawn_blocking(move || {
         let (entries, bytes) = edge.store.usage();
         edge.metrics.render(
@@ -417,7 +467,11 @@ async fn metrics(State(st): State<AdminState>) -> Response {
                     edge.metrics.uptime().as_secs_f64(),
                 ),
             ],
-            &[("edgecache_store_evictions_total", edge.store.evictions())],
+            &[
+                ("edgecache_store_evictions_total", edge.store.evictions()),
+                ("edgecache_acl_refused_total", edge.acl_refused()),
+                ("edgecache_admin_acl_refused_total", admin_refused),
+            ],
         )
     })
     .await

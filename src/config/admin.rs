@@ -21,6 +21,14 @@ pub struct AdminConfig {
     /// Who may send the HTTP `PURGE` method to the main listener (it purges one URL, every
     /// variant); anyone else gets 405. Addresses or CIDR ranges. Default: loopback.
     pub purge_from: Vec<Cidr>,
+    /// Addresses (or CIDR ranges, IPv4 and IPv6) of the connections the admin API answers.
+    /// Empty: every connection not in `deny`; otherwise only these. Checked before the token:
+    /// anyone else gets 403. The connection's own address counts, never `X-Forwarded-For`
+    /// (the admin listener trusts no proxy). Default: empty.
+    pub allow: Vec<Cidr>,
+    /// Connection addresses or ranges refused with 403, whatever `allow` says (deny wins).
+    /// Default: empty.
+    pub deny: Vec<Cidr>,
 }
 
 impl Default for AdminConfig {
@@ -29,6 +37,8 @@ impl Default for AdminConfig {
             listen: None,
             token: None,
             purge_from: Cidr::loopback(),
+            allow: Vec::new(),
+            deny: Vec::new(),
         }
     }
 }
@@ -40,6 +50,7 @@ impl AdminConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        super::access::validate_lists("admin", &self.allow, &self.deny)?;
         if let Some(t) = &self.token
             && (t.len() < 16 || t.bytes().any(|b| !b.is_ascii_graphic()))
         {

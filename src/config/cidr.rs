@@ -22,6 +22,11 @@ impl Cidr {
         }
     }
 
+    /// Is every address of `other` in this range?
+    pub fn covers(&self, other: &Cidr) -> bool {
+        other.bits >= self.bits && self.contains(other.net)
+    }
+
     /// Loopback, IPv4 and IPv6.
     pub fn loopback() -> Vec<Cidr> {
         vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
@@ -156,6 +161,9 @@ mod tests {
         // An IPv4 client on a dual-stack socket is its IPv4 address.
         assert!(c("127.0.0.0/8").contains(ip("::ffff:127.0.0.1")));
         assert!(c("::ffff:10.0.0.0/104").contains(ip("10.1.2.3")));
+        assert!(c("10.0.0.0/8").covers(&c("10.1.0.0/16")));
+        assert!(!c("10.1.0.0/16").covers(&c("10.0.0.0/8")));
+        assert!(!c("::/0").covers(&c("10.0.0.0/8")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! name the offending field. Nothing here reads the process environment: `main` folds CLI flags
 //! and `EDGECACHE_*` variables in through [`Overrides`], so tests build configs from strings.
 
+mod access;
 mod admin;
 mod cache;
 mod cidr;

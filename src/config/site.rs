@@ -103,6 +103,16 @@ pub struct SiteConfig {
     /// For `root` sites: Cache-Control by path pattern, first match wins.
     #[serde(default, rename = "cache_rule")]
     pub(crate) cache_rules: Vec<CacheRule>,
+    /// Client addresses (or CIDR ranges, IPv4 and IPv6) the site serves. Empty: everyone not
+    /// in `deny`; otherwise only these. Checked before anything else the site does (cache,
+    /// PURGE, the origin): anyone else gets 403. The client is the connection's address, or
+    /// behind `server.trusted_proxies` the one they forwarded for. Default: empty.
+    #[serde(default)]
+    pub(crate) allow: Vec<super::Cidr>,
+    /// Client addresses or ranges refused with 403, whatever `allow` says (deny wins).
+    /// Default: empty.
+    #[serde(default)]
+    pub(crate) deny: Vec<super::Cidr>,
 }
 
 /// What a cacheable request forwards of the client's headers (`[[site]] request_headers`).
@@ -202,6 +212,8 @@ impl SiteConfig {
             request_headers: RequestHeaders::default(),
             forward_headers: Vec::new(),
             cache_rules: Vec::new(),
+            allow: Vec::new(),
+            deny: Vec::new(),
         }
     }
 }
@@ -274,6 +286,7 @@ impl SiteConfig {
                 ));
             }
         }
+        super::access::validate_lists(&format!("site[{i}]"), &self.allow, &self.deny)?;
         for (j, r) in self.cache_rules.iter().enumerate() {
             if http::HeaderValue::from_str(&r.cache_control).is_err() {
                 return Err(invalid(

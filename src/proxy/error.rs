@@ -21,6 +21,9 @@ pub(crate) enum ProxyError {
     BadHost,
     #[error("this edge serves no site for that host")]
     NoSite,
+    /// The site's `allow` / `deny` lists do not admit the client's address.
+    #[error("not allowed from this address")]
+    Forbidden,
     #[error("request body too large")]
     BodyTooLarge,
     /// `only-if-cached`, and nothing usable is stored (RFC 9111 section 5.2.1.7).
@@ -42,6 +45,7 @@ impl ProxyError {
             | ProxyError::NoHost
             | ProxyError::BadHost => StatusCode::BAD_REQUEST,
             ProxyError::NoSite => StatusCode::MISDIRECTED_REQUEST,
+            ProxyError::Forbidden => StatusCode::FORBIDDEN,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::NotCached => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Origin(e) => e.status(),

@@ -226,6 +226,7 @@ mod tests {
             ],
             request_headers: mode,
             stats: crate::telemetry::metrics::Metrics::new().site("s"),
+            access: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The HTTP front: picks the site, sends cacheable requests through the cache and the rest
 //! straight to the origin, and logs one line per request when its body is done.
 
+pub mod admission;
 mod cached;
 mod data;
 mod error;
@@ -78,6 +79,15 @@ pub struct Edge {
     pub(crate) fills: Arc<Fills<FillMeta>>,
     /// The request path's timeouts and limits, from the config.
     pub(crate) settings: Settings,
+    /// Requests the sites' `allow` / `deny` lists refused, for the metrics.
+    pub(crate) access_counts: admission::AccessCounts,
+}
+
+impl Edge {
+    /// Requests refused with 403 by a site's `allow` / `deny` since start.
+    pub(crate) fn acl_refused(&self) -> u64 {
+        self.access_counts.acl_refused()
+    }
 }
 
 /// What a fill's leader learned, handed to every reader with the head.
@@ -336,6 +346,13 @@ async fn route(
         return ProxyError::NoSite.into_response(None);
     };
     ctx.counted = Counted::Site(index);
+    // The site's lists come before anything else it does.
+    if let Some(rules) = &site.access {
+        let client = ctx.client.as_ref().and_then(Client::addr);
+        if let Err(e) = rules.check(client, &edge.access_counts) {
+            return e.into_response(None);
+        }
+    }
     // Usually the client already sent the canonical form: share its bytes.
     ctx.host_value = if host_value.as_bytes() == ctx.authority.as_bytes() {
         host_value

@@ -37,6 +37,9 @@ pub(crate) struct Site {
     pub(crate) tag_headers: Vec<HeaderName>,
     /// What the site's requests and origin fetches are counted in (kept across reloads).
     pub(crate) stats: Arc<SiteStats>,
+    /// Its `allow` / `deny` lists and `rate_limit`, checked before anything else; `None`
+    /// (nothing to check) for a site without them.
+    pub(crate) access: Option<super::admission::SiteAccess>,
 }
 
 pub(crate) enum HostPattern {
@@ -83,6 +86,7 @@ impl Site {
             forward_headers: header_names(&cfg.forward_headers),
             tag_headers: header_names(&cfg.tag_headers),
             stats,
+            access: super::admission::SiteAccess::new(cfg),
         }
     }
 }

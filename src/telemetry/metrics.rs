@@ -201,10 +201,6 @@ pub(crate) struct EdgeCounts {
     pub(crate) purges: [AtomicU64; 4],
     /// Stored objects those purges removed or marked stale.
     pub(crate) purged_objects: AtomicU64,
-    /// Requests refused by an access list.
-    pub(crate) acl_refused: AtomicU64,
-    /// Requests refused by a rate limit.
-    pub(crate) rate_limited: AtomicU64,
 }
 
 /// The kinds of purge, in the order of [`EdgeCounts::purges`].
@@ -222,7 +218,7 @@ pub struct Metrics {
     pub(crate) unmatched: Arc<SiteStats>,
     /// Requests to the data routes; their latency is the database's.
     pub(crate) data: Arc<SiteStats>,
-    /// Purges, refusals.
+    /// Purges.
     pub(crate) counts: EdgeCounts,
     /// The last purges, for the status page.
     recent_purges: std::sync::Mutex<std::collections::VecDeque<PurgeRecord>>,
@@ -407,14 +403,8 @@ impl Metrics {
             let key = Key::from_parts("edgecache_purges_total", vec![Label::new("kind", *kind)]);
             counter(r, key, n.load(Relaxed));
         }
-        let c = &self.counts;
-        for (name, n) in [
-            ("edgecache_purged_objects_total", &c.purged_objects),
-            ("edgecache_acl_refused_total", &c.acl_refused),
-            ("edgecache_rate_limited_total", &c.rate_limited),
-        ] {
-            counter(r, Key::from_name(name), n.load(Relaxed));
-        }
+        let objects = self.counts.purged_objects.load(Relaxed);
+        counter(r, Key::from_name("edgecache_purged_objects_total"), objects);
         for (name, v) in gauges {
             gauge(r, Key::from_name(*name), *v);
         }

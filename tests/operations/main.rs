@@ -1,11 +1,12 @@
-//! Operating the edge: the admin API (purge, inspection, stats) and its token, and surrogate
-//! keys.
+//! Operating the edge: the admin API (purge, inspection, stats) and its token, surrogate
+//! keys, trusted proxies, and access control (allow / deny lists, rate limits).
 #[path = "../common/mod.rs"]
 mod common;
 #[path = "../revalidation/flaky.rs"]
 #[allow(dead_code)]
 mod flaky;
 
+mod acl;
 mod admin;
 mod forwarded;
 mod metrics;
