@@ -144,7 +144,7 @@ impl App {
                     part: format!("site `{}`", s.name),
                     reason: e.to_string(),
                 })?;
-            sites.push(Site::new(s, origin, metrics.site(&s.name)));
+            sites.push(Site::new(s, origin, metrics.site(&s.name), &clock));
         }
         let store = Store::new(
             StoreConfig {
@@ -170,17 +170,7 @@ impl App {
             metrics,
             store,
             fills: Arc::new(Fills::new(budget)),
-            settings: Settings {
-                fill_wait_timeout: cfg.cache.fill_wait_timeout.0,
-                body_idle_timeout: cfg.origin.body_idle_timeout.0,
-                hit_for_miss: cfg.cache.hit_for_miss.0,
-                max_request_body: cfg.server.max_request_body.0,
-                health_path: cfg.server.health_path.clone(),
-                access_log: cfg.log.access_log,
-                structured_log: cfg.log.format == crate::config::LogFormat::Json,
-                purge_from: cfg.admin.purge_from.clone(),
-                trusted_proxies: cfg.server.trusted_proxies.clone(),
-            },
+            settings: Settings::new(cfg),
             access_counts: Default::default(),
         });
         Ok(Self { edge })

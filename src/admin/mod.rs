@@ -352,6 +352,7 @@ async fn stats(State(st): State<AdminState>) -> Response {
         .unwrap_or_else(|_| json!({}));
     body["acl_refused"] = json!(st.edge.acl_refused());
     body["admin_acl_refused"] = json!(st.acl_refused());
+    body["rate_limited"] = json!(st.edge.access_counts.rate_limited());
     Json(body).into_response()
 }
 
@@ -471,6 +472,10 @@ async fn metrics(State(st): State<AdminState>) -> Response {
                 ("edgecache_store_evictions_total", edge.store.evictions()),
                 ("edgecache_acl_refused_total", edge.acl_refused()),
                 ("edgecache_admin_acl_refused_total", admin_refused),
+                (
+                    "edgecache_rate_limited_total",
+                    edge.access_counts.rate_limited(),
+                ),
             ],
         )
     })

@@ -44,6 +44,37 @@ mod tests {
             let e = Config::from_toml(&site(keys)).unwrap_err().to_string();
             assert!(e.contains(field), "{keys}: {e}");
         }
+        for (keys, field) in [
+            (
+                "rate_limit = { requests = 0 }",
+                "site[0].rate_limit.requests",
+            ),
+            (
+                "rate_limit = { requests = 5, per = '0s' }",
+                "site[0].rate_limit.per",
+            ),
+            (
+                "rate_limit = { requests = 5, burst = 0 }",
+                "site[0].rate_limit.burst",
+            ),
+            (
+                "rate_limit = { requests = 5, per = 'soon' }",
+                "site[0].rate_limit.per",
+            ),
+            (
+                "rate_limit = { requests = 5, every = '1s' }",
+                "site[0].rate_limit",
+            ),
+        ] {
+            let e = Config::from_toml(&site(keys)).unwrap_err().to_string();
+            assert!(e.contains(field), "{keys}: {e}");
+        }
+        assert!(
+            Config::from_toml(&site(
+                "rate_limit = { requests = 5, per = '1m', burst = 9 }"
+            ))
+            .is_ok()
+        );
         let ok = site("allow = ['10.0.0.0/8', '2001:db8::/32']\ndeny = ['10.9.0.0/16']");
         assert!(Config::from_toml(&ok).is_ok());
         for (keys, field) in [

@@ -113,6 +113,59 @@ pub struct SiteConfig {
     /// Default: empty.
     #[serde(default)]
     pub(crate) deny: Vec<super::Cidr>,
+    /// Requests each client address may make, as a token bucket: `{ requests = 100, per =
+    /// "1s", burst = 200 }` refills `requests` every `per` and holds at most `burst` (default:
+    /// `requests`). An IPv6 client is counted by its /64 (one host usually has the whole
+    /// prefix). Beyond it: 429 with `Retry-After`. Checked right after `allow` / `deny`.
+    /// Default: no limit.
+    #[serde(default)]
+    pub(crate) rate_limit: Option<RateLimitConfig>,
+}
+
+/// `[[site]] rate_limit`: a token bucket per client address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimitConfig {
+    /// Requests let through every `per`, on average.
+    pub(crate) requests: u32,
+    /// The period `requests` refill over. Default: 1s.
+    #[serde(default = "default_rate_per")]
+    pub(crate) per: Secs,
+    /// Requests a client may send at once after a quiet spell. Default: `requests`.
+    #[serde(default)]
+    pub(crate) burst: Option<u32>,
+}
+
+impl RateLimitConfig {
+    /// The bucket's size.
+    pub(crate) fn burst(&self) -> u32 {
+        self.burst.unwrap_or(self.requests)
+    }
+
+    fn validate(&self, i: usize) -> Result<(), ConfigError> {
+        let f = |k: &str| format!("site[{i}].rate_limit.{k}");
+        if self.requests == 0 {
+            return Err(invalid(f("requests"), "must be at least 1"));
+        }
+        if self.per.0.is_zero() {
+            return Err(invalid(f("per"), "must be longer than 0s"));
+        }
+        if self.burst == Some(0) {
+            return Err(invalid(f("burst"), "must be at least 1"));
+        }
+        // One token every per / requests: below a nanosecond it is no limit at all.
+        if self.per.0.as_nanos() < u128::from(self.requests) {
+            return Err(invalid(
+                f("requests"),
+                "more than one request per nanosecond is no limit; leave rate_limit out",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_rate_per() -> Secs {
+    Secs(std::time::Duration::from_secs(1))
 }
 
 /// What a cacheable request forwards of the client's headers (`[[site]] request_headers`).
@@ -214,6 +267,7 @@ impl SiteConfig {
             cache_rules: Vec::new(),
             allow: Vec::new(),
             deny: Vec::new(),
+            rate_limit: None,
         }
     }
 }
@@ -287,6 +341,9 @@ impl SiteConfig {
             }
         }
         super::access::validate_lists(&format!("site[{i}]"), &self.allow, &self.deny)?;
+        if let Some(r) = &self.rate_limit {
+            r.validate(i)?;
+        }
         for (j, r) in self.cache_rules.iter().enumerate() {
             if http::HeaderValue::from_str(&r.cache_control).is_err() {
                 return Err(invalid(

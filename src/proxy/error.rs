@@ -24,6 +24,10 @@ pub(crate) enum ProxyError {
     /// The site's `allow` / `deny` lists do not admit the client's address.
     #[error("not allowed from this address")]
     Forbidden,
+    /// The site's `rate_limit` for the client's address is used up; it may try again after
+    /// this long.
+    #[error("too many requests from this address")]
+    RateLimited(std::time::Duration),
     #[error("request body too large")]
     BodyTooLarge,
     /// `only-if-cached`, and nothing usable is stored (RFC 9111 section 5.2.1.7).
@@ -46,6 +50,7 @@ impl ProxyError {
             | ProxyError::BadHost => StatusCode::BAD_REQUEST,
             ProxyError::NoSite => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::Forbidden => StatusCode::FORBIDDEN,
+            ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::NotCached => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Origin(e) => e.status(),
@@ -71,7 +76,14 @@ impl ProxyError {
             }
             _ => tracing::debug!(error = %self, "request refused"),
         }
-        respond::error(self.status(), &self.reason(), cache)
+        let mut res = respond::error(self.status(), &self.reason(), cache);
+        if let ProxyError::RateLimited(wait) = self {
+            // Whole seconds (RFC 9110 section 10.2.3), rounded up: sooner would be refused.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        res
     }
 }
 

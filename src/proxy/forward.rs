@@ -14,6 +14,7 @@ use crate::{
     cache::key::preferred_encoding, config::RequestHeaders, origin::headers::strip_hop_by_hop,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, header};
+use std::borrow::Cow;
 
 pub(crate) const VIA: HeaderValue = HeaderValue::from_static("1.1 edgecache");
 
@@ -173,10 +174,13 @@ fn add_proxy_headers(
     h.append(header::VIA, VIA);
     let trusted = from.is_some_and(|c| c.proxy.is_some());
     if let Some(c) = from {
-        // A trusted list that is not plain text is replaced, not extended.
-        let prev = client
-            .get(X_FORWARDED_FOR)
-            .filter(|v| trusted && v.to_str().is_ok());
+        // A trusted list that is not plain text is replaced, not extended. Without one, a
+        // trusted proxy's RFC 7239 `Forwarded` says the same in other words.
+        let prev = match client.get(X_FORWARDED_FOR) {
+            Some(v) => v.to_str().ok().filter(|_| trusted).map(Cow::Borrowed),
+            None if trusted => forwarded_for(client).map(Cow::Owned),
+            None => None,
+        };
         let xff = match prev {
             Some(prev) => {
                 let mut v = Vec::with_capacity(prev.len() + 2 + c.peer().len());
@@ -194,13 +198,82 @@ fn add_proxy_headers(
     } else {
         h.remove(X_FORWARDED_FOR);
     }
-    let proto = client
-        .get(X_FORWARDED_PROTO)
-        .filter(|p| trusted && matches!(p.as_bytes(), b"http" | b"https"))
-        .cloned()
-        .unwrap_or(HeaderValue::from_static("http"));
+    let proto = match client.get(X_FORWARDED_PROTO) {
+        Some(p) => Some(p.clone()),
+        None if trusted => forwarded_proto(client),
+        None => None,
+    }
+    .filter(|p| trusted && matches!(p.as_bytes(), b"http" | b"https"))
+    .unwrap_or(HeaderValue::from_static("http"));
     h.insert(X_FORWARDED_PROTO, proto);
     h.insert(X_FORWARDED_HOST, host.clone());
+}
+
+/// The `for=` nodes of RFC 7239 `Forwarded` fields, first hop first, as an `X-Forwarded-For`
+/// list: brackets and ports dropped, a node that is not an address (`unknown`, an obfuscated
+/// `_name`) as `unknown`. `None` when no element has a `for=`.
+pub(crate) fn forwarded_for(headers: &HeaderMap) -> Option<String> {
+    let mut list = String::new();
+    for node in forwarded_params(headers, "for") {
+        if !list.is_empty() {
+            list.push_str(", ");
+        }
+        match node_address(&node) {
+            Some(ip) => list.push_str(&ip.to_canonical().to_string()),
+            None => list.push_str("unknown"),
+        }
+    }
+    (!list.is_empty()).then_some(list)
+}
+
+/// The `proto=` of the last `Forwarded` element that has one: the scheme the nearest proxy
+/// was spoken to in.
+fn forwarded_proto(headers: &HeaderMap) -> Option<HeaderValue> {
+    let proto = forwarded_params(headers, "proto").last()?;
+    HeaderValue::from_str(&proto.to_ascii_lowercase()).ok()
+}
+
+/// The values of parameter `name` in every element of every `Forwarded` field, in order,
+/// unquoted. (A quoted value with a `,` or `;` inside is not a node or a scheme anyway.)
+fn forwarded_params<'a>(
+    headers: &'a HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    headers
+        .get_all(header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(move |element| {
+            element.split(';').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                k.trim().eq_ignore_ascii_case(name).then(|| {
+                    let v = v.trim();
+                    v.strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .unwrap_or(v)
+                        .replace("\\\"", "\"")
+                })
+            })
+        })
+}
+
+/// The address of a `Forwarded` node: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]` or
+/// `[2001:db8::1]:4711`; `None` for `unknown` and obfuscated names.
+fn node_address(node: &str) -> Option<std::net::IpAddr> {
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest
+            .split_once(']')?
+            .0
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(Into::into);
+    }
+    let host = match node.split_once(':') {
+        Some((h, port)) if !port.contains(':') => h,
+        _ => node,
+    };
+    host.parse::<std::net::Ipv4Addr>().ok().map(Into::into)
 }
 
 #[cfg(test)]
@@ -354,6 +427,53 @@ mod tests {
         assert_eq!(
             fwd(HeaderValue::from_static("1.2.3.4"), false),
             ("10.0.0.1".parse().unwrap(), "http".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxys_forwarded_stands_for_x_forwarded_for_and_proto() {
+        let host = HeaderValue::from_static("site.example");
+        let s = site(RequestHeaders::All);
+        let c = crate::test_util::headers(&[
+            (
+                "forwarded",
+                "for=192.0.2.60;proto=https, for=\"[2001:db8:cafe::17]:4711\"",
+            ),
+            ("forwarded", "For=unknown;by=203.0.113.43"),
+        ]);
+        let h = fill_headers(&s, &c, &host, Some(&peer(true)), &[]);
+        assert_eq!(
+            h["x-forwarded-for"],
+            "192.0.2.60, 2001:db8:cafe::17, unknown, 10.0.0.1"
+        );
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(
+            !h.contains_key("forwarded"),
+            "the edge speaks X-Forwarded-* alone"
+        );
+        // From anyone else it is ignored.
+        let h = fill_headers(&s, &c, &host, Some(&peer(false)), &[]);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+    }
+
+    #[test]
+    fn forwarded_nodes_are_read_with_ports_brackets_and_quotes() {
+        let list = |v: &str| forwarded_for(&crate::test_util::headers(&[("forwarded", v)]));
+        assert_eq!(list("for=192.0.2.43:47011").as_deref(), Some("192.0.2.43"));
+        assert_eq!(
+            list("for=\"[::ffff:192.0.2.1]\"").as_deref(),
+            Some("192.0.2.1")
+        );
+        assert_eq!(
+            list("for=_hidden, for=198.51.100.17").as_deref(),
+            Some("unknown, 198.51.100.17")
+        );
+        assert_eq!(list("proto=https;by=10.0.0.1"), None);
+        assert_eq!(
+            list("for=2001:db8::1").as_deref(),
+            Some("unknown"),
+            "IPv6 must be bracketed"
         );
     }
 

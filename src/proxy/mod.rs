@@ -58,6 +58,21 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// The request path's settings in `cfg`.
+    pub(crate) fn new(cfg: &crate::config::Config) -> Self {
+        Self {
+            fill_wait_timeout: cfg.cache.fill_wait_timeout.0,
+            body_idle_timeout: cfg.origin.body_idle_timeout.0,
+            hit_for_miss: cfg.cache.hit_for_miss.0,
+            max_request_body: cfg.server.max_request_body.0,
+            health_path: cfg.server.health_path.clone(),
+            access_log: cfg.log.access_log,
+            structured_log: cfg.log.format == crate::config::LogFormat::Json,
+            purge_from: cfg.admin.purge_from.clone(),
+            trusted_proxies: cfg.server.trusted_proxies.clone(),
+        }
+    }
+
     /// Is a connection from `ip` one of the trusted proxies?
     pub(crate) fn trusts(&self, ip: std::net::IpAddr) -> bool {
         self.trusted_proxies.iter().any(|r| r.contains(ip))
@@ -155,15 +170,24 @@ impl Client {
         self.ip.to_str().ok()?.parse().ok()
     }
 
-    /// Behind a trusted proxy: the client is the right-most address of `X-Forwarded-For`
-    /// that is not a trusted proxy itself (the left of the list is whatever the client said).
+    /// Behind a trusted proxy: the client is the right-most address of `X-Forwarded-For` (or
+    /// of `Forwarded`'s `for=`) that is not a trusted proxy itself (the left of the list is
+    /// whatever the client said).
     /// A list with nothing usable leaves the proxy as the client.
     fn behind_proxy(mut self, headers: &http::HeaderMap, settings: &Settings) -> Self {
+        // RFC 7239 `Forwarded` only when the proxy sent no `X-Forwarded-For`: the two are one
+        // list in two spellings, and a proxy that sends both keeps the older one current.
+        let forwarded = if headers.contains_key(forward::X_FORWARDED_FOR) {
+            None
+        } else {
+            forward::forwarded_for(headers)
+        };
         let client = headers
             .get_all(forward::X_FORWARDED_FOR)
             .iter()
-            .rev()
             .filter_map(|v| v.to_str().ok())
+            .chain(forwarded.as_deref())
+            .rev()
             .flat_map(|v| v.rsplit(','))
             .map(|a| a.trim().parse::<std::net::IpAddr>())
             .take_while(Result::is_ok)
@@ -477,5 +501,44 @@ mod tests {
         assert_eq!(ip("[2001:db8::1]:5000"), "2001:db8::1");
         // An IPv4 client of a dual-stack listener reads as IPv4, in logs and X-Forwarded-For.
         assert_eq!(ip("[::ffff:10.0.0.1]:5000"), "10.0.0.1");
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_client_is_the_right_most_untrusted_address() {
+        let settings = super::Settings {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..super::Settings::new(&crate::config::Config::from_toml("").unwrap())
+        };
+        let behind = |h: &[(&str, &str)]| {
+            Client::new("10.0.0.1:5000".parse().unwrap(), 0, true)
+                .behind_proxy(&crate::test_util::headers(h), &settings)
+                .ip
+        };
+        assert_eq!(
+            behind(&[("x-forwarded-for", "6.6.6.6, 192.0.2.7, 10.1.1.1")]),
+            "192.0.2.7"
+        );
+        assert_eq!(
+            behind(&[("forwarded", "for=6.6.6.6, for=\"192.0.2.8:80\";proto=https")]),
+            "192.0.2.8"
+        );
+        assert_eq!(
+            behind(&[("forwarded", "for=\"[2001:db8::9]\"")]),
+            "2001:db8::9"
+        );
+        // Both: X-Forwarded-For is the one read.
+        assert_eq!(
+            behind(&[
+                ("x-forwarded-for", "192.0.2.1"),
+                ("forwarded", "for=192.0.2.2")
+            ]),
+            "192.0.2.1"
+        );
+        // A node that is not an address stops the walk: the proxy stays the client.
+        assert_eq!(
+            behind(&[("forwarded", "for=192.0.2.3, for=unknown")]),
+            "10.0.0.1"
+        );
+        assert_eq!(behind(&[]), "10.0.0.1");
     }
 }

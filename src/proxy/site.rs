@@ -72,7 +72,12 @@ impl HostPattern {
 
 impl Site {
     /// The site `cfg` describes, in front of `origin` (built by the composition root).
-    pub(crate) fn new(cfg: &SiteConfig, origin: Origin, stats: Arc<SiteStats>) -> Self {
+    pub(crate) fn new(
+        cfg: &SiteConfig,
+        origin: Origin,
+        stats: Arc<SiteStats>,
+        clock: &crate::clock::Clock,
+    ) -> Self {
         Self {
             name: cfg.name.clone(),
             hosts: cfg.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
@@ -86,7 +91,7 @@ impl Site {
             forward_headers: header_names(&cfg.forward_headers),
             tag_headers: header_names(&cfg.tag_headers),
             stats,
-            access: super::admission::SiteAccess::new(cfg),
+            access: super::admission::SiteAccess::new(cfg, clock),
         }
     }
 }

@@ -177,3 +177,69 @@ async fn the_admin_listener_checks_the_connections_own_address() {
         assert_eq!(r.status().as_u16(), status, "allow {allow:?} deny {deny:?}");
     }
 }
+
+#[tokio::test]
+async fn a_client_over_its_rate_limit_gets_429_with_retry_after_until_its_bucket_refills() {
+    let origin = TestOrigin::start().await;
+    let edge = edge(
+        &origin,
+        TRUST_LOOPBACK,
+        "rate_limit = { requests = 1, per = \"10s\", burst = 3 }",
+    )
+    .await;
+    let path = "/limited?cc=max-age%3D600";
+    for _ in 0..3 {
+        assert_eq!(get_for(&edge, path, Some("192.0.2.1")).await.0, 200);
+    }
+    let r = edge
+        .get(path)
+        .header("x-forwarded-for", "192.0.2.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "10", "one request every 10 s");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "429 Too Many Requests: too many requests from this address\n"
+    );
+    // Its neighbour, and an IPv6 client, have buckets of their own.
+    assert_eq!(get_for(&edge, path, Some("192.0.2.2")).await.0, 200);
+    assert_eq!(get_for(&edge, path, Some("2001:db8:1:2::1")).await.0, 200);
+    // The whole /64 shares one bucket.
+    for _ in 0..2 {
+        assert_eq!(get_for(&edge, path, Some("2001:db8:1:2::99")).await.0, 200);
+    }
+    assert_eq!(
+        get_for(&edge, path, Some("2001:db8:1:2::abcd")).await.0,
+        429
+    );
+    // Ten seconds later (on the edge's clock) one more request may go.
+    edge.advance(std::time::Duration::from_secs(10));
+    assert_eq!(get_for(&edge, path, Some("192.0.2.1")).await.0, 200);
+    assert_eq!(get_for(&edge, path, Some("192.0.2.1")).await.0, 429);
+    assert_eq!(
+        origin.count("/limited"),
+        1,
+        "everything else was a HIT or refused"
+    );
+    let (_, stats) = answer(&crate::admin(&edge), stats_from(None, true)).await;
+    assert_eq!(stats["rate_limited"], 3);
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_does_not_move_a_client_out_of_its_bucket() {
+    let origin = TestOrigin::start().await;
+    // No trusted proxy: every request is 127.0.0.1's, whatever it says.
+    let edge = edge(&origin, "", "rate_limit = { requests = 2, per = \"1m\" }").await;
+    for (i, spoof) in ["10.0.0.1", "10.0.0.2", "10.0.0.3"].iter().enumerate() {
+        let r = edge
+            .get("/s")
+            .header("x-forwarded-for", *spoof)
+            .header("forwarded", format!("for={spoof}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), if i < 2 { 200 } else { 429 }, "{spoof}");
+    }
+}

@@ -71,3 +71,33 @@ async fn a_trusted_proxy_says_who_the_client_is() {
         .unwrap();
     assert_eq!(r.status(), 405);
 }
+
+#[tokio::test]
+async fn a_trusted_proxys_forwarded_header_says_who_the_client_is_too() {
+    let origin = TestOrigin::start().await;
+    let edge = TestEdge::in_front_of(
+        &origin,
+        "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n[admin]\npurge_from = [\"2001:db8::/32\"]",
+    )
+    .await;
+    let forwarded = "for=198.51.100.1, for=\"[2001:db8::7]:4711\";proto=https";
+    edge.get("/f?cc=max-age%3D60")
+        .header("forwarded", forwarded)
+        .send()
+        .await
+        .unwrap();
+    let seen = origin.last_headers("/f").unwrap();
+    assert_eq!(
+        seen["x-forwarded-for"],
+        "198.51.100.1, 2001:db8::7, 127.0.0.1"
+    );
+    assert_eq!(seen["x-forwarded-proto"], "https");
+    assert!(seen.get("forwarded").is_none());
+    let r = edge
+        .request(purge_method(), "/f?cc=max-age%3D60")
+        .header("forwarded", forwarded)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "2001:db8::7 may purge");
+}
