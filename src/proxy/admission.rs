@@ -90,11 +90,11 @@ impl SiteAccess {
             counts.count_acl_refused();
             return Err(ProxyError::Forbidden);
         }
-        if let (Some(limit), Some(ip)) = (&self.limit, client) {
-            if let Err(wait) = limit.take(ip) {
-                counts.rate_limited.fetch_add(1, Ordering::Relaxed);
-                return Err(ProxyError::RateLimited(wait));
-            }
+        if let (Some(limit), Some(ip)) = (&self.limit, client)
+            && let Err(wait) = limit.take(ip)
+        {
+            counts.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Err(ProxyError::RateLimited(wait));
         }
         Ok(())
     }
