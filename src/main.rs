@@ -133,14 +133,15 @@ fn main() -> anyhow::Result<()> {
     let cfg = base
         .apply(&overrides, demo_root)
         .context("invalid configuration")?;
-    let _log = edgecache::telemetry::init(&cfg.log).context("cannot open the log")?;
+    let log = edgecache::telemetry::init(&cfg.log).context("cannot open the log")?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(cfg))
+        .block_on(run(cfg, log.reopener()))
 }
 
-async fn run(cfg: Config) -> anyhow::Result<()> {
+async fn run(cfg: Config, log: edgecache::telemetry::LogReopener) -> anyhow::Result<()> {
+    reopen_log_on_sigusr1(log)?;
     let app = App::build(&cfg).await?;
     start_admin(&app, &cfg).await?;
     let listen = cfg.server.listen;
@@ -285,6 +286,25 @@ fn bench(args: &edgecache::bench::BenchArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// SIGUSR1 reopens the log file, as nginx's does: logrotate moves the file away, signals, and
+/// the edge goes on in a new file at the configured path.
+fn reopen_log_on_sigusr1(log: edgecache::telemetry::LogReopener) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut usr1 = signal(SignalKind::user_defined1()).context("cannot handle SIGUSR1")?;
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                tracing::info!("SIGUSR1: reopening the log file");
+                log.reopen();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(log);
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -272,7 +272,7 @@ fn key_of(edge: &Edge, url: &str) -> Result<CacheKey, Refusal> {
                 format!("no site serves {}{}", authority.host, uri.path()),
             )
         })?;
-    Ok(CacheKey::new(&site.name, &authority.canonical(), target))
+    Ok(CacheKey::new(site.name, &authority.canonical(), target))
 }
 
 #[derive(Debug, Deserialize)]

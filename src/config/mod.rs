@@ -18,7 +18,7 @@ pub use admin::AdminConfig;
 pub(crate) use cache::CacheConfig;
 pub use cidr::Cidr;
 pub(crate) use database::{DatabaseConfig, RouteConfig};
-pub use log::{LogConfig, LogFormat};
+pub use log::{AccessFormat, LogConfig, LogFormat};
 pub(crate) use origin::OriginConfig;
 pub(crate) use pool::{Balance, HealthCheckConfig, ServerConfig as OriginServerConfig};
 pub(crate) use server::ServerConfig;

@@ -284,7 +284,7 @@ mod tests {
     fn site(mode: RequestHeaders) -> Site {
         let dir = std::env::temp_dir();
         Site {
-            name: "s".into(),
+            name: "s",
             hosts: Vec::new(),
             path_prefix: "/".into(),
             origin: Origin::Static(StaticDir::new(dir, &[]).unwrap()),

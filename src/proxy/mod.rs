@@ -49,8 +49,8 @@ pub(crate) struct Settings {
     pub(crate) health_path: String,
     /// Write one access log line per request, once its body is done (`log.access_log`).
     pub(crate) access_log: bool,
-    /// Access log lines as structured fields (JSON logs) rather than one formatted message.
-    pub(crate) structured_log: bool,
+    /// How access lines are written: key=value text, JSON fields, or Apache combined.
+    pub(crate) access_format: access::LineFormat,
     /// Who may send `PURGE` (`admin.purge_from`).
     pub(crate) purge_from: Vec<crate::config::Cidr>,
     /// Whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
@@ -67,7 +67,7 @@ impl Settings {
             max_request_body: cfg.server.max_request_body.0,
             health_path: cfg.server.health_path.clone(),
             access_log: cfg.log.access_log,
-            structured_log: cfg.log.format == crate::config::LogFormat::Json,
+            access_format: access::LineFormat::of(&cfg.log),
             purge_from: cfg.admin.purge_from.clone(),
             trusted_proxies: cfg.server.trusted_proxies.clone(),
         }
@@ -240,7 +240,7 @@ pub(crate) enum Counted {
 impl RequestCtx {
     /// The cache key of this request's URL at `site`.
     pub(crate) fn cache_key(&self, site: &Site) -> crate::cache::CacheKey {
-        crate::cache::CacheKey::new(&site.name, &self.authority, &self.target)
+        crate::cache::CacheKey::new(site.name, &self.authority, &self.target)
     }
 
     /// The client connection, for the forwarding headers.
@@ -310,19 +310,36 @@ pub(crate) async fn handle(
     if !edge.settings.access_log && late_bytes.is_none() {
         return res;
     }
+    let (site, fwd_status, not_stored) = match (&ctx.counted, &ctx.cache) {
+        (Counted::Site(i), c) => (
+            edge.sites.get(*i).map(|s| s.name),
+            c.as_ref().and_then(|c| c.fwd_status),
+            // Why an answer the origin gave was not stored; a hit's detail is another story.
+            c.as_ref()
+                .filter(|c| !c.stored && c.fwd_status.is_some())
+                .and_then(|c| c.detail),
+        ),
+        (_, c) => (None, c.as_ref().and_then(|c| c.fwd_status), None),
+    };
     let record = AccessRecord {
         log: edge.settings.access_log,
         late_bytes,
         started,
         client: ctx.client.map(|c| c.ip),
         method: parts.method,
+        version: parts.version,
         target: ctx.target,
         host: ctx.host,
+        site,
         status: res.status().as_u16(),
         cache: ctx.cache.map(|c| c.outcome.x_cache()),
+        fwd_status,
+        not_stored,
         origin_ms: ctx.origin_ms,
         served_by: ctx.served_by,
-        structured: edge.settings.structured_log,
+        user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+        referer: parts.headers.get(header::REFERER).cloned(),
+        format: edge.settings.access_format,
     };
     res.map(|b| Body::new(LoggedBody::new(b, record, expected)))
 }

@@ -110,7 +110,7 @@ fn invalidate(edge: &Edge, site: &Site, ctx: &RequestCtx, res: &HeaderMap) {
             continue;
         };
         edge.store
-            .remove(&CacheKey::new(&site.name, &ctx.authority, pq));
+            .remove(&CacheKey::new(site.name, &ctx.authority, pq));
     }
 }
 

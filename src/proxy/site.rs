@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 /// A site, ready to serve.
 pub(crate) struct Site {
-    /// The config's name: it starts every cache key of the site, so two sites never share objects.
-    pub(crate) name: String,
+    /// The config's name: it starts every cache key of the site, so two sites never share
+    /// objects. Interned (see [`intern`]): the access log line of a request carries it without
+    /// a reference count shared by every thread.
+    pub(crate) name: &'static str,
     /// The hosts it serves, matched against the request's lower-case host without port.
     pub(crate) hosts: Vec<HostPattern>,
     /// Only paths starting with this belong to the site; the path reaches the origin unchanged.
@@ -79,7 +81,7 @@ impl Site {
         clock: &crate::clock::Clock,
     ) -> Self {
         Self {
-            name: cfg.name.clone(),
+            name: intern(&cfg.name),
             hosts: cfg.hosts.iter().map(|h| HostPattern::parse(h)).collect(),
             path_prefix: cfg.path_prefix.clone(),
             origin,
@@ -94,6 +96,19 @@ impl Site {
             access: super::admission::SiteAccess::new(cfg, clock),
         }
     }
+}
+
+/// The one `'static` copy of a site name. A name is leaked once, the first time a config
+/// names it: reloads that keep their sites' names allocate nothing more.
+pub(crate) fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(leaked);
+    leaked
 }
 
 /// Header names from the config (validated there), lower case.

@@ -54,7 +54,13 @@ pub(crate) fn parse_line(line: &str) -> Option<(u64, u32)> {
         let rest = &line[start + 1..];
         let end = rest.find('"')?;
         let mut req = rest[..end].split_whitespace();
-        let (_method, path) = (req.next()?, req.next()?);
+        let (method, path, proto) = (req.next()?, req.next()?, req.next()?);
+        // A request line, not some other quoted text (a log file also holds the edge's own
+        // messages): `METHOD /target HTTP/x`.
+        let is_method = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+        if !is_method || !proto.starts_with("HTTP/") || req.next().is_some() {
+            return None;
+        }
         let mut after = rest[end + 1..].split_whitespace();
         let _status = after.next();
         let size = after
@@ -215,6 +221,9 @@ mod tests {
             parse_line("/x.css 1").map(|r| r.0)
         );
         assert_eq!(parse_line("# comment"), None);
+        // The edge's own messages in the same file are not requests.
+        let message = r#"2026-12-04T18:00:00Z  INFO edgecache: site site="demo" hosts=["*"]"#;
+        assert_eq!(parse_line(message), None);
         assert_eq!(parse_line("/a notanumber"), None);
         let t = read_trace("/a 1\n\nbad line here\n/b 2\n".as_bytes()).unwrap();
         assert_eq!((t.requests.len(), t.skipped), (2, 1));

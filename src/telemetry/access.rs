@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use std::{
     pin::Pin,
@@ -24,21 +24,96 @@ pub(crate) struct AccessRecord {
     pub(crate) client: Option<http::HeaderValue>,
     /// The request method.
     pub(crate) method: Method,
+    /// The protocol the request came in: `HTTP/1.1`, `HTTP/2.0`.
+    pub(crate) version: Version,
     /// The request's host (lower case, without port); empty for data routes and for requests
     /// refused before their Host was read.
     pub(crate) host: String,
     /// Path and query as received.
     pub(crate) target: String,
+    /// The site that took the request, if one did.
+    pub(crate) site: Option<&'static str>,
     /// The response status.
     pub(crate) status: u16,
     /// `X-Cache` word, if the cache was involved.
     pub(crate) cache: Option<&'static str>,
+    /// The origin's status, when this request's answer came from asking it.
+    pub(crate) fwd_status: Option<u16>,
+    /// Why the origin's answer was not stored, when it was not (`Cache-Status`'s detail).
+    pub(crate) not_stored: Option<&'static str>,
     /// Time to the origin's response head, if this request asked the origin.
     pub(crate) origin_ms: Option<f64>,
     /// The pool's server that answered it, and whether on a retry.
     pub(crate) served_by: Option<crate::origin::ServedBy>,
-    /// JSON logs want fields; text logs get one pre-formatted line.
-    pub(crate) structured: bool,
+    /// The client's `User-Agent`.
+    pub(crate) user_agent: Option<HeaderValue>,
+    /// The client's `Referer`.
+    pub(crate) referer: Option<HeaderValue>,
+    /// How the line is written.
+    pub(crate) format: LineFormat,
+}
+
+/// How an access line is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineFormat {
+    /// `key=value` fields after the text log's timestamp and target.
+    Text,
+    /// The same fields on a tracing event, which the JSON log writes as an object.
+    Json,
+    /// Apache combined, one bare line.
+    Combined,
+}
+
+impl LineFormat {
+    /// The format `[log]` asks for.
+    pub(crate) fn of(cfg: &crate::config::LogConfig) -> Self {
+        use crate::config::{AccessFormat, LogFormat};
+        match (cfg.access_format, cfg.format) {
+            (AccessFormat::Combined, _) => LineFormat::Combined,
+            (AccessFormat::Kv, LogFormat::Json) => LineFormat::Json,
+            (AccessFormat::Kv, LogFormat::Text) => LineFormat::Text,
+        }
+    }
+}
+
+/// `HTTP/1.1` and the like.
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
+
+/// A header's value as the text between the quotes of a log field: `"` and `\` escaped, and
+/// bytes that are not printable ASCII as `\xHH` (nginx's escaping), so a client cannot end the
+/// field or the line, or write what a terminal would interpret.
+fn push_quoted(line: &mut String, v: Option<&HeaderValue>) {
+    line.push('"');
+    match v {
+        None => line.push('-'),
+        Some(v) => {
+            for &b in v.as_bytes() {
+                match b {
+                    b'"' | b'\\' => {
+                        line.push('\\');
+                        line.push(b as char);
+                    }
+                    0x20..=0x7e => line.push(b as char),
+                    _ => {
+                        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                        line.push_str("\\x");
+                        line.push(HEX[usize::from(b >> 4)] as char);
+                        line.push(HEX[usize::from(b & 15)] as char);
+                    }
+                }
+            }
+        }
+    }
+    line.push('"');
 }
 
 /// A response body that counts what it sends and logs the request when done.
@@ -133,61 +208,134 @@ impl Drop for LoggedBody {
             return;
         }
         let complete = self.is_complete();
-        let client = r.client.as_ref().and_then(|c| c.to_str().ok());
         let total_us = u64::try_from(r.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        if !r.structured {
-            super::access_sink::write(|line| {
-                use crate::numfmt::{push_millis, push_u64};
-                line.push_str("client=");
-                line.push_str(client.unwrap_or("-"));
-                line.push_str(" method=");
-                line.push_str(r.method.as_str());
-                line.push_str(" host=");
-                line.push_str(&r.host);
-                line.push_str(" path=");
-                line.push_str(&r.target);
-                line.push_str(" status=");
-                push_u64(line, u64::from(r.status));
-                line.push_str(" bytes=");
-                push_u64(line, self.bytes);
-                line.push_str(" cache=");
-                line.push_str(r.cache.unwrap_or("-"));
-                line.push_str(" origin_ms=");
-                match r.origin_ms {
-                    Some(o) => push_millis(line, (o * 1000.0) as u64),
-                    None => line.push('-'),
-                }
-                line.push_str(" total_ms=");
-                push_millis(line, total_us);
-                line.push_str(if complete {
-                    " complete=true"
-                } else {
-                    " complete=false"
-                });
-                if let Some(by) = &r.served_by {
-                    line.push_str(" upstream=");
-                    line.push_str(&by.server);
-                    if by.retried {
-                        line.push_str(" retried=true");
-                    }
-                }
-            });
-            return;
+        match r.format {
+            LineFormat::Text => {
+                super::access_sink::write(|line| r.kv(line, self.bytes, total_us, complete))
+            }
+            LineFormat::Combined => {
+                super::access_sink::write_bare(|line, time| r.combined(line, time, self.bytes))
+            }
+            LineFormat::Json => r.event(self.bytes, total_us, complete),
         }
+    }
+}
+
+impl AccessRecord {
+    /// The `key=value` line: the fields every version of it had first, then the newer ones,
+    /// the quoted ones last.
+    fn kv(&self, line: &mut String, bytes: u64, total_us: u64, complete: bool) {
+        use crate::numfmt::{push_millis, push_u64};
+        let client = self.client.as_ref().and_then(|c| c.to_str().ok());
+        line.push_str("client=");
+        line.push_str(client.unwrap_or("-"));
+        line.push_str(" method=");
+        line.push_str(self.method.as_str());
+        line.push_str(" host=");
+        line.push_str(&self.host);
+        line.push_str(" path=");
+        line.push_str(&self.target);
+        line.push_str(" status=");
+        push_u64(line, u64::from(self.status));
+        line.push_str(" bytes=");
+        push_u64(line, bytes);
+        line.push_str(" cache=");
+        line.push_str(self.cache.unwrap_or("-"));
+        line.push_str(" origin_ms=");
+        match self.origin_ms {
+            Some(o) => push_millis(line, (o * 1000.0) as u64),
+            None => line.push('-'),
+        }
+        line.push_str(" total_ms=");
+        push_millis(line, total_us);
+        line.push_str(if complete {
+            " complete=true"
+        } else {
+            " complete=false"
+        });
+        if let Some(by) = &self.served_by {
+            line.push_str(" upstream=");
+            line.push_str(&by.server);
+            if by.retried {
+                line.push_str(" retried=true");
+            }
+        }
+        line.push_str(" proto=");
+        line.push_str(protocol(self.version));
+        line.push_str(" site=");
+        line.push_str(self.site.unwrap_or("-"));
+        if let Some(s) = self.fwd_status {
+            line.push_str(" origin_status=");
+            push_u64(line, u64::from(s));
+        }
+        if let Some(why) = self.not_stored {
+            line.push_str(" not_stored=");
+            line.push_str(why);
+        }
+        line.push_str(" referer=");
+        push_quoted(line, self.referer.as_ref());
+        line.push_str(" ua=");
+        push_quoted(line, self.user_agent.as_ref());
+    }
+
+    /// Apache's combined line: `client - - [time] "METHOD target PROTO" status bytes "referer"
+    /// "user agent"`, `time` already in brackets.
+    fn combined(&self, line: &mut String, time: &str, bytes: u64) {
+        use crate::numfmt::push_u64;
+        let client = self.client.as_ref().and_then(|c| c.to_str().ok());
+        line.push_str(client.unwrap_or("-"));
+        line.push_str(" - - ");
+        line.push_str(time);
+        line.push_str(" \"");
+        line.push_str(self.method.as_str());
+        line.push(' ');
+        // The target is what the client sent, already free of spaces and quotes (hyper
+        // refuses those), but not necessarily of every byte a terminal would take.
+        for c in self.target.chars() {
+            if c.is_ascii_graphic() {
+                line.push(c);
+            } else {
+                line.push_str(&format!("\\x{:02X}", u32::from(c)));
+            }
+        }
+        line.push(' ');
+        line.push_str(protocol(self.version));
+        line.push_str("\" ");
+        push_u64(line, u64::from(self.status));
+        line.push(' ');
+        push_u64(line, bytes);
+        line.push(' ');
+        push_quoted(line, self.referer.as_ref());
+        line.push(' ');
+        push_quoted(line, self.user_agent.as_ref());
+    }
+
+    /// The same fields as a tracing event, for the JSON log.
+    fn event(&self, bytes: u64, total_us: u64, complete: bool) {
+        let header = |v: &Option<HeaderValue>| {
+            v.as_ref()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
         tracing::info!(
             target: "edgecache::access",
-            client,
-            method = %r.method,
-            host = %r.host,
-            path = %r.target,
-            status = r.status,
-            bytes = self.bytes,
-            cache = %r.cache.unwrap_or("-"),
-            origin_ms = r.origin_ms.map(|m| (m * 10.0).round() / 10.0),
+            client = self.client.as_ref().and_then(|c| c.to_str().ok()),
+            method = %self.method,
+            host = %self.host,
+            path = %self.target,
+            status = self.status,
+            bytes,
+            cache = %self.cache.unwrap_or("-"),
+            origin_ms = self.origin_ms.map(|m| (m * 10.0).round() / 10.0),
             total_ms = (total_us as f64 / 100.0).round() / 10.0,
             complete,
-            upstream = r.served_by.as_ref().map(|b| &*b.server),
-            retried = r.served_by.as_ref().is_some_and(|b| b.retried),
+            upstream = self.served_by.as_ref().map(|b| &*b.server),
+            retried = self.served_by.as_ref().is_some_and(|b| b.retried),
+            proto = protocol(self.version),
+            site = self.site,
+            origin_status = self.fwd_status,
+            not_stored = self.not_stored,
+            referer = header(&self.referer),
+            ua = header(&self.user_agent),
         );
     }
 }
@@ -218,13 +366,19 @@ mod tests {
             started: Instant::now(),
             client: None,
             method: Method::GET,
+            version: Version::HTTP_11,
             host: "h".into(),
             target: "/".into(),
+            site: None,
             status: 200,
             cache: None,
+            fwd_status: None,
+            not_stored: None,
             origin_ms: None,
             served_by: None,
-            structured: false,
+            user_agent: None,
+            referer: None,
+            format: LineFormat::Text,
         }
     }
 

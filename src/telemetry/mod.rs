@@ -13,34 +13,64 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 use writer::{BatchGuard, BatchWriter};
 
 /// Keeps the log writer thread alive; dropping it writes out what is buffered.
-pub struct LogGuard(#[allow(dead_code)] BatchGuard);
+pub struct LogGuard {
+    _guard: BatchGuard,
+    /// The writer, for [`LogGuard::reopener`].
+    writer: BatchWriter,
+}
+
+impl LogGuard {
+    /// What reopens the log file (on SIGUSR1); a no-op when logging to standard output.
+    pub fn reopener(&self) -> LogReopener {
+        LogReopener(self.writer.clone())
+    }
+}
+
+/// Reopens the log file, so that logrotate can move it away and the edge writes to a new one.
+#[derive(Clone)]
+pub struct LogReopener(BatchWriter);
+
+impl LogReopener {
+    /// Asks for the file to be opened again; returns at once.
+    pub fn reopen(&self) {
+        self.0.reopen();
+    }
+}
+
+fn open_log(path: &std::path::Path) -> io::Result<Box<dyn Write + Send>> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    Ok(Box::new(f))
+}
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
 pub fn init(cfg: &LogConfig) -> io::Result<LogGuard> {
-    let sink: Box<dyn Write + Send> = match &cfg.file {
-        Some(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?,
-        ),
-        None => Box::new(io::stdout()),
+    let (sink, reopen): (Box<dyn Write + Send>, Option<writer::Reopen>) = match &cfg.file {
+        Some(path) => {
+            let path = path.clone();
+            (open_log(&path)?, Some(Box::new(move || open_log(&path))))
+        }
+        None => (Box::new(io::stdout()), None),
     };
-    let (writer, guard) = BatchWriter::new(sink);
+    let (writer, guard) = BatchWriter::new(sink, reopen);
+    let writer_handle = writer.clone();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
+    // Text and combined access lines take the short path (the filter still decides whether
+    // they are on); everything else the fmt layer.
+    access_sink::install(writer.clone());
     match cfg.format {
         LogFormat::Json => registry
             .with(fmt::layer().json().flatten_event(true).with_writer(writer))
             .init(),
-        LogFormat::Text => {
-            // Access lines take the short path (the filter still decides whether they are on);
-            // everything else the fmt layer.
-            access_sink::install(writer.clone());
-            registry
-                .with(fmt::layer().with_ansi(false).with_writer(writer))
-                .init()
-        }
+        LogFormat::Text => registry
+            .with(fmt::layer().with_ansi(false).with_writer(writer))
+            .init(),
     }
-    Ok(LogGuard(guard))
+    Ok(LogGuard {
+        _guard: guard,
+        writer: writer_handle,
+    })
 }

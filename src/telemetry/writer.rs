@@ -31,6 +31,9 @@ struct Shared {
     stop: AtomicBool,
     /// Lines refused since the last write, reported in a line of their own.
     dropped: AtomicU64,
+    /// Set by [`BatchWriter::reopen`]: the thread opens the log file again (after logrotate
+    /// moved it away) before its next write.
+    reopen: AtomicBool,
 }
 
 /// The `MakeWriter` given to tracing-subscriber.
@@ -49,13 +52,18 @@ pub(crate) struct BatchGuard {
 }
 
 impl BatchWriter {
-    /// Starts the writer thread over `sink`.
-    pub(crate) fn new(mut sink: Box<dyn Write + Send>) -> (Self, BatchGuard) {
+    /// Starts the writer thread over `sink`, which [`BatchWriter::reopen`] replaces with
+    /// `reopen()`'s answer (for a file: the same path opened again).
+    pub(crate) fn new(
+        mut sink: Box<dyn Write + Send>,
+        mut reopen: Option<Reopen>,
+    ) -> (Self, BatchGuard) {
         let shared = Arc::new(Shared {
             buf: Mutex::new(Vec::with_capacity(64 << 10)),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            reopen: AtomicBool::new(false),
         });
         let s = shared.clone();
         let thread = thread::Builder::new()
@@ -68,7 +76,9 @@ impl BatchWriter {
                         let (mut guard, _) = s
                             .wake
                             .wait_timeout_while(guard, FLUSH_EVERY, |b| {
-                                b.len() < WAKE_AT && !s.stop.load(Ordering::Acquire)
+                                b.len() < WAKE_AT
+                                    && !s.stop.load(Ordering::Acquire)
+                                    && !s.reopen.load(Ordering::Acquire)
                             })
                             .unwrap_or_else(|p| p.into_inner());
                         std::mem::swap(&mut *guard, &mut out);
@@ -77,6 +87,21 @@ impl BatchWriter {
                     if !out.is_empty() {
                         let _ = sink.write_all(&out).and_then(|()| sink.flush());
                         out.clear();
+                    }
+                    // What was buffered before the signal went to the old file; what comes
+                    // after goes to the new one.
+                    if s.reopen.swap(false, Ordering::AcqRel)
+                        && let Some(open) = reopen.as_mut()
+                    {
+                        match open() {
+                            Ok(new) => sink = new,
+                            Err(e) => {
+                                let _ = writeln!(
+                                    sink,
+                                    "edgecache: cannot reopen the log file ({e}); still writing to the old one"
+                                );
+                            }
+                        }
                     }
                     let dropped = s.dropped.swap(0, Ordering::Relaxed);
                     if dropped > 0 {
@@ -96,6 +121,19 @@ impl BatchWriter {
             thread: Some(thread),
         };
         (Self { shared }, guard)
+    }
+}
+
+/// Opens the log's sink again: the file at the configured path, anew.
+pub(crate) type Reopen = Box<dyn FnMut() -> io::Result<Box<dyn Write + Send>> + Send>;
+
+impl BatchWriter {
+    /// Asks the writer thread to reopen its sink (SIGUSR1, as nginx does, so logrotate can
+    /// move the file away). Returns at once; the thread does it before its next write.
+    pub(crate) fn reopen(&self) {
+        self.shared.reopen.store(true, Ordering::Release);
+        let _guard = self.shared.buf.lock().unwrap_or_else(|p| p.into_inner());
+        self.shared.wake.notify_one();
     }
 }
 
@@ -188,7 +226,7 @@ mod tests {
     #[test]
     fn lines_arrive_whole_and_in_order_and_the_guard_flushes() {
         let sink = Sink::default();
-        let (w, guard) = BatchWriter::new(Box::new(sink.clone()));
+        let (w, guard) = BatchWriter::new(Box::new(sink.clone()), None);
         for i in 0..1000 {
             let mut l = w.make_writer();
             write!(l, "line {i}").unwrap();
@@ -199,5 +237,42 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 1000);
         assert_eq!(lines[999], "line 999");
+    }
+
+    #[test]
+    fn reopening_sends_later_lines_to_the_new_sink_and_a_failure_keeps_the_old() {
+        let (old, new) = (Sink::default(), Sink::default());
+        let next = std::sync::Mutex::new(vec![Ok(new.clone()), Err(io::Error::other("gone"))]);
+        let open: Reopen = Box::new(move || {
+            let n = next.lock().unwrap().remove(0)?;
+            Ok(Box::new(n) as Box<dyn Write + Send>)
+        });
+        let (w, guard) = BatchWriter::new(Box::new(old.clone()), Some(open));
+        let line = |w: &BatchWriter, t: &str| w.append(format!("{t}\n").as_bytes());
+        let text = |s: &Sink| String::from_utf8(s.0.lock().unwrap().clone()).unwrap();
+        line(&w, "before");
+        w.reopen();
+        // The thread takes the request within one flush period; wait for it, bounded.
+        for _ in 0..200 {
+            if text(&old).contains("before") && !w.shared.reopen.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        line(&w, "after");
+        w.reopen();
+        for _ in 0..200 {
+            if !w.shared.reopen.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        line(&w, "still");
+        drop(guard);
+        assert_eq!(text(&old), "before\n");
+        let new = text(&new);
+        assert!(new.starts_with("after\n"), "{new}");
+        assert!(new.contains("cannot reopen the log file (gone)"), "{new}");
+        assert!(new.ends_with("still\n"), "{new}");
     }
 }
