@@ -44,6 +44,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::{net::SocketAddr, sync::Arc};
 
+mod page;
+
 /// What the admin API works on.
 #[derive(Clone)]
 pub struct AdminState {
@@ -91,6 +93,7 @@ pub fn app(state: AdminState) -> Router {
         .route("/cache", get(cache))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
+        .merge(page::routes())
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
@@ -151,15 +154,15 @@ async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Re
         }
         return next.run(req).await;
     };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    match given {
-        None => {
+    // The bearer token, or for a browser the basic-auth password, the cookie or the page's
+    // `?token=` (see `page`). A page's refusal asks for basic auth, so the browser prompts.
+    let on_page = page::is_page(req.uri().path());
+    match page::verdict(&req, token) {
+        page::Verdict::Right(proof) => page::admit(proof, token, req, next).await,
+        page::Verdict::Missing if on_page => {
+            page::challenge(refuse(StatusCode::UNAUTHORIZED, "a token is required"))
+        }
+        page::Verdict::Missing => {
             let mut r = refuse(StatusCode::UNAUTHORIZED, "a bearer token is required");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -167,8 +170,10 @@ async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Re
             );
             r
         }
-        Some(t) if same(t.as_bytes(), token.as_bytes()) => next.run(req).await,
-        Some(_) => refuse(StatusCode::FORBIDDEN, "wrong token"),
+        page::Verdict::Wrong if on_page => {
+            page::challenge(refuse(StatusCode::UNAUTHORIZED, "wrong token"))
+        }
+        page::Verdict::Wrong => refuse(StatusCode::FORBIDDEN, "wrong token"),
     }
 }
 
