@@ -17,6 +17,9 @@
 //!   last 15 minutes' totals, the top URLs (sampled), origin health and the recent purges,
 //!   for the status page.
 //! - `GET /metrics`: the same and more as Prometheus text.
+//! - `GET /_edgecache/`: the status page for a browser, drawing `/stats` every 5 s (see
+//!   [`page`]). A browser may give the token as the basic-auth password or in the cookie
+//!   `edgecache_admin`, which `GET /_edgecache/?token=...` sets (303 back to the page).
 //!
 //! `[admin] allow` / `deny` are checked before the token, on the connection's own address
 //! (served with `ConnectInfo<SocketAddr>`; a request without it is refused when a list is set).
@@ -114,7 +117,8 @@ impl IntoResponse for Refusal {
 }
 
 /// Lets through only connections `[admin] allow` / `deny` admit, and of those only requests
-/// with the configured bearer token (compared in constant time). Without a token, only
+/// with the configured token (compared in constant time): as a bearer token, or from a
+/// browser as the basic-auth password, the cookie or the page's `?token=` (see `page.rs`). Without a token, only
 /// requests for a loopback name: a web page of another origin that rebinds its own name to
 /// 127.0.0.1 (DNS rebinding) sends its Host, and is refused.
 async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Response {
