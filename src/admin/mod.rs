@@ -118,9 +118,9 @@ impl IntoResponse for Refusal {
 
 /// Lets through only connections `[admin] allow` / `deny` admit, and of those only requests
 /// with the configured token (compared in constant time): as a bearer token, or from a
-/// browser as the basic-auth password, the cookie or the page's `?token=` (see `page.rs`). Without a token, only
-/// requests for a loopback name: a web page of another origin that rebinds its own name to
-/// 127.0.0.1 (DNS rebinding) sends its Host, and is refused.
+/// browser as the basic-auth password, the cookie or the page's `?token=` (see `page.rs`).
+/// Without a token, only requests for a loopback name: a web page of another origin that
+/// rebinds its own name to 127.0.0.1 (DNS rebinding) sends its Host, and is refused.
 async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     if !st.acl.is_empty() {
         // No ConnectInfo (a router served without it): the address is unknown, and a list
