@@ -10,6 +10,8 @@
 //! the history; a page opened with basic auth gets the cookie too, because the browser sends
 //! the password only under `/_edgecache/` and the script reads `/stats`. A refusal of a page
 //! request asks for basic auth (`WWW-Authenticate: Basic`), so the browser prompts for it.
+//! The cookie opens only `GET` and `HEAD`: a browser sends it by itself, to every port of the
+//! host, and the page only reads.
 //!
 //! Every asset is served `no-store`, `nosniff`, with a policy that allows only this origin's
 //! scripts and styles (no inline ones) and no framing (clickjacking).
@@ -139,6 +141,15 @@ pub(super) fn verdict(req: &Request, token: &str) -> Verdict {
         ),
         (Proof::Cookie, cookies(headers).collect()),
     ];
+    // The cookie goes along by itself, and SameSite does not tell ports apart: a page of a
+    // site this edge serves on the same host could POST to the API with it. The page only
+    // reads, so the cookie opens reads only. (Basic credentials are sent by themselves only
+    // under the page's path, which a refusal elsewhere does not ask for.)
+    let reads = matches!(*req.method(), http::Method::GET | http::Method::HEAD);
+    let given = given.map(|(proof, tokens)| match proof {
+        Proof::Cookie if !reads => (proof, Vec::new()),
+        _ => (proof, tokens),
+    });
     let mut any = false;
     for (proof, tokens) in &given {
         for t in tokens {

@@ -109,6 +109,16 @@ async fn a_token_in_the_address_is_traded_for_a_cookie() {
     assert_eq!(status, StatusCode::OK, "{stats}");
     assert!(stats["history"]["samples"].is_array(), "{stats}");
 
+    // It opens reads only: another port of the same host is the same site, and its pages
+    // would send it along.
+    let r = Request::post("/purge")
+        .header(header::COOKIE, &cookie)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"tag": "x"}"#))
+        .unwrap();
+    let (status, json) = answer(&api, r).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{json}");
+
     // A wrong one is refused like any wrong token, and sets nothing.
     let (res, body) = get(&api, "/_edgecache/?token=nope", &[]).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
