@@ -18,7 +18,7 @@
 //!   for the status page.
 //! - `GET /metrics`: the same and more as Prometheus text.
 //! - `GET /_edgecache/`: the status page for a browser, drawing `/stats` every 5 s (see
-//!   [`page`]). A browser may give the token as the basic-auth password or in the cookie
+//!   `page.rs`). A browser may give the token as the basic-auth password or in the cookie
 //!   `edgecache_admin`, which `GET /_edgecache/?token=...` sets (303 back to the page).
 //!
 //! `[admin] allow` / `deny` are checked before the token, on the connection's own address
