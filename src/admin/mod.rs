@@ -17,6 +17,9 @@
 //!   last 15 minutes' totals, the top URLs (sampled), origin health and the recent purges,
 //!   for the status page.
 //! - `GET /metrics`: the same and more as Prometheus text.
+//! - `GET /_edgecache/`: the status page for a browser, drawing `/stats` every 5 s (see
+//!   `page.rs`). A browser may give the token as the basic-auth password or in the cookie
+//!   `edgecache_admin`, which `GET /_edgecache/?token=...` sets (303 back to the page).
 //!
 //! `[admin] allow` / `deny` are checked before the token, on the connection's own address
 //! (served with `ConnectInfo<SocketAddr>`; a request without it is refused when a list is set).
@@ -43,6 +46,8 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::{net::SocketAddr, sync::Arc};
+
+mod page;
 
 /// What the admin API works on.
 #[derive(Clone)]
@@ -91,6 +96,7 @@ pub fn app(state: AdminState) -> Router {
         .route("/cache", get(cache))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
+        .merge(page::routes())
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
@@ -111,9 +117,10 @@ impl IntoResponse for Refusal {
 }
 
 /// Lets through only connections `[admin] allow` / `deny` admit, and of those only requests
-/// with the configured bearer token (compared in constant time). Without a token, only
-/// requests for a loopback name: a web page of another origin that rebinds its own name to
-/// 127.0.0.1 (DNS rebinding) sends its Host, and is refused.
+/// with the configured token (compared in constant time): as a bearer token, or from a
+/// browser as the basic-auth password, the cookie or the page's `?token=` (see `page.rs`).
+/// Without a token, only requests for a loopback name: a web page of another origin that
+/// rebinds its own name to 127.0.0.1 (DNS rebinding) sends its Host, and is refused.
 async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     if !st.acl.is_empty() {
         // No ConnectInfo (a router served without it): the address is unknown, and a list
@@ -151,15 +158,15 @@ async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Re
         }
         return next.run(req).await;
     };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    match given {
-        None => {
+    // The bearer token, or for a browser the basic-auth password, the cookie or the page's
+    // `?token=` (see `page`). A page's refusal asks for basic auth, so the browser prompts.
+    let on_page = page::is_page(req.uri().path());
+    match page::verdict(&req, token) {
+        page::Verdict::Right(proof) => page::admit(proof, token, req, next).await,
+        page::Verdict::Missing if on_page => {
+            page::challenge(refuse(StatusCode::UNAUTHORIZED, "a token is required"))
+        }
+        page::Verdict::Missing => {
             let mut r = refuse(StatusCode::UNAUTHORIZED, "a bearer token is required");
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -167,8 +174,10 @@ async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Re
             );
             r
         }
-        Some(t) if same(t.as_bytes(), token.as_bytes()) => next.run(req).await,
-        Some(_) => refuse(StatusCode::FORBIDDEN, "wrong token"),
+        page::Verdict::Wrong if on_page => {
+            page::challenge(refuse(StatusCode::UNAUTHORIZED, "wrong token"))
+        }
+        page::Verdict::Wrong => refuse(StatusCode::FORBIDDEN, "wrong token"),
     }
 }
 
