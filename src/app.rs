@@ -12,7 +12,7 @@ use crate::{
         Dns, Hickory, Origin, Pool, PoolSettings, SetupError, StaticDir, TtlBounds, names_a_host,
     },
     proxy::{
-        Edge, Settings,
+        Edge, LiveEdge, Settings,
         site::{Site, Sites},
     },
     server,
@@ -34,8 +34,13 @@ pub struct BuildError {
 
 /// The running parts of an edge.
 pub struct App {
-    /// The request path's shared state: sites, store, fills, data routes; what `server` serves.
-    pub edge: Arc<Edge>,
+    /// The request path's state as configured now (sites, data routes, settings, over the
+    /// store and fills every config shares): what `server` serves.
+    live: Arc<LiveEdge>,
+    /// What a reload keeps.
+    shared: Arc<Shared>,
+    /// The config it was built from, which a reload compares the new one with.
+    config: Config,
 }
 
 /// The origin a site names: an upstream HTTP server (one connection pool per event loop) or a
@@ -104,6 +109,201 @@ fn spawn_upkeep(metrics: &Arc<Metrics>, clock: Clock) {
     });
 }
 
+/// What outlives a reload: the store and everything counted or in flight.
+struct Shared {
+    clock: Clock,
+    store: Store,
+    metrics: Arc<Metrics>,
+    fills: Arc<Fills<crate::proxy::FillMeta>>,
+    budget: Arc<InflightBudget>,
+    access_counts: Arc<crate::proxy::admission::AccessCounts>,
+    /// `[admin] allow` / `deny`, which a reload changes too.
+    admin_acl: Arc<arc_swap::ArcSwap<crate::proxy::admission::Acl>>,
+}
+
+/// The reloadable part of an edge built from `cfg` over `shared`. `old` is the edge it
+/// replaces, if any: its database is kept when `[database]` did not change.
+async fn build_edge(
+    cfg: &Config,
+    shared: &Shared,
+    old: Option<(&Edge, &Config)>,
+) -> Result<Edge, BuildError> {
+    // One resolver of origin names for every site, set up only if some server is named by
+    // host name: a config of addresses alone reads no resolver configuration.
+    let named = cfg
+        .sites
+        .iter()
+        .flat_map(SiteConfig::servers)
+        .any(|s| names_a_host(&s.url));
+    let dns = if named {
+        Some(Dns {
+            resolver: Arc::new(Hickory::new(&cfg.origin.name_servers()).map_err(|e| {
+                BuildError {
+                    part: "origin.resolver".into(),
+                    reason: SetupError::Resolver(e).to_string(),
+                }
+            })?),
+            bounds: TtlBounds {
+                min: cfg.origin.dns_min_ttl.0,
+                max: cfg.origin.dns_max_ttl.0,
+            },
+        })
+    } else {
+        None
+    };
+    let metrics = &shared.metrics;
+    let mut sites = Vec::with_capacity(cfg.sites.len());
+    for s in &cfg.sites {
+        let origin = origin_of(s, cfg, &shared.clock, dns.as_ref())
+            .await
+            .map_err(|e| BuildError {
+                part: format!("site `{}`", s.name),
+                reason: e.to_string(),
+            })?;
+        sites.push(Site::new(s, origin, metrics.site(&s.name), &shared.clock));
+    }
+    let reuse = old
+        .filter(|(_, old_cfg)| same(&old_cfg.database, &cfg.database))
+        .and_then(|(e, _)| e.data.as_ref())
+        .map(|d| d.database().clone());
+    let data = crate::data::build(cfg, &shared.store, shared.budget.clone(), reuse)
+        .await
+        .map_err(|e| BuildError {
+            part: "data".into(),
+            reason: e.to_string(),
+        })?;
+    let data = data.map(|d| Arc::new(d.with_latency(metrics.data.clone())));
+    Ok(Edge {
+        sites: Sites::new(sites),
+        data,
+        metrics: metrics.clone(),
+        store: shared.store.clone(),
+        fills: shared.fills.clone(),
+        settings: Settings::new(cfg),
+        access_counts: shared.access_counts.clone(),
+    })
+}
+
+/// Do two parts of a config say the same? (Compared as printed: every part prints all of its
+/// fields, and none needs an equality of its own only for this.)
+fn same<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
+    format!("{a:?}") == format!("{b:?}")
+}
+
+/// How a key of the config prints, for comparing two configs' values of it.
+type ShowKey = fn(&Config) -> String;
+
+/// The keys a reload cannot change in a running process (listeners, threads, the store's
+/// size, the log's sink), each with how to print it for [`same`].
+const RESTART_ONLY: &[(&str, ShowKey)] = &[
+    ("server.listen", |c| format!("{:?}", c.server.listen)),
+    ("server.threads", |c| format!("{:?}", c.server.threads)),
+    ("server.max_connections", |c| {
+        format!("{:?}", c.server.max_connections)
+    }),
+    ("server.max_header_bytes", |c| {
+        format!("{:?}", c.server.max_header_bytes)
+    }),
+    ("server.max_headers", |c| {
+        format!("{:?}", c.server.max_headers)
+    }),
+    ("server.header_read_timeout", |c| {
+        format!("{:?}", c.server.header_read_timeout)
+    }),
+    ("server.send_timeout", |c| {
+        format!("{:?}", c.server.send_timeout)
+    }),
+    ("server.drain_timeout", |c| {
+        format!("{:?}", c.server.drain_timeout)
+    }),
+    ("admin.listen", |c| format!("{:?}", c.admin.listen)),
+    ("admin.token", |c| format!("{:?}", c.admin.token)),
+    ("cache.max_memory", |c| format!("{:?}", c.cache.max_memory)),
+    ("cache.max_object_size", |c| {
+        format!("{:?}", c.cache.max_object_size)
+    }),
+    ("cache.max_inflight", |c| {
+        format!("{:?}", c.cache.max_inflight)
+    }),
+    ("cache.max_variants", |c| {
+        format!("{:?}", c.cache.max_variants)
+    }),
+    ("cache.keep", |c| format!("{:?}", c.cache.keep)),
+    ("log.format", |c| format!("{:?}", c.log.format)),
+    ("log.file", |c| format!("{:?}", c.log.file)),
+];
+
+/// Reads and validates the config file at `path` (its data routes compiled too): what
+/// `check-config` runs, start-up and every reload. The error is the one line check-config
+/// prints, `FILE: invalid: why`.
+pub fn check_config(path: &std::path::Path) -> Result<Config, String> {
+    Config::load(path)
+        .and_then(|c| {
+            crate::data::compile_routes(&c)
+                .map_err(|e| crate::config::ConfigError::Parse(e.to_string()))
+                .map(|_| c)
+        })
+        .map_err(|e| format!("{}: invalid: {e}", path.display()))
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reloaded {
+    /// Sites now served.
+    pub sites: usize,
+    /// Data routes now served.
+    pub routes: usize,
+    /// Keys the new file changes that take effect only on a restart (the old values stay).
+    pub restart_needed: Vec<&'static str>,
+}
+
+/// Where a reload reads its config from: the file the edge started with, the command line's
+/// overrides applied again; its error is what `check-config` prints for the file.
+pub type ConfigSource = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// Re-reads the config and swaps a new edge in (SIGHUP, `POST /reload`). One reload at a time.
+pub struct Reloader {
+    live: Arc<LiveEdge>,
+    shared: Arc<Shared>,
+    source: ConfigSource,
+    /// The config being served, and the lock that makes reloads take turns.
+    current: tokio::sync::Mutex<Config>,
+}
+
+impl Reloader {
+    /// Reads the config again and serves it, or says why not (and the old one goes on).
+    /// Requests in flight finish on the config they started with; the cache is kept.
+    pub async fn reload(&self) -> Result<Reloaded, String> {
+        let mut current = self.current.lock().await;
+        let mut cfg = (self.source)()?;
+        let restart_needed: Vec<&'static str> = RESTART_ONLY
+            .iter()
+            .filter(|(_, show)| show(&current) != show(&cfg))
+            .map(|(key, _)| *key)
+            .collect();
+        // What cannot change now stays as it runs: the file's new value waits for a restart.
+        cfg.server.threads = current.server.threads;
+        let old = self.live.load();
+        let edge = build_edge(&cfg, &self.shared, Some((&old, &current)))
+            .await
+            .map_err(|e| e.to_string())?;
+        let reloaded = Reloaded {
+            sites: edge.sites.iter().count(),
+            routes: cfg.routes.len(),
+            restart_needed,
+        };
+        self.live.replace(Arc::new(edge));
+        self.shared
+            .admin_acl
+            .store(Arc::new(crate::proxy::admission::Acl::new(
+                cfg.admin.allow.clone(),
+                cfg.admin.deny.clone(),
+            )));
+        *current = cfg;
+        Ok(reloaded)
+    }
+}
+
 impl App {
     /// An edge on the wall clock.
     pub async fn build(cfg: &Config) -> Result<Self, BuildError> {
@@ -112,40 +312,7 @@ impl App {
 
     /// An edge whose caching decisions read `clock` (tests move it ahead instead of sleeping).
     pub async fn build_with_clock(cfg: &Config, clock: Clock) -> Result<Self, BuildError> {
-        // One resolver of origin names for every site, set up only if some server is named by
-        // host name: a config of addresses alone reads no resolver configuration.
-        let named = cfg
-            .sites
-            .iter()
-            .flat_map(SiteConfig::servers)
-            .any(|s| names_a_host(&s.url));
-        let dns = if named {
-            Some(Dns {
-                resolver: Arc::new(Hickory::new(&cfg.origin.name_servers()).map_err(|e| {
-                    BuildError {
-                        part: "origin.resolver".into(),
-                        reason: SetupError::Resolver(e).to_string(),
-                    }
-                })?),
-                bounds: TtlBounds {
-                    min: cfg.origin.dns_min_ttl.0,
-                    max: cfg.origin.dns_max_ttl.0,
-                },
-            })
-        } else {
-            None
-        };
         let metrics = Arc::new(Metrics::new());
-        let mut sites = Vec::with_capacity(cfg.sites.len());
-        for s in &cfg.sites {
-            let origin = origin_of(s, cfg, &clock, dns.as_ref())
-                .await
-                .map_err(|e| BuildError {
-                    part: format!("site `{}`", s.name),
-                    reason: e.to_string(),
-                })?;
-            sites.push(Site::new(s, origin, metrics.site(&s.name), &clock));
-        }
         let store = Store::new(
             StoreConfig {
                 max_memory: cfg.cache.max_memory.0,
@@ -153,33 +320,53 @@ impl App {
                 max_variants: cfg.cache.max_variants,
                 keep: cfg.cache.keep.0,
             },
-            clock,
+            clock.clone(),
         );
         let budget = Arc::new(InflightBudget::new(cfg.cache.inflight_limit().0));
-        let data = crate::data::build(cfg, &store, budget.clone())
-            .await
-            .map_err(|e| BuildError {
-                part: "data".into(),
-                reason: e.to_string(),
-            })?;
-        let data = data.map(|d| Arc::new(d.with_latency(metrics.data.clone())));
-        spawn_upkeep(&metrics, store.clock().clone());
-        let edge = Arc::new(Edge {
-            sites: Sites::new(sites),
-            data,
-            metrics,
+        let shared = Shared {
+            clock: clock.clone(),
             store,
-            fills: Arc::new(Fills::new(budget)),
-            settings: Settings::new(cfg),
-            access_counts: Default::default(),
-        });
-        Ok(Self { edge })
+            metrics,
+            fills: Arc::new(Fills::new(budget.clone())),
+            budget,
+            access_counts: Arc::default(),
+            admin_acl: Arc::new(arc_swap::ArcSwap::from_pointee(
+                crate::proxy::admission::Acl::new(cfg.admin.allow.clone(), cfg.admin.deny.clone()),
+            )),
+        };
+        let edge = build_edge(cfg, &shared, None).await?;
+        spawn_upkeep(&shared.metrics, clock);
+        Ok(Self {
+            live: Arc::new(LiveEdge::new(Arc::new(edge))),
+            shared: Arc::new(shared),
+            config: cfg.clone(),
+        })
     }
 
-    /// What the admin API needs: the edge, and the token it asks for.
+    /// The edge being served now.
+    pub fn edge(&self) -> Arc<Edge> {
+        self.live.load()
+    }
+
+    /// The edge as reloads change it.
+    pub fn live(&self) -> Arc<LiveEdge> {
+        self.live.clone()
+    }
+
+    /// What reloads this edge from `source` (the config file it started with).
+    pub fn reloader(&self, source: ConfigSource) -> Arc<Reloader> {
+        Arc::new(Reloader {
+            live: self.live.clone(),
+            shared: self.shared.clone(),
+            source,
+            current: tokio::sync::Mutex::new(self.config.clone()),
+        })
+    }
+
+    /// What the admin API needs: the edge, the token it asks for, and who may ask.
     pub fn admin_state(&self, cfg: &Config) -> crate::admin::AdminState {
-        crate::admin::AdminState::new(self.edge.clone(), cfg.admin.token.as_deref())
-            .with_acl(cfg.admin.allow.clone(), cfg.admin.deny.clone())
+        crate::admin::AdminState::new(self.live.clone(), cfg.admin.token.as_deref())
+            .with_shared_acl(self.shared.admin_acl.clone())
     }
 
     /// Serves until `shutdown` completes, then drains.
@@ -189,7 +376,7 @@ impl App {
         cfg: &Config,
         shutdown: impl Future<Output = ()>,
     ) {
-        server::serve(listener, self.edge, &cfg.server, shutdown).await;
+        server::serve(listener, self.live, &cfg.server, shutdown).await;
     }
 
     /// Serves on one event loop per listener (see [`server::bind`]), each on its own thread,
@@ -199,6 +386,6 @@ impl App {
         listeners: Vec<std::net::TcpListener>,
         cfg: &Config,
     ) -> std::io::Result<server::Loops> {
-        server::Loops::start(listeners, self.edge, &cfg.server)
+        server::Loops::start(listeners, self.live, &cfg.server)
     }
 }

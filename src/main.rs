@@ -88,18 +88,13 @@ fn demo_root() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::CheckConfig { file }) = &cli.command {
-        let checked = Config::load(file).and_then(|c| {
-            edgecache::data::compile_routes(&c)
-                .map_err(|e| edgecache::config::ConfigError::Parse(e.to_string()))
-                .map(|_| c)
-        });
-        return match checked {
+        return match edgecache::app::check_config(file) {
             Ok(c) => {
                 println!("{}: ok ({} site(s))", file.display(), c.sites.len());
                 Ok(())
             }
             Err(e) => {
-                eprintln!("{}: invalid: {e}", file.display());
+                eprintln!("{e}");
                 std::process::exit(1);
             }
         };
@@ -117,7 +112,7 @@ fn main() -> anyhow::Result<()> {
         return bench(args);
     }
     let base = match &cli.config {
-        Some(path) => Config::load(path)?,
+        Some(path) => edgecache::app::check_config(path).map_err(anyhow::Error::msg)?,
         None => Config::default(),
     };
     let overrides = Overrides {
@@ -137,13 +132,31 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(cfg, log.reopener()))
+        .block_on(run(cfg, log.reopener(), reload_source(&cli, overrides)))
 }
 
-async fn run(cfg: Config, log: edgecache::telemetry::LogReopener) -> anyhow::Result<()> {
+/// Where SIGHUP and `POST /reload` read the config from: the file the edge started with,
+/// checked as check-config does, with the command line's overrides applied again. `None`
+/// without `--config`.
+fn reload_source(cli: &Cli, overrides: Overrides) -> Option<edgecache::app::ConfigSource> {
+    let path = cli.config.clone()?;
+    Some(Box::new(move || {
+        edgecache::app::check_config(&path)?
+            .apply(&overrides, demo_root)
+            .map_err(|e| format!("{}: invalid: {e}", path.display()))
+    }))
+}
+
+async fn run(
+    cfg: Config,
+    log: edgecache::telemetry::LogReopener,
+    source: Option<edgecache::app::ConfigSource>,
+) -> anyhow::Result<()> {
     reopen_log_on_sigusr1(log)?;
     let app = App::build(&cfg).await?;
-    start_admin(&app, &cfg).await?;
+    let reloader = source.map(|s| app.reloader(s));
+    reload_on_sighup(reloader.clone())?;
+    start_admin(&app, &cfg, reloader).await?;
     let listen = cfg.server.listen;
     let threads = cfg.server.threads;
     let cannot_listen = || format!("cannot listen on {listen}");
@@ -185,7 +198,11 @@ async fn run(cfg: Config, log: edgecache::telemetry::LogReopener) -> anyhow::Res
 /// Starts the admin API on its listener. The default address may be taken (Prometheus uses
 /// 9090 too): that is logged and the edge serves without it; an address the operator chose
 /// must be free.
-async fn start_admin(app: &App, cfg: &Config) -> anyhow::Result<()> {
+async fn start_admin(
+    app: &App,
+    cfg: &Config,
+    reloader: Option<std::sync::Arc<edgecache::app::Reloader>>,
+) -> anyhow::Result<()> {
     let addr = cfg.admin.addr();
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -195,7 +212,11 @@ async fn start_admin(app: &App, cfg: &Config) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr} (admin)")),
     };
-    let router = edgecache::admin::app(app.admin_state(cfg));
+    let mut state = app.admin_state(cfg);
+    if let Some(r) = reloader {
+        state = state.with_reloader(r);
+    }
+    let router = edgecache::admin::app(state);
     tracing::info!(listen = %listener.local_addr()?, token = cfg.admin.token.is_some(), "admin API ready");
     tokio::spawn(async move {
         // The peer address is what `[admin] allow` / `deny` check.
@@ -286,6 +307,37 @@ fn bench(args: &edgecache::bench::BenchArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// SIGHUP reloads the config file (as `POST /reload` does): sites, rules, lists, limits and
+/// routes change without dropping the cache or a request; an invalid file is logged with
+/// check-config's message and the old config goes on. Without `--config` it is logged and
+/// ignored (rather than ending the process, SIGHUP's default).
+fn reload_on_sighup(
+    reloader: Option<std::sync::Arc<edgecache::app::Reloader>>,
+) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let Some(r) = &reloader else {
+                    tracing::warn!("SIGHUP: started without --config, nothing to reload");
+                    continue;
+                };
+                match r.reload().await {
+                    Ok(r) => {
+                        tracing::info!(sites = r.sites, routes = r.routes, restart_needed = ?r.restart_needed, "config reloaded (SIGHUP)")
+                    }
+                    Err(e) => tracing::error!(error = %e, "reload refused: the old config goes on"),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
+    Ok(())
 }
 
 /// SIGUSR1 reopens the log file, as nginx's does: logrotate moves the file away, signals, and

@@ -8,7 +8,7 @@
 //! own pool, chosen by `proxy::Client::event_loop`) stay on one thread, with no
 //! cross-thread wake-ups or work-stealing between them.
 
-use crate::{config::ServerConfig, proxy::Edge};
+use crate::{config::ServerConfig, proxy::LiveEdge};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -27,7 +27,7 @@ use tokio::{
 /// work to every HIT.
 pub(crate) async fn serve(
     listener: TcpListener,
-    edge: Arc<Edge>,
+    edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -38,7 +38,7 @@ pub(crate) async fn serve(
 /// [`serve`], with the connection cap given (an event loop's share of it).
 async fn serve_with(
     listener: TcpListener,
-    edge: Arc<Edge>,
+    edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     permits: Arc<Semaphore>,
     event_loop: usize,
@@ -91,10 +91,13 @@ async fn serve_with(
         };
         let _ = stream.set_nodelay(true);
         let edge = edge.clone();
-        let trusted = edge.settings.trusts(peer.ip().to_canonical());
+        // Whether the peer is a trusted proxy, by the config of now (a request checks again if a
+        // reload changed the list).
+        let trusted = edge.load().settings.trusts(peer.ip().to_canonical());
         let client = crate::proxy::Client::new(peer, event_loop, trusted);
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-            let edge = edge.clone();
+            // Each request is served whole by the config current when it arrived.
+            let edge = edge.load();
             let client = client.clone();
             async move {
                 let req = req.map(axum::body::Body::new);
@@ -316,7 +319,7 @@ impl Loops {
     /// Starts one loop per listener (from [`bind`]).
     pub(crate) fn start(
         listeners: Vec<std::net::TcpListener>,
-        edge: Arc<Edge>,
+        edge: Arc<LiveEdge>,
         cfg: &ServerConfig,
     ) -> io::Result<Self> {
         let n = listeners.len();

@@ -17,6 +17,8 @@
 //!   last 15 minutes' totals, the top URLs (sampled), origin health and the recent purges,
 //!   for the status page.
 //! - `GET /metrics`: the same and more as Prometheus text.
+//! - `POST /reload`: reads the config file again (as SIGHUP does) and answers what changed, or
+//!   422 with check-config's message while the old config goes on.
 //! - `GET /_edgecache/`: the status page for a browser, drawing `/stats` every 5 s (see
 //!   `page.rs`). A browser may give the token as the basic-auth password or in the cookie
 //!   `edgecache_admin`, which `GET /_edgecache/?token=...` sets (303 back to the page).
@@ -25,15 +27,17 @@
 //! (served with `ConnectInfo<SocketAddr>`; a request without it is refused when a list is set).
 
 use crate::{
+    app::Reloader,
     cache::CacheKey,
     config::Cidr,
     proxy::{
-        Edge,
+        Edge, LiveEdge,
         admission::{AccessCounts, Acl},
         site::Authority,
     },
     telemetry::metrics::{SAMPLE_EVERY, SiteStats, TOP_SAMPLE, TopUrl},
 };
+use arc_swap::ArcSwap;
 use axum::{
     Json, Router,
     body::Bytes,
@@ -52,33 +56,55 @@ mod page;
 /// What the admin API works on.
 #[derive(Clone)]
 pub struct AdminState {
-    pub(crate) edge: Arc<Edge>,
+    /// The edge as configured now (a reload swaps it).
+    pub(crate) live: Arc<LiveEdge>,
     /// The bearer token requests must carry; `None` asks for none (loopback only, as the
     /// config enforces).
     pub(crate) token: Option<Arc<str>>,
     /// `[admin] allow` / `deny`: who may connect at all, checked before the token. Shared:
     /// the state is cloned for every request.
-    pub(crate) acl: Arc<Acl>,
+    pub(crate) acl: Arc<ArcSwap<Acl>>,
     /// Requests this API's lists refused, for the metrics.
     pub(crate) access_counts: Arc<AccessCounts>,
+    /// What `POST /reload` runs; `None` when the edge has no config file to read again.
+    pub(crate) reloader: Option<Arc<Reloader>>,
 }
 
 impl AdminState {
     /// The API over `edge`, asking for `token`, open to every address.
-    pub fn new(edge: Arc<Edge>, token: Option<&str>) -> Self {
+    pub fn new(live: Arc<LiveEdge>, token: Option<&str>) -> Self {
         Self {
-            edge,
+            live,
             token: token.map(Arc::from),
             acl: Arc::default(),
             access_counts: Arc::default(),
+            reloader: None,
         }
+    }
+
+    /// The edge being served now.
+    pub(crate) fn edge(&self) -> Arc<Edge> {
+        self.live.load()
+    }
+
+    /// The same, with `POST /reload` running `reloader`.
+    pub fn with_reloader(self, reloader: Arc<Reloader>) -> Self {
+        Self {
+            reloader: Some(reloader),
+            ..self
+        }
+    }
+
+    /// The same, its lists read from `acl`, which a reload replaces.
+    pub(crate) fn with_shared_acl(self, acl: Arc<ArcSwap<Acl>>) -> Self {
+        Self { acl, ..self }
     }
 
     /// The same, answering only connections `allow` and `deny` admit (`[admin] allow`,
     /// `deny`: deny wins; an empty allow admits everyone not denied).
     pub fn with_acl(self, allow: Vec<Cidr>, deny: Vec<Cidr>) -> Self {
         Self {
-            acl: Arc::new(Acl::new(allow, deny)),
+            acl: Arc::new(ArcSwap::from_pointee(Acl::new(allow, deny))),
             ..self
         }
     }
@@ -96,6 +122,7 @@ pub fn app(state: AdminState) -> Router {
         .route("/cache", get(cache))
         .route("/stats", get(stats))
         .route("/metrics", get(metrics))
+        .route("/reload", post(reload))
         .merge(page::routes())
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -122,14 +149,15 @@ impl IntoResponse for Refusal {
 /// Without a token, only requests for a loopback name: a web page of another origin that
 /// rebinds its own name to 127.0.0.1 (DNS rebinding) sends its Host, and is refused.
 async fn authorize(State(st): State<AdminState>, req: Request, next: Next) -> Response {
-    if !st.acl.is_empty() {
+    let acl = st.acl.load();
+    if !acl.is_empty() {
         // No ConnectInfo (a router served without it): the address is unknown, and a list
         // cannot admit it.
         let peer = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(a)| a.ip());
-        if !st.acl.admits(peer) {
+        if !acl.admits(peer) {
             st.access_counts.count_acl_refused();
             return refuse(
                 StatusCode::FORBIDDEN,
@@ -208,7 +236,7 @@ async fn purge(State(st): State<AdminState>, headers: HeaderMap, body: Bytes) ->
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")),
     };
     let soft = req.soft;
-    let store = st.edge.store.clone();
+    let store = st.edge().store.clone();
     let now = store.clock().now();
     let what = req
         .url
@@ -218,11 +246,11 @@ async fn purge(State(st): State<AdminState>, headers: HeaderMap, body: Bytes) ->
         .cloned();
     let (kind, work): (usize, Box<dyn FnOnce() -> usize + Send>) =
         match (req.url, req.prefix, req.tag) {
-            (Some(url), None, None) => match key_of(&st.edge, &url) {
+            (Some(url), None, None) => match key_of(&st.edge(), &url) {
                 Ok(key) => (0, Box::new(move || store.purge(&key, soft, now))),
                 Err(r) => return r.into_response(),
             },
-            (None, Some(prefix), None) => match key_of(&st.edge, &prefix) {
+            (None, Some(prefix), None) => match key_of(&st.edge(), &prefix) {
                 Ok(key) => (1, Box::new(move || store.purge_prefix(&key, soft, now))),
                 Err(r) => return r.into_response(),
             },
@@ -242,7 +270,7 @@ async fn purge(State(st): State<AdminState>, headers: HeaderMap, body: Bytes) ->
         Ok(n) => {
             tracing::info!(purged = n, soft, "purge");
             let what = what.unwrap_or_default();
-            st.edge.metrics.purged(kind, &what, soft, n, now);
+            st.edge().metrics.purged(kind, &what, soft, n, now);
             Json(json!({ "purged": n })).into_response()
         }
         Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "the purge failed"),
@@ -296,13 +324,13 @@ async fn cache(
     let Some(url) = q.ok().and_then(|Query(q)| q.url) else {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, "give ?url=");
     };
-    let key = match key_of(&st.edge, &url) {
+    let key = match key_of(&st.edge(), &url) {
         Ok(k) => k,
         Err(r) => return r.into_response(),
     };
-    let now = st.edge.store.clock().now();
+    let now = st.edge().store.clock().now();
     let variants: Vec<Value> = st
-        .edge
+        .edge()
         .store
         .current_variants(&key)
         .iter()
@@ -354,14 +382,14 @@ async fn cache(
 }
 
 async fn stats(State(st): State<AdminState>) -> Response {
-    let edge = st.edge.clone();
+    let edge = st.edge();
     // Reading the store's size runs its pending maintenance: off the serving threads.
     let mut body = tokio::task::spawn_blocking(move || stats_of(&edge))
         .await
         .unwrap_or_else(|_| json!({}));
-    body["acl_refused"] = json!(st.edge.acl_refused());
+    body["acl_refused"] = json!(st.edge().acl_refused());
     body["admin_acl_refused"] = json!(st.acl_refused());
-    body["rate_limited"] = json!(st.edge.access_counts.rate_limited());
+    body["rate_limited"] = json!(st.edge().access_counts.rate_limited());
     Json(body).into_response()
 }
 
@@ -457,9 +485,41 @@ fn stats_of(edge: &Edge) -> Value {
     })
 }
 
+/// `POST /reload`: reads the config file again and serves it (as SIGHUP does). Answers
+/// `{"reloaded": true, "sites": N, "routes": N, "restart_needed": [keys]}`, or 422
+/// `{"reloaded": false, "error": what check-config says}` and the old config goes on.
+async fn reload(State(st): State<AdminState>) -> Response {
+    let Some(reloader) = &st.reloader else {
+        return (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "reloaded": false,
+                "error": "the edge was started without --config: there is no file to read again",
+            })),
+        )
+            .into_response();
+    };
+    match reloader.reload().await {
+        Ok(r) => {
+            tracing::info!(sites = r.sites, routes = r.routes, restart_needed = ?r.restart_needed, "config reloaded (POST /reload)");
+            let mut body = serde_json::to_value(&r).unwrap_or_else(|_| json!({}));
+            body["reloaded"] = json!(true);
+            Json(body).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reload refused: the old config goes on");
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "reloaded": false, "error": e })),
+            )
+                .into_response()
+        }
+    }
+}
+
 /// `GET /metrics`: Prometheus text.
 async fn metrics(State(st): State<AdminState>) -> Response {
-    let edge = st.edge.clone();
+    let edge = st.edge();
     let admin_refused = st.acl_refused();
     let text = tokio::task::spawn_blocking(move || {
         let (entries, bytes) = edge.store.usage();

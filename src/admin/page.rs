@@ -32,7 +32,8 @@ impl AdminState {
     /// time): a test that draws the chart moves the clock and calls this instead of waiting.
     #[doc(hidden)]
     pub fn take_sample(&self) {
-        self.edge.metrics.upkeep(self.edge.store.clock().now());
+        let edge = self.edge();
+        edge.metrics.upkeep(edge.store.clock().now());
     }
 }
 

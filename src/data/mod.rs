@@ -45,32 +45,36 @@ pub fn compile_routes(cfg: &Config) -> Result<Vec<Route>, DataError> {
 }
 
 /// Opens the database (lazily) and builds the routes over the shared store. `None` when the
-/// config declares no data routes.
+/// config declares no data routes. A reload passes the database it ran on with `reuse`, when
+/// `[database]` did not change: its connections stay, and so does an in-memory database's
+/// content.
 pub(crate) async fn build(
     cfg: &Config,
     store: &Store,
     budget: Arc<InflightBudget>,
+    reuse: Option<Arc<Database>>,
 ) -> Result<Option<DataApi>, DataError> {
     let routes = compile_routes(cfg)?;
     let Some(dbc) = &cfg.database else {
         return Ok(None);
     };
-    let db = Database::open(&DbSettings {
-        url: dbc.url.clone(),
-        read_url: dbc.read_url.clone(),
-        max_connections: dbc.max_connections,
-        acquire_timeout: dbc.acquire_timeout.0,
-        statement_timeout: dbc.statement_timeout.0,
-    })?;
-    if dbc.seed_demo {
-        demo::seed(db.primary()).await?;
-    }
+    let db = match reuse {
+        Some(db) => db,
+        None => {
+            let db = Database::open(&DbSettings {
+                url: dbc.url.clone(),
+                read_url: dbc.read_url.clone(),
+                max_connections: dbc.max_connections,
+                acquire_timeout: dbc.acquire_timeout.0,
+                statement_timeout: dbc.statement_timeout.0,
+            })?;
+            if dbc.seed_demo {
+                demo::seed(db.primary()).await?;
+            }
+            Arc::new(db)
+        }
+    };
     let wait = cfg.cache.fill_wait_timeout.0.max(Duration::from_secs(1));
     let aside = CacheAside::new(store.clone(), budget, wait);
-    Ok(Some(DataApi::new(
-        routes,
-        Arc::new(db),
-        aside,
-        dbc.replica_lag.0,
-    )))
+    Ok(Some(DataApi::new(routes, db, aside, dbc.replica_lag.0)))
 }

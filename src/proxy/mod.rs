@@ -94,8 +94,32 @@ pub struct Edge {
     pub(crate) fills: Arc<Fills<FillMeta>>,
     /// The request path's timeouts and limits, from the config.
     pub(crate) settings: Settings,
-    /// Requests the sites' `allow` / `deny` lists refused, for the metrics.
-    pub(crate) access_counts: admission::AccessCounts,
+    /// Requests the sites' `allow` / `deny` lists and rate limits refused, for the metrics
+    /// (shared by every config a reload brings).
+    pub(crate) access_counts: Arc<admission::AccessCounts>,
+}
+
+/// The edge as it is configured now: what the server and the admin API hold. A reload builds
+/// a new [`Edge`] (sites, data routes, settings; the same store, fills and counters) and swaps
+/// it in; a request keeps the one it started with to its end, so none is dropped or sees two
+/// configs. Reading it costs a request what cloning an `Arc` did before.
+pub struct LiveEdge(arc_swap::ArcSwap<Edge>);
+
+impl LiveEdge {
+    /// The edge `edge`, until a reload replaces it.
+    pub(crate) fn new(edge: Arc<Edge>) -> Self {
+        Self(arc_swap::ArcSwap::new(edge))
+    }
+
+    /// The current edge.
+    pub fn load(&self) -> Arc<Edge> {
+        self.0.load_full()
+    }
+
+    /// Serves `edge` from now on.
+    pub(crate) fn replace(&self, edge: Arc<Edge>) {
+        self.0.store(edge);
+    }
 }
 
 impl Edge {
@@ -145,6 +169,8 @@ pub(crate) struct Client {
     /// The event loop serving the connection: its requests to origins use that loop's
     /// connection pool (see `server`), so a fill never crosses threads.
     pub(crate) event_loop: usize,
+    /// The connection's own address, for a reload that changes `trusted_proxies`.
+    peer: std::net::IpAddr,
 }
 
 impl Client {
@@ -156,6 +182,26 @@ impl Client {
             proxy: trusted.then(|| Arc::new(ip.clone())),
             ip,
             event_loop,
+            peer: canonical,
+        }
+    }
+
+    /// The same connection under `settings`' list of trusted proxies, which a reload may have
+    /// changed since it was accepted (most configs have none: nothing to look at).
+    fn under(self, settings: &Settings) -> Self {
+        if settings.trusted_proxies.is_empty() && self.proxy.is_none() {
+            return self;
+        }
+        let trusted = settings.trusts(self.peer);
+        if trusted == self.proxy.is_some() {
+            return self;
+        }
+        let ip = HeaderValue::try_from(self.peer.to_string())
+            .expect("an IP address is a valid header value");
+        Self {
+            proxy: trusted.then(|| Arc::new(ip.clone())),
+            ip,
+            ..self
         }
     }
 
@@ -269,10 +315,12 @@ pub(crate) async fn handle(
         .map_or("/", |p| p.as_str())
         .to_string();
     // Only a trusted proxy's word on who the client is counts.
-    let client = match client {
-        Some(c) if c.proxy.is_some() => Some(c.behind_proxy(&parts.headers, &edge.settings)),
-        other => other,
-    };
+    let client = client
+        .map(|c| c.under(&edge.settings))
+        .map(|c| match c.proxy {
+            Some(_) => c.behind_proxy(&parts.headers, &edge.settings),
+            None => c,
+        });
     let mut ctx = RequestCtx {
         client,
         host: String::new(),

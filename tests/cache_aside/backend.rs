@@ -294,7 +294,13 @@ pub async fn edge(b: &Backend, single_extra: &str, list_extra: &str) -> (TestOri
 
 /// Database statements the edge has run (primary + replica).
 pub fn queries(edge: &TestEdge) -> u64 {
-    edge.state.data.as_ref().unwrap().database().queries()
+    edge.state
+        .load()
+        .data
+        .as_ref()
+        .unwrap()
+        .database()
+        .queries()
 }
 
 /// What a data response showed: status, X-Cache, Cache-Status and the JSON body.

@@ -38,7 +38,7 @@ async fn split(primary: &Backend, replica: Option<&Backend>) {
         primary.routes_toml("", "")
     );
     let edge = TestEdge::from_toml(&toml).await;
-    let db = edge.state.data.as_ref().unwrap().database().clone();
+    let db = edge.state.load().data.as_ref().unwrap().database().clone();
     let counts = || (db.primary_queries(), db.replica_queries());
     // What the replica holds for product 1 before the write.
     let replica_before = match replica {

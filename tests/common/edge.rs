@@ -8,8 +8,11 @@ use tokio::{sync::oneshot, task::JoinHandle};
 pub struct TestEdge {
     /// The clock of the edge's caching decisions: [`TestEdge::advance`] moves it ahead.
     pub clock: Clock,
-    /// The edge's shared state, for counters (e.g. database queries) tests assert on.
-    pub state: std::sync::Arc<edgecache::proxy::Edge>,
+    /// The edge's state as reloads change it, for counters (e.g. database queries) tests
+    /// assert on and for its admin API.
+    pub state: std::sync::Arc<edgecache::proxy::LiveEdge>,
+    /// Reloads the edge from the file it was started from ([`TestEdge::from_file`]).
+    pub reloader: Option<std::sync::Arc<edgecache::app::Reloader>>,
     pub addr: SocketAddr,
     pub url: String,
     pub client: reqwest::Client,
@@ -42,12 +45,34 @@ impl TestEdge {
         Self::start_with_clock(cfg, Clock::wall()).await
     }
 
-    pub async fn start_with_clock(mut cfg: Config, clock: Clock) -> TestEdge {
+    /// An edge started from the config file at `path` (checked as check-config does), which
+    /// its `reloader` reads again.
+    pub async fn from_file(path: &std::path::Path, clock: Clock) -> TestEdge {
+        let cfg = edgecache::app::check_config(path).expect("test config is valid");
+        let path = path.to_path_buf();
+        let source: edgecache::app::ConfigSource = Box::new(move || {
+            let mut cfg = edgecache::app::check_config(&path)?;
+            cfg.log.access_log = false;
+            Ok(cfg)
+        });
+        Self::start_inner(cfg, clock, Some(source)).await
+    }
+
+    pub async fn start_with_clock(cfg: Config, clock: Clock) -> TestEdge {
+        Self::start_inner(cfg, clock, None).await
+    }
+
+    async fn start_inner(
+        mut cfg: Config,
+        clock: Clock,
+        source: Option<edgecache::app::ConfigSource>,
+    ) -> TestEdge {
         cfg.log.access_log = false;
         let app = App::build_with_clock(&cfg, clock.clone())
             .await
             .expect("edge builds");
-        let state = app.edge.clone();
+        let state = app.live();
+        let reloader = source.map(|s| app.reloader(s));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -67,6 +92,7 @@ impl TestEdge {
         TestEdge {
             clock,
             state,
+            reloader,
             addr,
             url: format!("http://{addr}"),
             client,

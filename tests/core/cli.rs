@@ -740,3 +740,104 @@ async fn combined_access_log_in_a_file_is_reopened_on_sigusr1_and_replayed() {
         "{old}"
     );
 }
+
+/// SIGHUP reloads the config file: a site added to it is served, the process goes on; an
+/// invalid file is logged with check-config's message and the old config keeps serving.
+#[tokio::test]
+async fn sighup_reloads_the_config_file_and_a_bad_one_changes_nothing() {
+    let origin = TestOrigin::start().await;
+    let port = free_port();
+    let site = |name: &str, host: &str| {
+        format!(
+            "[[site]]\nname = \"{name}\"\nhosts = [\"{host}\"]\norigin = \"{}\"\n",
+            origin.url
+        )
+    };
+    let head =
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n");
+    let cfg = write_temp("sighup.toml", &format!("{head}{}", site("a", "a.example")));
+    let log = write_temp("sighup.log", "");
+    let mut child = Running(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_healthy(port).await;
+    let client = bounded_client();
+    let status = |host: &'static str| {
+        let req = client
+            .get(format!("http://127.0.0.1:{port}/c/h"))
+            .header("host", host)
+            .send();
+        async move { req.await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    assert_eq!(status("b.example").await, 421);
+    let hup = |pid: u32| {
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    std::fs::write(
+        &cfg,
+        format!("{head}{}{}", site("a", "a.example"), site("b", "b.example")),
+    )
+    .unwrap();
+    hup(child.0.id());
+    let mut served = 0;
+    for _ in 0..200 {
+        served = status("b.example").await;
+        if served == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(served, 200, "the added site is served after SIGHUP");
+    std::fs::write(
+        &cfg,
+        format!("{head}[[site]]\nname = \"broken\"\nhosts = []\n"),
+    )
+    .unwrap();
+    hup(child.0.id());
+    let expected = String::from_utf8(
+        Command::new(BIN)
+            .arg("check-config")
+            .arg(&cfg)
+            .output()
+            .unwrap()
+            .stderr,
+    )
+    .unwrap();
+    let mut logged = String::new();
+    for _ in 0..200 {
+        logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if logged.contains("reload refused") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = logged
+        .lines()
+        .find(|l| l.contains("reload refused"))
+        .unwrap_or_else(|| panic!("no refusal logged: {logged}"));
+    let why = expected.trim_end();
+    assert!(
+        refused.ends_with(&format!("error={why}")),
+        "{refused}\nvs {why}"
+    );
+    assert_eq!(status("a.example").await, 200);
+    assert_eq!(
+        status("b.example").await,
+        200,
+        "the config of before still runs"
+    );
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "SIGHUP did not end it"
+    );
+    assert!(terminate(&mut child.0).success());
+}

@@ -11,6 +11,7 @@ mod admin;
 mod forwarded;
 mod metrics;
 mod purge;
+mod reload;
 mod status_page;
 
 use axum::{Router, body::Body};
