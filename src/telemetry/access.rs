@@ -121,7 +121,8 @@ pub(crate) struct LoggedBody {
     /// The response body passed through.
     inner: Body,
     /// The request's facts, taken when the line is written on drop, so it is written once.
-    record: Option<AccessRecord>,
+    /// Boxed: the body is moved a few times on its way out, and the record is most of it.
+    record: Option<Box<AccessRecord>>,
     /// Body bytes sent so far: the line's `bytes`.
     bytes: u64,
     /// The announced Content-Length: hyper stops polling once it is sent, so reaching it counts
@@ -148,7 +149,7 @@ pub(crate) fn expected_body_len(method: &Method, status: StatusCode, h: &HeaderM
 }
 
 impl LoggedBody {
-    pub(crate) fn new(inner: Body, record: AccessRecord, expected: Option<u64>) -> Self {
+    pub(crate) fn new(inner: Body, record: Box<AccessRecord>, expected: Option<u64>) -> Self {
         Self {
             inner,
             record: Some(record),
@@ -385,7 +386,7 @@ mod tests {
     /// Sends `chunks` as a body that ends cleanly, announced as `expected` bytes.
     async fn sent(chunks: &'static [&'static str], expected: Option<u64>) -> bool {
         let stream = futures_util::stream::iter(chunks.iter().map(|c| Ok::<_, std::io::Error>(*c)));
-        let mut body = LoggedBody::new(Body::from_stream(stream), record(), expected);
+        let mut body = LoggedBody::new(Body::from_stream(stream), Box::new(record()), expected);
         while let Some(f) = body.frame().await {
             f.unwrap();
         }
@@ -397,7 +398,7 @@ mod tests {
         assert!(!sent(&["abc", "de"], Some(10)).await);
         assert!(sent(&["abc", "de"], Some(5)).await);
         assert!(sent(&["abc", "de"], None).await);
-        let head = LoggedBody::new(Body::empty(), record(), Some(0));
+        let head = LoggedBody::new(Body::empty(), Box::new(record()), Some(0));
         assert!(head.is_complete());
     }
 }

@@ -85,15 +85,18 @@ function chart(points, everySeconds) {
   const maxRps = Math.max(1, ...points.map((p) => p.rps));
   const x = (t) => x0 + ((x1 - x0) * (t - start)) / (end - start);
   const y = (v, max) => y0 - ((y0 - y1) * v) / max;
-  // A gap (no lookups in an interval) breaks the hit ratio's line.
+  // A gap (no lookups in an interval) breaks the hit ratio's line; a value alone between
+  // gaps is drawn as a dot (a zero-length stroke with round caps), not left out.
   const path = (value, max) => {
-    let d = "", pen = false;
+    let d = "", run = 0;
+    const close = () => { if (run === 1) d += "h 0.01 "; run = 0; };
     for (const p of points) {
       const v = value(p);
-      if (v === null) { pen = false; continue; }
-      d += (pen ? "L" : "M") + x(p.at).toFixed(1) + " " + y(v, max).toFixed(1) + " ";
-      pen = true;
+      if (v === null) { close(); continue; }
+      d += (run > 0 ? "L" : "M") + x(p.at).toFixed(1) + " " + y(v, max).toFixed(1) + " ";
+      run++;
     }
+    close();
     return d.trim();
   };
   const single = points.length === 1;
