@@ -116,6 +116,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     fills: Arc<Fills<crate::proxy::FillMeta>>,
     budget: Arc<InflightBudget>,
+    doorkeeper: Arc<crate::cache::admission::Doorkeeper>,
     access_counts: Arc<crate::proxy::admission::AccessCounts>,
     /// `[admin] allow` / `deny`, which a reload changes too.
     admin_acl: Arc<arc_swap::ArcSwap<crate::proxy::admission::Acl>>,
@@ -179,6 +180,7 @@ async fn build_edge(
         metrics: metrics.clone(),
         store: shared.store.clone(),
         fills: shared.fills.clone(),
+        doorkeeper: shared.doorkeeper.clone(),
         settings: Settings::new(cfg),
         access_counts: shared.access_counts.clone(),
     })
@@ -329,6 +331,13 @@ impl App {
             metrics,
             fills: Arc::new(Fills::new(budget.clone())),
             budget,
+            // Sized at first for the objects of 16 KiB the budget could hold; it grows with the
+            // store. Seeded at random, as the store's maps are: which keys share bits is not
+            // for clients to know.
+            doorkeeper: Arc::new(crate::cache::admission::Doorkeeper::new(
+                cfg.cache.max_memory.0 / 16384,
+                rand::random(),
+            )),
             access_counts: Arc::default(),
             admin_acl: Arc::new(arc_swap::ArcSwap::from_pointee(
                 crate::proxy::admission::Acl::new(cfg.admin.allow.clone(), cfg.admin.deny.clone()),

@@ -53,24 +53,7 @@ enum Command {
     },
     /// Simulate hit ratios offline from a trace or access log, at several cache sizes and
     /// policies (Belady's optimum included as the bound).
-    Replay {
-        /// One request a line: `KEY [SIZE]`, or a common/combined-format access log.
-        #[arg(long, value_name = "FILE")]
-        trace: PathBuf,
-        /// Cache sizes to simulate, comma-separated (e.g. 16MiB,256MiB).
-        #[arg(long, value_delimiter = ',', required = true, value_name = "SIZES")]
-        capacity: Vec<ByteSize>,
-        /// Policies, comma-separated: tinylfu (moka, what edgecache uses), lru, w-tinylfu, belady.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "tinylfu,lru,w-tinylfu,belady"
-        )]
-        policy: Vec<String>,
-        /// One JSON record per policy and capacity instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Replay(Box<edgecache::replay::ReplayArgs>),
     /// Drive a cache over HTTP with a Zipf or trace workload and report hit ratios, requests/s
     /// and latency; run a test origin; sweep cache sizes on edges started here.
     Bench(Box<edgecache::bench::BenchArgs>),
@@ -99,14 +82,8 @@ fn main() -> anyhow::Result<()> {
             }
         };
     }
-    if let Some(Command::Replay {
-        trace,
-        capacity,
-        policy,
-        json,
-    }) = &cli.command
-    {
-        return replay(trace, capacity, policy, *json);
+    if let Some(Command::Replay(args)) = &cli.command {
+        return args.run().map_err(anyhow::Error::from);
     }
     if let Some(Command::Bench(args)) = &cli.command {
         return bench(args);
@@ -225,40 +202,6 @@ async fn start_admin(
             tracing::error!(error = %e, "admin API stopped");
         }
     });
-    Ok(())
-}
-
-fn replay(
-    trace: &std::path::Path,
-    capacity: &[ByteSize],
-    policy: &[String],
-    json: bool,
-) -> anyhow::Result<()> {
-    use edgecache::replay;
-    for p in policy {
-        anyhow::ensure!(
-            replay::POLICIES.contains(&p.as_str()),
-            "unknown policy `{p}` (known: {})",
-            replay::POLICIES.join(", ")
-        );
-    }
-    let file =
-        std::fs::File::open(trace).with_context(|| format!("cannot open {}", trace.display()))?;
-    let t = replay::read_trace(std::io::BufReader::with_capacity(1 << 20, file))
-        .with_context(|| format!("cannot read {}", trace.display()))?;
-    if t.skipped > 0 {
-        eprintln!("replay: skipped {} unreadable line(s)", t.skipped);
-    }
-    let caps: Vec<u64> = capacity.iter().map(|c| c.0).collect();
-    let policies: Vec<&str> = policy.iter().map(String::as_str).collect();
-    let pb = replay::progress((t.requests.len() * caps.len() * policies.len()) as u64);
-    let records = replay::simulate(&t, &caps, &policies, &pb);
-    pb.finish_and_clear();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
-    } else {
-        print!("{}", replay::table(&records));
-    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The cache proper: keys, HTTP caching policy, the byte-weighted store, request coalescing
 //! and the status headers. It knows nothing of axum or reqwest.
 
+pub mod admission;
 pub mod aside;
 pub(crate) mod decide;
 pub mod fill;

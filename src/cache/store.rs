@@ -538,6 +538,12 @@ impl Store {
         self.evictions.load(Ordering::Relaxed)
     }
 
+    /// Objects' entries held now, as moka last counted them (no maintenance run: cheap enough
+    /// for every miss).
+    pub(crate) fn entries(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
     pub(crate) fn usage(&self) -> (u64, u64) {
         self.cache.run_pending_tasks();
         (self.cache.entry_count(), self.cache.weighted_size())

@@ -120,6 +120,12 @@ pub struct SiteConfig {
     /// Default: no limit.
     #[serde(default)]
     pub(crate) rate_limit: Option<RateLimitConfig>,
+    /// Which storable misses are stored: `"second-hit"` (once the cache has filled, an object
+    /// is stored on its second miss within a recent window; the first is served, not stored:
+    /// one-hit wonders do not push out what is read again, which pays in bytes) or `"always"`
+    /// (every storable miss, moka's TinyLFU alone deciding what stays). Default: second-hit.
+    #[serde(default)]
+    pub(crate) admission: crate::cache::admission::Admission,
 }
 
 /// `[[site]] rate_limit`: a token bucket per client address.
@@ -268,6 +274,7 @@ impl SiteConfig {
             allow: Vec::new(),
             deny: Vec::new(),
             rate_limit: None,
+            admission: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use super::{Edge, FillMeta, forward::VIA, site::Site};
 use crate::{
     cache::{
         CacheKey, FillStart, Object,
+        admission::Admission,
         fill::{FillError, FillHead, FillWriter},
         key::{VaryValues, vary_names},
         policy::{self, NotStorable, PolicyRequest, SiteRules},
@@ -418,6 +419,24 @@ impl FillJob {
             vary_names(headers).map(|names| VaryValues::from_request(&names, &self.client_headers));
         let shareable = policy.is_ok() && vary.is_some();
         let mut verdict = policy::fill_verdict(policy, vary.is_some(), content_length, max_object);
+        // Second-hit admission, for a URL the store has nothing of (a new variant or a
+        // revalidated copy was admitted with its URL). Refused, the answer is still served
+        // and shared with whoever waits on the fill, only not stored.
+        if verdict.is_ok()
+            && self.site.admission == Admission::SecondHit
+            && self.stale.is_none()
+            && matches!(self.miss, MissReason::Uri)
+        {
+            let store = &self.edge.store;
+            let filled = store.evictions() > 0;
+            if !self
+                .edge
+                .doorkeeper
+                .admit(self.key.as_str(), filled, store.entries())
+            {
+                verdict = Err(NotStorable::Admission);
+            }
+        }
         w.set_max_object_size(usize::try_from(max_object).unwrap_or(usize::MAX));
         if let (Ok(_), Some(n)) = (verdict, content_length)
             && !w.reserve(n)

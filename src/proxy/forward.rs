@@ -300,6 +300,7 @@ mod tests {
             request_headers: mode,
             stats: crate::telemetry::metrics::Metrics::new().site("s"),
             access: None,
+            admission: Default::default(),
         }
     }
 

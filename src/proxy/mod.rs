@@ -92,6 +92,8 @@ pub struct Edge {
     pub(crate) metrics: Arc<crate::telemetry::metrics::Metrics>,
     /// HTTP fills in progress, by key and variant: joining one is how concurrent misses coalesce.
     pub(crate) fills: Arc<Fills<FillMeta>>,
+    /// Second-hit admission's memory of recent misses, shared by every site and config.
+    pub(crate) doorkeeper: Arc<crate::cache::admission::Doorkeeper>,
     /// The request path's timeouts and limits, from the config.
     pub(crate) settings: Settings,
     /// Requests the sites' `allow` / `deny` lists and rate limits refused, for the metrics

@@ -42,6 +42,8 @@ pub(crate) struct Site {
     /// Its `allow` / `deny` lists and `rate_limit`, checked before anything else; `None`
     /// (nothing to check) for a site without them.
     pub(crate) access: Option<super::admission::SiteAccess>,
+    /// Which storable misses are stored (`admission`): on their second miss, or always.
+    pub(crate) admission: crate::cache::admission::Admission,
 }
 
 pub(crate) enum HostPattern {
@@ -94,6 +96,7 @@ impl Site {
             tag_headers: header_names(&cfg.tag_headers),
             stats,
             access: super::admission::SiteAccess::new(cfg, clock),
+            admission: cfg.admission,
         }
     }
 }

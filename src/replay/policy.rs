@@ -44,7 +44,7 @@ impl Policy for Lru {
 }
 
 /// moka's TinyLFU with a byte weigher: what the edge's store does.
-pub(crate) struct Moka(moka::sync::Cache<u64, u32>);
+pub(crate) struct Moka(moka::sync::Cache<u64, u32, foldhash::fast::FixedState>);
 
 impl Moka {
     pub(crate) fn new(cap: u64) -> Self {
@@ -52,7 +52,9 @@ impl Moka {
             moka::sync::Cache::builder()
                 .max_capacity(cap)
                 .weigher(|_, s: &u32| *s)
-                .build(),
+                // A fixed hasher: moka's sketch and sampling follow the hash, and a replay
+                // must repeat (with the default random one, runs differ by a point).
+                .build_with_hasher(foldhash::fast::FixedState::with_seed(0x5eed)),
         )
     }
 }
@@ -65,6 +67,54 @@ impl Policy for Moka {
         self.0.insert(key, u32::try_from(size).unwrap_or(u32::MAX));
         // moka evicts in batches; settle now so the simulated cache never exceeds its capacity.
         self.0.run_pending_tasks();
+        false
+    }
+}
+
+/// What the edge's store does, with the server's own code: moka's TinyLFU by bytes behind
+/// the [`Doorkeeper`](crate::cache::admission::Doorkeeper) of second-hit admission, which
+/// decides on the same facts the fill does (has the store evicted for room yet, how many
+/// entries it holds).
+pub(crate) struct Edgecache {
+    cache: moka::sync::Cache<u64, u32, foldhash::fast::FixedState>,
+    door: crate::cache::admission::Doorkeeper,
+    /// Set by moka's eviction listener at its first eviction for room, as the store's count is.
+    evicted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Edgecache {
+    pub(crate) fn new(cap: u64) -> Self {
+        let evicted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = evicted.clone();
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(cap)
+                .weigher(|_, s: &u32| *s)
+                .eviction_listener(move |_, _, cause| {
+                    if cause == moka::notification::RemovalCause::Size {
+                        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
+                .build_with_hasher(foldhash::fast::FixedState::with_seed(0x5eed)),
+            // Sized as the server sizes it (objects of 16 KiB the budget could hold); a fixed
+            // seed so that a replay repeats.
+            door: crate::cache::admission::Doorkeeper::new(cap / 16384, 0x5eed),
+            evicted,
+        }
+    }
+}
+
+impl Policy for Edgecache {
+    fn access(&mut self, key: u64, size: u64) -> bool {
+        if self.cache.get(&key).is_some() {
+            return true;
+        }
+        let filled = self.evicted.load(std::sync::atomic::Ordering::Relaxed);
+        if self.door.admit(key, filled, self.cache.entry_count()) {
+            self.cache
+                .insert(key, u32::try_from(size).unwrap_or(u32::MAX));
+            self.cache.run_pending_tasks();
+        }
         false
     }
 }

@@ -587,7 +587,7 @@ fn replay_reports_every_policy_and_capacity_as_json() {
     );
     let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let records = records.as_array().unwrap();
-    assert_eq!(records.len(), 8, "4 policies x 2 capacities");
+    assert_eq!(records.len(), 10, "5 policies x 2 capacities");
     let ratio = |policy: &str, cap: u64| {
         let r = records
             .iter()
@@ -602,11 +602,11 @@ fn replay_reports_every_policy_and_capacity_as_json() {
     assert_eq!(ratio("lru", 2000).0, 0.0);
     let (opt, opt_bytes) = ratio("belady", 2000);
     assert!(opt > 0.5 && opt == opt_bytes, "{opt}");
-    for policy in ["tinylfu", "lru", "w-tinylfu"] {
+    for policy in ["edgecache", "tinylfu", "lru", "w-tinylfu"] {
         assert!(ratio(policy, 2000).0 <= opt);
     }
     // 4 KiB holds all 30 objects: everything after the first pass hits, whatever the policy.
-    for policy in ["tinylfu", "lru", "w-tinylfu", "belady"] {
+    for policy in ["edgecache", "tinylfu", "lru", "w-tinylfu", "belady"] {
         assert!(
             (ratio(policy, 4096).0 - 570.0 / 600.0).abs() < 1e-9,
             "{policy}"

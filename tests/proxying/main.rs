@@ -1,4 +1,5 @@
 //! Proxy behaviour at the trust boundary: what is never cached or forwarded, methods, ranges, errors.
+mod admission;
 #[path = "../common/mod.rs"]
 mod common;
 mod directive_case;

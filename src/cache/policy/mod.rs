@@ -152,6 +152,9 @@ pub enum NotStorable {
     /// Bodies being filled already use the whole in-flight budget.
     InflightBudget,
     Uncacheable,
+    /// The site's second-hit admission: the first miss of an object (once the cache has
+    /// filled) is served, not stored; the next one within the window is.
+    Admission,
 }
 
 impl NotStorable {
@@ -170,6 +173,7 @@ impl NotStorable {
             NotStorable::TooLarge => "too-large",
             NotStorable::InflightBudget => "inflight-budget",
             NotStorable::Uncacheable => "uncacheable",
+            NotStorable::Admission => "admission",
         }
     }
 }
@@ -182,6 +186,7 @@ impl NotStorable {
         matches!(
             self,
             NotStorable::InflightBudget
+                | NotStorable::Admission
                 | NotStorable::Authorization
                 | NotStorable::Cookie
                 | NotStorable::RequestNoStore
