@@ -562,6 +562,29 @@ async fn text_access_log_has_one_line_per_request() {
         assert!(line.contains(&mid), "{line}");
         assert!(line.ends_with(" referer=\"-\" ua=\"-\""), "{line}");
     }
+    // Replay reads the edge's own log as it is: every access line a request, the rest
+    // (start-up messages) skipped.
+    let log = write_temp("text-access.log", &out);
+    let replayed = Command::new(BIN)
+        .args(["replay", "--trace"])
+        .arg(&log)
+        .args(["--capacity", "1MiB", "--policy", "lru", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        replayed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replayed.stderr)
+    );
+    let records: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    let access = out
+        .lines()
+        .filter(|l| l.contains(" edgecache::access: "))
+        .count();
+    assert!(access >= 2, "{out}");
+    assert_eq!(records[0]["requests"], access as u64, "{out}");
+    // The two requests for one URL: the second hits in any cache that holds it.
+    assert!(records[0]["object_hit_ratio"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
