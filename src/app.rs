@@ -197,42 +197,34 @@ type ShowKey = fn(&Config) -> String;
 
 /// The keys a reload cannot change in a running process (listeners, threads, the store's
 /// size, the log's sink), each with how to print it for [`same`].
-const RESTART_ONLY: &[(&str, ShowKey)] = &[
-    ("server.listen", |c| format!("{:?}", c.server.listen)),
-    ("server.threads", |c| format!("{:?}", c.server.threads)),
-    ("server.max_connections", |c| {
-        format!("{:?}", c.server.max_connections)
-    }),
-    ("server.max_header_bytes", |c| {
-        format!("{:?}", c.server.max_header_bytes)
-    }),
-    ("server.max_headers", |c| {
-        format!("{:?}", c.server.max_headers)
-    }),
-    ("server.header_read_timeout", |c| {
-        format!("{:?}", c.server.header_read_timeout)
-    }),
-    ("server.send_timeout", |c| {
-        format!("{:?}", c.server.send_timeout)
-    }),
-    ("server.drain_timeout", |c| {
-        format!("{:?}", c.server.drain_timeout)
-    }),
-    ("admin.listen", |c| format!("{:?}", c.admin.listen)),
-    ("admin.token", |c| format!("{:?}", c.admin.token)),
-    ("cache.max_memory", |c| format!("{:?}", c.cache.max_memory)),
-    ("cache.max_object_size", |c| {
-        format!("{:?}", c.cache.max_object_size)
-    }),
-    ("cache.max_inflight", |c| {
-        format!("{:?}", c.cache.max_inflight)
-    }),
-    ("cache.max_variants", |c| {
-        format!("{:?}", c.cache.max_variants)
-    }),
-    ("cache.keep", |c| format!("{:?}", c.cache.keep)),
-    ("log.format", |c| format!("{:?}", c.log.format)),
-    ("log.file", |c| format!("{:?}", c.log.file)),
+/// `(section.key, how it prints)` for each key named.
+macro_rules! keys {
+    ($($section:ident . $key:ident),* $(,)?) => {
+        &[$((
+            concat!(stringify!($section), ".", stringify!($key)),
+            |c: &Config| format!("{:?}", c.$section.$key),
+        )),*]
+    };
+}
+
+const RESTART_ONLY: &[(&str, ShowKey)] = keys![
+    server.listen,
+    server.threads,
+    server.max_connections,
+    server.max_header_bytes,
+    server.max_headers,
+    server.header_read_timeout,
+    server.send_timeout,
+    server.drain_timeout,
+    admin.listen,
+    admin.token,
+    cache.max_memory,
+    cache.max_object_size,
+    cache.max_inflight,
+    cache.max_variants,
+    cache.keep,
+    log.format,
+    log.file,
 ];
 
 /// Reads and validates the config file at `path` (its data routes compiled too): what

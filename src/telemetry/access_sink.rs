@@ -34,6 +34,40 @@ thread_local! {
 /// Writes one line, `fill` giving what follows the timestamp and target. Does nothing unless a
 /// text log is installed and the target is enabled.
 pub(crate) fn write(fill: impl FnOnce(&mut String)) {
+    with_line(|line, now| {
+        SECOND.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.0 != now.as_secs() {
+                *s = (now.as_secs(), civil(now.as_secs()));
+            }
+            line.push_str(&s.1);
+        });
+        line.push('.');
+        push_padded(line, u64::from(now.subsec_micros()), 6);
+        line.push_str("Z  INFO ");
+        line.push_str(TARGET);
+        line.push_str(": ");
+        fill(line);
+    });
+}
+
+/// Writes one bare line (no timestamp or target of the log's own: an Apache combined line),
+/// `fill` given the line and the time in brackets. The same conditions as [`write`].
+pub(crate) fn write_bare(fill: impl FnOnce(&mut String, &str)) {
+    with_line(|line, now| {
+        CLF_SECOND.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.0 != now.as_secs() {
+                *s = (now.as_secs(), clf(now.as_secs()));
+            }
+            fill(line, &s.1);
+        });
+    });
+}
+
+/// Builds a line in this thread's buffer (`fill` given it and the time since the epoch) and
+/// appends it with its newline, if a text log is installed and the target is enabled.
+fn with_line(fill: impl FnOnce(&mut String, std::time::Duration)) {
     let Some(sink) = SINK.get() else { return };
     if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
         return;
@@ -45,46 +79,7 @@ pub(crate) fn write(fill: impl FnOnce(&mut String)) {
     LINE.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
-        SECOND.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.0 != now.as_secs() {
-                *s = (now.as_secs(), civil(now.as_secs()));
-            }
-            line.push_str(&s.1);
-        });
-        line.push('.');
-        push_padded(&mut line, u64::from(now.subsec_micros()), 6);
-        line.push_str("Z  INFO ");
-        line.push_str(TARGET);
-        line.push_str(": ");
-        fill(&mut line);
-        line.push('\n');
-        sink.append(line.as_bytes());
-    });
-}
-
-/// Writes one bare line (no timestamp or target of the log's own: an Apache combined line),
-/// `fill` given the line and the time in brackets. The same conditions as [`write`].
-pub(crate) fn write_bare(fill: impl FnOnce(&mut String, &str)) {
-    let Some(sink) = SINK.get() else { return };
-    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
-        return;
-    }
-    #[allow(clippy::disallowed_methods)] // a log line's timestamp is wall time, not a decision
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    LINE.with(|line| {
-        let mut line = line.borrow_mut();
-        line.clear();
-        CLF_SECOND.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.0 != secs {
-                *s = (secs, clf(secs));
-            }
-            fill(&mut line, &s.1);
-        });
+        fill(&mut line, now);
         line.push('\n');
         sink.append(line.as_bytes());
     });

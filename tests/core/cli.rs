@@ -527,6 +527,20 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// `edgecache replay --trace log` at 1 MiB with LRU: its JSON records, and what it said on
+/// standard error.
+fn replay_lru(log: &std::path::Path) -> (serde_json::Value, String) {
+    let out = Command::new(BIN)
+        .args(["replay", "--trace"])
+        .arg(log)
+        .args(["--capacity", "1MiB", "--policy", "lru", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
 #[tokio::test]
 async fn text_access_log_has_one_line_per_request() {
     let origin = TestOrigin::start().await;
@@ -565,18 +579,7 @@ async fn text_access_log_has_one_line_per_request() {
     // Replay reads the edge's own log as it is: every access line a request, the rest
     // (start-up messages) skipped.
     let log = write_temp("text-access.log", &out);
-    let replayed = Command::new(BIN)
-        .args(["replay", "--trace"])
-        .arg(&log)
-        .args(["--capacity", "1MiB", "--policy", "lru", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        replayed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replayed.stderr)
-    );
-    let records: serde_json::Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    let (records, _) = replay_lru(&log);
     let access = out
         .lines()
         .filter(|l| l.contains(" edgecache::access: "))
@@ -741,25 +744,13 @@ async fn combined_access_log_in_a_file_is_reopened_on_sigusr1_and_replayed() {
     // The rotated file replays: its request lines (the health checks' and ours) and nothing
     // else the edge wrote there.
     let requests = old.lines().filter(|l| l.contains("HTTP/1.1\" ")).count();
-    let out = Command::new(BIN)
-        .args(["replay", "--trace"])
-        .arg(&rotated)
-        .args(["--capacity", "1MiB", "--policy", "lru", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (records, stderr) = replay_lru(&rotated);
     assert_eq!(records[0]["requests"], requests as u64, "{old}");
     // The edge's own messages are lines replay skips, and says so.
     let messages = old.lines().count() - requests;
     assert!(messages > 0, "{old}");
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains(&format!("skipped {messages} unreadable line(s)")),
+        stderr.contains(&format!("skipped {messages} unreadable line(s)")),
         "{old}"
     );
 }
