@@ -390,6 +390,7 @@ async fn stats(State(st): State<AdminState>) -> Response {
     body["acl_refused"] = json!(st.edge().acl_refused());
     body["admin_acl_refused"] = json!(st.acl_refused());
     body["rate_limited"] = json!(st.edge().access_counts.rate_limited());
+    body["admission_refused"] = json!(st.edge().doorkeeper.refused());
     Json(body).into_response()
 }
 
@@ -544,6 +545,10 @@ async fn metrics(State(st): State<AdminState>) -> Response {
                 (
                     "edgecache_rate_limited_total",
                     edge.access_counts.rate_limited(),
+                ),
+                (
+                    "edgecache_admission_refused_total",
+                    edge.doorkeeper.refused(),
                 ),
             ],
         )

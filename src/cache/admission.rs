@@ -24,7 +24,7 @@ use std::{
     hash::{BuildHasher, Hash},
     sync::{
         Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -51,6 +51,8 @@ pub struct Doorkeeper {
     filters: Mutex<Filters>,
     /// Hashes keys; seeded at random in the server, fixed in replay (so it repeats).
     hasher: foldhash::fast::FixedState,
+    /// Misses refused so far, for `/stats` and `/metrics`.
+    refused: AtomicU64,
 }
 
 struct Filters {
@@ -70,6 +72,7 @@ impl Doorkeeper {
                 previous: Bloom::for_keys(MIN_WINDOW),
             }),
             hasher: foldhash::fast::FixedState::with_seed(seed),
+            refused: AtomicU64::new(0),
         }
     }
 
@@ -92,14 +95,21 @@ impl Doorkeeper {
             f.previous = std::mem::replace(&mut f.current, fresh);
         }
         drop(f);
-        if self.filled.load(Ordering::Relaxed) {
-            return seen;
-        }
-        if filled {
+        if !self.filled.load(Ordering::Relaxed) {
+            if !filled {
+                return true;
+            }
             self.filled.store(true, Ordering::Relaxed);
-            return seen;
         }
-        true
+        if !seen {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        seen
+    }
+
+    /// Misses it refused (served, not stored) since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Bytes the two filters take.
@@ -206,6 +216,7 @@ mod tests {
         assert!(d.admit("c", true, 100));
         // Filled stays filled, whatever the store says next.
         assert!(!d.admit("d", false, 100));
+        assert_eq!(d.refused(), 2, "c's first miss and d's");
     }
 
     #[test]

@@ -37,12 +37,32 @@ async fn fill(edge: &TestEdge) {
     }
 }
 
+/// `edgecache_admission_refused_total` of `edge`'s `/metrics`.
+async fn refused(edge: &TestEdge) -> u64 {
+    let api = edgecache::admin::app(edgecache::admin::AdminState::new(edge.state.clone(), None));
+    let req = http::Request::builder()
+        .uri("/metrics")
+        .header("host", "localhost")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(api, req).await.unwrap();
+    let text = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix("edgecache_admission_refused_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the counter is exported")
+}
+
 #[tokio::test]
 async fn once_the_cache_is_full_an_object_is_stored_on_its_second_miss() {
     let origin = TestOrigin::start().await;
     let edge = edge(&origin, "second-hit").await;
     fill(&edge).await;
     let cold = "/cold?size=2000&cc=max-age%3D600";
+    let before = refused(&edge).await;
     let first = edge.get(cold).send().await.unwrap();
     assert_eq!(first.status(), 200);
     let status = header(&first, "cache-status");
@@ -62,6 +82,7 @@ async fn once_the_cache_is_full_an_object_is_stored_on_its_second_miss() {
     let third = edge.get(cold).send().await.unwrap();
     assert_eq!(header(&third, "x-cache"), "HIT");
     assert_eq!(origin.count("/cold"), 2, "two misses, then the store");
+    assert_eq!(refused(&edge).await, before + 1, "the one refusal counted");
 }
 
 #[tokio::test]
