@@ -316,6 +316,7 @@ impl App {
         let store = Store::new(
             StoreConfig {
                 max_memory: cfg.cache.max_memory.0,
+                max_inflight: cfg.cache.inflight_limit().0,
                 max_object_size: cfg.cache.object_limit().0,
                 max_variants: cfg.cache.max_variants,
                 keep: cfg.cache.keep.0,

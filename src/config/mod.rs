@@ -299,6 +299,29 @@ mod tests {
     }
 
     #[test]
+    fn max_inflight_is_a_share_of_max_memory() {
+        let c = Config::from_toml("[cache]\nmax_memory = \"64MiB\"").unwrap();
+        assert_eq!(
+            c.cache.inflight_limit(),
+            ByteSize(16 << 20),
+            "a quarter by default"
+        );
+        let c = Config::from_toml("[cache]\nmax_memory = \"1GiB\"").unwrap();
+        assert_eq!(
+            c.cache.inflight_limit(),
+            ByteSize(256 << 20),
+            "no longer capped at 64MiB"
+        );
+        let e = Config::from_toml("[cache]\nmax_memory = \"64MiB\"\nmax_inflight = \"40MiB\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cache.max_inflight: ") && e.contains("64MiB"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn overrides_win() {
         let o = Overrides {
             origin: Some("http://127.0.0.1:9".into()),
