@@ -213,6 +213,15 @@ const RESTART_ONLY: &[(&str, ShowKey)] = &[
     ("server.send_timeout", |c| {
         format!("{:?}", c.server.send_timeout)
     }),
+    ("server.min_send_rate", |c| {
+        format!("{:?}", c.server.min_send_rate)
+    }),
+    ("server.min_send_rate_window", |c| {
+        format!("{:?}", c.server.min_send_rate_window)
+    }),
+    ("server.max_send_buffers", |c| {
+        format!("{:?}", c.server.max_send_buffers)
+    }),
     ("server.drain_timeout", |c| {
         format!("{:?}", c.server.drain_timeout)
     }),

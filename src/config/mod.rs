@@ -296,6 +296,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("server.threads: at most 1024"), "{e}");
+        for (toml, field) in [
+            (
+                "[server]\nmin_send_rate_window = \"0s\"",
+                "server.min_send_rate_window: ",
+            ),
+            (
+                "[server]\nmax_send_buffers = \"1KiB\"",
+                "server.max_send_buffers: ",
+            ),
+            (
+                "[server]\nmin_send_rate = \"fast\"",
+                "server.min_send_rate: ",
+            ),
+        ] {
+            let e = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(e.starts_with(field), "{toml}: {e}");
+        }
     }
 
     #[test]
