@@ -156,10 +156,16 @@ impl<M> FillWriter<M> {
     ) -> Result<(), FillError> {
         if self.window.is_some() || !self.fill.lock().retain {
             self.window();
-            // Not retaining: pieces of exact size, each waiting its turn.
-            for piece in chunk.chunks(PIECE_BYTES) {
-                self.push_one(Bytes::copy_from_slice(piece), idle_timeout)
-                    .await?;
+            // Not retaining: pieces of exact size, each waiting its turn. All are copied before
+            // the first waits, so the origin's buffer is free again at once (hyper reads into
+            // it in place rather than allocating another while this one is held).
+            let pieces: Vec<Bytes> = chunk
+                .chunks(PIECE_BYTES)
+                .map(Bytes::copy_from_slice)
+                .collect();
+            drop(chunk);
+            for piece in pieces {
+                self.push_one(piece, idle_timeout).await?;
             }
             return Ok(());
         }
