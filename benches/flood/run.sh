@@ -4,7 +4,7 @@
 # the idle process (VmRSS before the flood), against max_memory and the target
 # peak <= 1.1 x max_memory + 40 MiB. Cases:
 #   flood SIZE at MEM   distinct keys of SIZE objects (wrk -t1 -c32), every request a stored MISS
-#   vary at MEM         64 URLs of 16 KiB asked with ever new X-V values (Vary: X-V)
+#   vary at MEM         1024 URLs of 16 KiB asked with ever new X-V values (Vary: X-V)
 #   slow at MEM         SLOW clients that ask for a 16 MiB no-store answer and read nothing
 #   varnish 16k at MEM  Varnish malloc,MEM on the same 16 KiB flood (if varnishd is installed)
 # Each case runs ROUNDS times; the table has every run and the median of the ratios.
@@ -75,8 +75,8 @@ for round in $(seq "$ROUNDS"); do
       for size in $SIZES; do
         start_edge "$mem"; idle=$(kib "$EDGE_PID" VmRSS)
         note=$(flood "$EDGE_PID" "http://$EDGE" "/$size.bin")
-        used=$(curl -s "http://$ADMIN/stats" | sed 's/.*"bytes":\([0-9]*\).*/\1/')
-        record "flood $size" "$mem" "$idle" "$(kib "$EDGE_PID" VmHWM)" "$note, store $((used >> 20)) MiB"
+        used=$(curl -s "http://$ADMIN/stats" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["entries"], d["bytes"] >> 20)')
+        record "flood $size" "$mem" "$idle" "$(kib "$EDGE_PID" VmHWM)" "$note; stored ${used% *} objects, ${used#* } MiB"
         stop "$EDGE_PID"
       done
     fi

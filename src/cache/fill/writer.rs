@@ -169,7 +169,10 @@ impl<M> FillWriter<M> {
             }
             return Ok(());
         }
-        self.push_one(chunk, idle_timeout).await
+        // Retained for storing: an exact-size copy too, for the same reason. The stored body
+        // is one copy either way (a single chunk is stored as it is, see `concat`).
+        self.push_one(Bytes::copy_from_slice(&chunk), idle_timeout)
+            .await
     }
 
     async fn push_one(&mut self, chunk: Bytes, idle_timeout: Duration) -> Result<(), FillError> {
@@ -327,11 +330,11 @@ fn trim<M>(st: &mut State<M>) {
     }
 }
 
-/// One contiguous buffer of exactly the body's size. A single chunk is copied too: it is a
-/// slice of the origin connection's read buffer, which storing it would pin.
+/// One contiguous buffer of exactly the body's size. A single chunk is one already: `push`
+/// copied it out of the origin connection's read buffer, which storing a slice would pin.
 fn concat(chunks: &VecDeque<Bytes>, len: usize) -> Bytes {
     if chunks.len() == 1 {
-        return Bytes::copy_from_slice(&chunks[0]);
+        return chunks[0].clone();
     }
     let mut b = BytesMut::with_capacity(len);
     for c in chunks {
