@@ -73,6 +73,7 @@ fn bench(c: &mut Criterion) {
     let store = Store::new(
         StoreConfig {
             max_memory: 64 << 20,
+            max_inflight: 0,
             max_object_size: 8 << 20,
             max_variants: 16,
             keep: Duration::from_secs(3600),

@@ -195,8 +195,6 @@ fn same<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
 /// How a key of the config prints, for comparing two configs' values of it.
 type ShowKey = fn(&Config) -> String;
 
-/// The keys a reload cannot change in a running process (listeners, threads, the store's
-/// size, the log's sink), each with how to print it for [`same`].
 /// `(section.key, how it prints)` for each key named.
 macro_rules! keys {
     ($($section:ident . $key:ident),* $(,)?) => {
@@ -207,6 +205,8 @@ macro_rules! keys {
     };
 }
 
+/// The keys a reload cannot change in a running process (listeners, threads, the store's
+/// size, the log's sink), each with how to print it for [`same`].
 const RESTART_ONLY: &[(&str, ShowKey)] = keys![
     server.listen,
     server.threads,
@@ -215,6 +215,9 @@ const RESTART_ONLY: &[(&str, ShowKey)] = keys![
     server.max_headers,
     server.header_read_timeout,
     server.send_timeout,
+    server.min_send_rate,
+    server.min_send_rate_window,
+    server.max_send_buffers,
     server.drain_timeout,
     admin.listen,
     admin.token,
@@ -310,6 +313,7 @@ impl App {
         let store = Store::new(
             StoreConfig {
                 max_memory: cfg.cache.max_memory.0,
+                max_inflight: cfg.cache.inflight_limit().0,
                 max_object_size: cfg.cache.object_limit().0,
                 max_variants: cfg.cache.max_variants,
                 keep: cfg.cache.keep.0,

@@ -7,6 +7,7 @@
 //!   [`config::Config`] and serves them.
 //! - [`admin`]: the admin API (an axum `Router` on its own listener): purge, inspect, stats.
 //! - [`server`]: the accept loop (hyper), connection limits, graceful drain.
+//! - `sendbuf`: bytes queued for clients' sockets, within `server.max_send_buffers`.
 //! - [`proxy`]: the request path: site selection, the I/O of lookups and fills, pass-through,
 //!   responses, and the one conversion of failures into responses (`proxy/error.rs`).
 //! - [`data`]: cache-aside for dynamic data: config-declared routes over SQLite / PostgreSQL.
@@ -33,6 +34,7 @@ pub mod numfmt;
 pub mod origin;
 pub mod proxy;
 pub mod replay;
+mod sendbuf;
 pub mod server;
 pub mod telemetry;
 #[cfg(test)]

@@ -8,7 +8,11 @@
 //! own pool, chosen by `proxy::Client::event_loop`) stay on one thread, with no
 //! cross-thread wake-ups or work-stealing between them.
 
-use crate::{config::ServerConfig, proxy::LiveEdge};
+use crate::{
+    config::ServerConfig,
+    proxy::LiveEdge,
+    sendbuf::{Metered, SendBuffers, SendMeter},
+};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -32,15 +36,17 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
-    serve_with(listener, edge, cfg, permits, 0, shutdown).await;
+    let buffers = SendBuffers::new(cfg.max_send_buffers.0);
+    serve_with(listener, edge, cfg, (permits, buffers), 0, shutdown).await;
 }
 
-/// [`serve`], with the connection cap given (an event loop's share of it).
+/// [`serve`], with the connection cap and the send buffers' limit given (an event loop's
+/// share of them).
 async fn serve_with(
     listener: TcpListener,
     edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
-    permits: Arc<Semaphore>,
+    (permits, buffers): (Arc<Semaphore>, Arc<SendBuffers>),
     event_loop: usize,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -66,6 +72,7 @@ async fn serve_with(
         .keep_alive_timeout(Duration::from_secs(10));
     let head_timeout = cfg.header_read_timeout.0;
     let send_timeout = cfg.send_timeout.0;
+    let min_rate = MinRate::of(cfg);
     let graceful = GracefulShutdown::new();
     // Connections still open when the drain is over are closed (their tasks aborted), not
     // left running: a set of their tasks, reaped as they end, rather than a signal each would
@@ -95,13 +102,23 @@ async fn serve_with(
         // reload changed the list).
         let trusted = edge.load().settings.trusts(peer.ip().to_canonical());
         let client = crate::proxy::Client::new(peer, event_loop, trusted);
+        let meter = SendMeter::new(buffers.clone());
+        let body_meter = meter.clone();
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             // Each request is served whole by the config current when it arrived.
             let edge = edge.load();
             let client = client.clone();
+            let meter = body_meter.clone();
+            // HTTP/1 only: one response at a time, so one body waits on the meter. HTTP/2's
+            // streams are held to their flow-control windows instead.
+            let meter = (req.version() < http::Version::HTTP_2).then_some(meter);
             async move {
                 let req = req.map(axum::body::Body::new);
-                Ok::<_, Infallible>(crate::proxy::handle(edge, Some(client), req).await)
+                let res = crate::proxy::handle(edge, Some(client), req).await;
+                Ok::<_, Infallible>(match meter {
+                    Some(m) => metered(res, m),
+                    None => res,
+                })
             }
         });
         let builder = builder.clone();
@@ -111,7 +128,11 @@ async fn serve_with(
             if !version_known(&stream, Instant::now() + head_timeout).await {
                 return drop(permit);
             }
-            let io = TokioIo::new(SendTimeout::new(stream, send_timeout));
+            let io = TokioIo::new(
+                SendTimeout::new(stream, send_timeout)
+                    .min_rate(min_rate)
+                    .meter(meter),
+            );
             let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -128,6 +149,20 @@ async fn serve_with(
             connections.abort_all();
         }
     }
+}
+
+/// A streamed body (one of unknown length: a fill's, a pass-through's) hands its chunks on only
+/// as the connection's client takes them (see `sendbuf`). A body of known length is
+/// a stored object's, already counted against the cache's budget: it goes as it is.
+fn metered(
+    res: http::Response<axum::body::Body>,
+    meter: Arc<SendMeter>,
+) -> http::Response<axum::body::Body> {
+    use http_body::Body as _;
+    if res.body().size_hint().exact().is_some() {
+        return res;
+    }
+    res.map(|b| axum::body::Body::new(Metered::new(b, meter)))
 }
 
 /// The HTTP/2 connection preface (RFC 9113 section 3.4).
@@ -161,15 +196,51 @@ async fn version_known(stream: &tokio::net::TcpStream, deadline: Instant) -> boo
 /// that stops reading (or a vanished one the kernel still retransmits to) must not hold its
 /// slot, its response and the object it pins forever. The clock runs only while a write is
 /// blocked, and restarts whenever the client takes some bytes (nginx's `send_timeout`).
+///
+/// That alone is re-armed by every trickle: a client that takes a few bytes a minute keeps
+/// its response, and what it pins, for as long as it likes. So it also enforces a minimum
+/// rate: once writes have been blocked on the client for `MinRate::window` in all, the bytes
+/// it took meanwhile must come to `MinRate::bytes_per_sec` over that time, or the connection
+/// is dropped. Only time spent blocked counts: an idle keep-alive connection, or a client that
+/// reads as fast as the edge writes, never accumulates any.
 pub(crate) struct SendTimeout<S> {
     /// The connection the response is written to.
     inner: S,
     /// How long a blocked write may wait for the client to take some bytes (`server.send_timeout`).
     timeout: Duration,
+    /// `server.min_send_rate` over `server.min_send_rate_window`; `None`: not enforced.
+    min_rate: Option<MinRate>,
     /// The clock, made the first time a write blocks and reused after that.
     clock: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-    /// A write is blocked and the clock runs.
-    armed: bool,
+    /// Since when a write has been blocked, if one is.
+    blocked_since: Option<Instant>,
+    /// When the blocked write fails for want of progress (`timeout` after it blocked).
+    stall_deadline: Instant,
+    /// Time writes spent blocked in the current rate window, up to `blocked_since`.
+    blocked: Duration,
+    /// Bytes the client took in the current rate window.
+    taken: u64,
+    /// What the client took and the writer handed on, for the response bodies that wait on it.
+    meter: Option<Arc<SendMeter>>,
+}
+
+/// The slowest a client may take a response, averaged over the time writes wait on it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MinRate {
+    /// `server.min_send_rate`, per second.
+    pub(crate) bytes_per_sec: u64,
+    /// `server.min_send_rate_window`: blocked time over which the rate is averaged.
+    pub(crate) window: Duration,
+}
+
+impl MinRate {
+    /// What `server.min_send_rate` and its window ask for; `None` when it is off.
+    fn of(cfg: &ServerConfig) -> Option<Self> {
+        (cfg.min_send_rate.0 > 0).then_some(MinRate {
+            bytes_per_sec: cfg.min_send_rate.0,
+            window: cfg.min_send_rate_window.0,
+        })
+    }
 }
 
 impl<S> SendTimeout<S> {
@@ -177,37 +248,113 @@ impl<S> SendTimeout<S> {
         Self {
             inner,
             timeout,
+            min_rate: None,
             clock: None,
-            armed: false,
+            blocked_since: None,
+            stall_deadline: Instant::now(),
+            blocked: Duration::ZERO,
+            taken: 0,
+            meter: None,
         }
     }
 
+    /// Also drops a client that takes less than `rate` (see the type's docs).
+    pub(crate) fn min_rate(mut self, rate: Option<MinRate>) -> Self {
+        self.min_rate = rate.filter(|r| r.bytes_per_sec > 0 && !r.window.is_zero());
+        self
+    }
+
+    /// Reports the bytes the client takes to `meter`.
+    pub(crate) fn meter(mut self, meter: Arc<SendMeter>) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// When the current rate window is over, if a write stays blocked until then.
+    fn window_end(&self, since: Instant) -> Option<Instant> {
+        let r = self.min_rate?;
+        Some(since + r.window.saturating_sub(self.blocked))
+    }
+
+    /// Closes the rate window that is over at `now`: an error if the client took too little
+    /// in it, else a new window starts.
+    fn judge_window(&mut self, now: Instant) -> io::Result<()> {
+        let Some(r) = self.min_rate else {
+            return Ok(());
+        };
+        if let Some(since) = self.blocked_since.replace(now) {
+            self.blocked += now.saturating_duration_since(since);
+        }
+        if self.blocked < r.window {
+            return Ok(());
+        }
+        let owed = (r.bytes_per_sec as f64 * self.blocked.as_secs_f64()) as u64;
+        if self.taken < owed {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client took its response below server.min_send_rate",
+            ));
+        }
+        self.blocked = Duration::ZERO;
+        self.taken = 0;
+        Ok(())
+    }
+
     /// Records the outcome of a write: progress disarms the clock, a blocked write arms it
-    /// (once) and fails when it runs out.
+    /// (once) and fails when it runs out or the client is found below the minimum rate.
     fn check<T>(
         &mut self,
         cx: &mut std::task::Context<'_>,
         r: std::task::Poll<io::Result<T>>,
+        written: impl FnOnce(&T) -> usize,
     ) -> std::task::Poll<io::Result<T>> {
         use std::task::Poll;
-        if !r.is_pending() {
-            self.armed = false;
-            return r;
+        if let Poll::Ready(r) = r {
+            if let Ok(v) = &r {
+                let n = written(v);
+                self.taken += n as u64;
+                if let Some(m) = &self.meter {
+                    m.took(n);
+                }
+            }
+            if self.blocked_since.is_some() {
+                let now = Instant::now();
+                if let Err(e) = self.judge_window(now) {
+                    return Poll::Ready(Err(e));
+                }
+                self.blocked_since = None;
+            }
+            return Poll::Ready(r);
         }
-        let was_armed = std::mem::replace(&mut self.armed, true);
-        let timeout = self.timeout;
-        let clock = self
-            .clock
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if !was_armed {
-            clock.as_mut().reset(tokio::time::Instant::now() + timeout);
+        if self.blocked_since.is_none() {
+            let now = Instant::now();
+            self.blocked_since = Some(now);
+            self.stall_deadline = now + self.timeout;
         }
-        match clock.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "client took no data within server.send_timeout",
-            ))),
-            Poll::Pending => Poll::Pending,
+        loop {
+            let since = self.blocked_since.expect("set above");
+            let wake = self
+                .window_end(since)
+                .map_or(self.stall_deadline, |w| w.min(self.stall_deadline));
+            let clock = self
+                .clock
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake)));
+            if clock.deadline() != wake {
+                clock.as_mut().reset(wake);
+            }
+            if clock.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let now = Instant::now();
+            if now >= self.stall_deadline {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client took no data within server.send_timeout",
+                )));
+            }
+            if let Err(e) = self.judge_window(now) {
+                return Poll::Ready(Err(e));
+            }
         }
     }
 }
@@ -230,7 +377,7 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SendTimeout<S> 
     ) -> std::task::Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
-        this.check(cx, r)
+        this.check(cx, r, |n| *n)
     }
 
     fn poll_write_vectored(
@@ -240,7 +387,7 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SendTimeout<S> 
     ) -> std::task::Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = std::pin::Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        this.check(cx, r)
+        this.check(cx, r, |n| *n)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -253,7 +400,7 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for SendTimeout<S> 
     ) -> std::task::Poll<io::Result<()>> {
         let this = self.get_mut();
         let r = std::pin::Pin::new(&mut this.inner).poll_flush(cx);
-        this.check(cx, r)
+        this.check(cx, r, |_| 0)
     }
 
     fn poll_shutdown(
@@ -334,6 +481,7 @@ impl Loops {
             drain_timeout: cfg.drain_timeout.0,
         };
         let share = cfg.max_connections.div_ceil(n.max(1));
+        let buffers_share = cfg.max_send_buffers.0.div_ceil(n.max(1) as u64);
         for (i, l) in listeners.into_iter().enumerate() {
             let (edge, cfg) = (edge.clone(), cfg.clone());
             let stop = loops.stop.subscribe();
@@ -363,7 +511,8 @@ impl Loops {
                             let _ = stopped.wait_for(Option::is_some).await;
                         };
                         let permits = Arc::new(Semaphore::new(share));
-                        serve_with(listener, edge, &cfg, permits, i, shutdown).await;
+                        let buffers = SendBuffers::new(buffers_share);
+                        serve_with(listener, edge, &cfg, (permits, buffers), i, shutdown).await;
                         drop(serving);
                         let deadline = stop.borrow().unwrap_or_else(Instant::now);
                         let _ =
@@ -428,7 +577,7 @@ pub struct LoopFailed {
 
 #[cfg(test)]
 mod tests {
-    use super::SendTimeout;
+    use super::{MinRate, SendTimeout};
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -455,5 +604,40 @@ mod tests {
         let mut w = SendTimeout::new(edge, Duration::from_millis(500));
         let err = w.write_all(&[7u8; 4096]).await.unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_trickles_below_the_minimum_rate_is_dropped() {
+        // 1 KiB every 300 ms, some 3.4 KiB/s: every read lets the blocked writer on before
+        // send_timeout (500 ms) runs out, so only the rate can catch it.
+        for (min, kept) in [(8 << 10, false), (2 << 10, true)] {
+            let (edge, mut client) = tokio::io::duplex(1024);
+            let rate = MinRate {
+                bytes_per_sec: min,
+                window: Duration::from_secs(2),
+            };
+            let mut w = SendTimeout::new(edge, Duration::from_millis(500)).min_rate(Some(rate));
+            let writer = tokio::spawn(async move { w.write_all(&[7u8; 32 * 1024]).await });
+            let started = tokio::time::Instant::now();
+            let (mut buf, mut got) = ([0u8; 1024], 0);
+            while got < 32 * 1024 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                match client.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            let r = writer.await.unwrap();
+            if kept {
+                r.expect("a client above the minimum rate is served to the end");
+                assert_eq!(got, 32 * 1024);
+            } else {
+                let e = r.unwrap_err();
+                assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+                assert!(e.to_string().contains("min_send_rate"), "{e}");
+                let took = started.elapsed();
+                assert!(took < Duration::from_secs(4), "dropped after {took:?}");
+            }
+        }
     }
 }

@@ -318,6 +318,7 @@ mod tests {
         let store = Store::new(
             StoreConfig {
                 max_memory: 1 << 20,
+                max_inflight: 0,
                 max_object_size: 1 << 16,
                 max_variants: 4,
                 keep: Duration::from_secs(60),

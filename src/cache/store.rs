@@ -3,6 +3,12 @@
 //! values, capped) and an optional hit-for-miss mark. Entries live as long as their longest
 //! useful life (freshness + stale windows + the revalidation keep); moka evicts by TinyLFU when
 //! the budget is full.
+//!
+//! `max_memory` is the budget of the whole cache, shared out by [`Shares`]: the in-flight fills
+//! take their share (`max_inflight`), the tag and removal records theirs, and the objects the
+//! rest. moka evicts lazily, on its maintenance runs; the store runs them itself once the bytes
+//! inserted since the last run pass a small slack, so that a flood of inserts cannot outrun
+//! eviction (BENCHMARKS.md has what that overshoot was).
 
 use super::{
     key::{CacheKey, VaryValues},
@@ -30,8 +36,10 @@ const OBJECT_OVERHEAD: usize = 256;
 /// (hash, links, name, value: ~104 bytes) and its index.
 const HEADER_SLOT: usize = 112;
 /// Per entry: moka's node, its deque and timer-wheel links, the hash table's bucket, our `Arc`
-/// and the variants vector.
-const ENTRY_OVERHEAD: usize = 512;
+/// and the variants vector; and the entry's part of second-hit admission's two Bloom filters
+/// (sized for twice the entries at 10 bits a key, rounded up to a power of two: at most 10
+/// bytes an entry), which grow with the store and so are paid for by what it holds.
+const ENTRY_OVERHEAD: usize = 512 + 10;
 
 /// A heap allocation of `n` bytes as the allocator rounds it: jemalloc's size classes, four
 /// per doubling (1025 bytes take 1280, 1.1 MiB take 1.25 MiB).
@@ -173,8 +181,12 @@ impl Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
 /// Settings the store needs.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreConfig {
-    /// The byte budget the store's weigher charges objects against (bodies, headers, keys).
+    /// The byte budget of the whole cache: objects, in-flight fills, tag and removal records
+    /// (see [`Shares`]).
     pub max_memory: u64,
+    /// The share of `max_memory` that bodies being filled (and the windows kept for their slow
+    /// readers) take: the fills' `InflightBudget` is built with this.
+    pub max_inflight: u64,
     /// Larger responses pass through unstored, so one object cannot evict the rest.
     pub max_object_size: u64,
     /// Variants kept per URL under `Vary`, so a header with many values cannot fill the store.
@@ -203,13 +215,63 @@ pub struct Store {
     clock: Clock,
     /// Entries moka evicted to stay within the budget (not those that expired or were removed).
     evictions: Arc<AtomicU64>,
+    /// Bytes inserted since the store last ran moka's maintenance: moka admits and evicts only
+    /// on its maintenance runs (every 64 writes or so), and 64 large objects inserted between
+    /// two runs would stand above the budget until the next.
+    pending: Arc<AtomicU64>,
+    /// How many bytes may be inserted before the store runs that maintenance itself.
+    slack: u64,
 }
 
-/// How long, and in how many bytes, removals are remembered for the check above.
+/// The slack is this share of the objects' budget ...
+const SLACK_SHARE: u64 = 64;
+/// ... and at least this many bytes, so that small objects do not run it on every insert.
+const MIN_SLACK: u64 = 256 << 10;
+
+/// How long removals are remembered for the check above.
 const REMOVAL_MEMORY: Duration = Duration::from_secs(600);
+/// The most bytes removal records take (less under a small budget: see [`Shares`]).
 const REMOVAL_MEMORY_BYTES: u64 = 4 << 20;
-/// Bytes for per-tag invalidation records.
+/// The most bytes per-tag invalidation records take (less under a small budget).
 const TAG_MEMORY_BYTES: u64 = 8 << 20;
+/// What a record of the removal and tag maps costs beyond its key: moka's node, its deque
+/// links and the hash table's bucket (the part of [`ENTRY_OVERHEAD`] that is moka's).
+const RECORD_OVERHEAD: usize = 320;
+
+/// How `max_memory` is shared out. The shares add up to it, so everything the store and the
+/// fills keep is charged against the one budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// Stored objects, with their variants, hit-for-miss marks and entry bookkeeping.
+    pub objects: u64,
+    /// Bodies being filled and the windows kept for their slow readers (`max_inflight`).
+    pub inflight: u64,
+    /// Tag invalidation records.
+    pub tags: u64,
+    /// Removal records (the fence that keeps an older fill from storing after a purge).
+    pub removals: u64,
+}
+
+impl Shares {
+    /// The shares of `max_memory` with `max_inflight` for the fills (the config checks it
+    /// leaves the objects most of the budget).
+    pub fn of(max_memory: u64, max_inflight: u64) -> Self {
+        let tags = TAG_MEMORY_BYTES.min(max_memory / 32);
+        let removals = REMOVAL_MEMORY_BYTES.min(max_memory / 64);
+        let inflight = max_inflight.min(max_memory / 2);
+        Shares {
+            objects: max_memory - inflight - tags - removals,
+            inflight,
+            tags,
+            removals,
+        }
+    }
+}
+
+/// A record key's bytes as the removal and tag maps weigh them.
+pub(crate) fn record_weight(key_len: usize) -> u32 {
+    u32::try_from(alloc_size(key_len) + RECORD_OVERHEAD).unwrap_or(u32::MAX)
+}
 
 /// The hasher of the store's maps (and the fill table's): foldhash, seeded at random per map
 /// like std's SipHash, at a fraction of its cost on every lookup (a HIT hashes its key at
@@ -239,23 +301,26 @@ impl FillStart {
 
 impl Store {
     pub fn new(cfg: StoreConfig, clock: Clock) -> Self {
+        let shares = Shares::of(cfg.max_memory, cfg.max_inflight);
         let evictions = Arc::new(AtomicU64::new(0));
         let evicted = evictions.clone();
         let cache = Cache::builder()
-            .max_capacity(cfg.max_memory)
+            .max_capacity(shares.objects)
             // Sized for the most entries the budget can hold (each costs 2 KB or more), so
             // that filling it does not rehash the table at every doubling. Under churn the
             // table still rehashes to clear the tombstones evictions leave, with or without
             // this (BENCHMARKS.md has the measurements).
             .initial_capacity(
-                usize::try_from(cfg.max_memory / 2048)
+                usize::try_from(shares.objects / 2048)
                     .unwrap_or(1 << 20)
                     .clamp(64, 1 << 20),
             )
             .weigher(|k: &CacheKey, e: &Arc<Entry>| {
-                // Keys are client-chosen URLs: they count too.
-                e.weight()
-                    .saturating_add(u32::try_from(k.as_str().len() + 64).unwrap_or(u32::MAX))
+                // Keys are client-chosen URLs: they count too (the `Arc<str>` with its counts,
+                // and moka's own `Arc` of the key with its hash).
+                e.weight().saturating_add(
+                    u32::try_from(alloc_size(k.as_str().len() + 16) + 64).unwrap_or(u32::MAX),
+                )
             })
             .expire_after(EntryExpiry(clock.clone()))
             .eviction_listener(move |_, _, cause| {
@@ -266,10 +331,8 @@ impl Store {
             .build_with_hasher(Hasher::default());
         // Bounded by bytes too: keys are client-chosen URLs.
         let removed_at = Cache::builder()
-            .max_capacity(REMOVAL_MEMORY_BYTES)
-            .weigher(|k: &CacheKey, _: &u64| {
-                u32::try_from(k.as_str().len() + 64).unwrap_or(u32::MAX)
-            })
+            .max_capacity(shares.removals)
+            .weigher(|k: &CacheKey, _: &u64| record_weight(k.as_str().len()))
             .time_to_live(REMOVAL_MEMORY)
             .build_with_hasher(Hasher::default());
         Self {
@@ -277,9 +340,21 @@ impl Store {
             cfg,
             epoch: Arc::new(AtomicU64::new(0)),
             removed_at,
-            tags: Tags::new(TAG_MEMORY_BYTES),
+            tags: Tags::new(shares.tags),
             clock,
             evictions,
+            pending: Arc::new(AtomicU64::new(0)),
+            slack: (shares.objects / SLACK_SHARE).max(MIN_SLACK),
+        }
+    }
+
+    /// Notes `bytes` inserted, and runs moka's pending evictions once more than the slack
+    /// was since the last run (see `pending`).
+    fn charged(&self, bytes: usize) {
+        let bytes = bytes as u64;
+        let before = self.pending.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > self.slack && self.pending.swap(0, Ordering::Relaxed) > 0 {
+            self.cache.run_pending_tasks();
         }
     }
 
@@ -377,6 +452,8 @@ impl Store {
                 keep_until,
             })
         });
+        // Its body and fixed costs: near enough for a slack, without walking its headers again.
+        self.charged(alloc_size(obj.body.len()) + OBJECT_OVERHEAD + ENTRY_OVERHEAD);
         true
     }
 
@@ -395,6 +472,7 @@ impl Store {
                 keep_until,
             })
         });
+        self.charged(ENTRY_OVERHEAD);
     }
 
     /// Removes every variant of a URL, and keeps fills that started earlier from storing it
@@ -593,6 +671,7 @@ mod tests {
         Store::new(
             StoreConfig {
                 max_memory: 1 << 20,
+                max_inflight: 0,
                 max_object_size: 1 << 16,
                 max_variants,
                 keep: Duration::from_secs(60),
@@ -627,6 +706,63 @@ mod tests {
             .chain([(1025, 1280), (1100 << 10, 1280 << 10)])
         {
             assert_eq!(alloc_size(n), class, "{n}");
+        }
+    }
+
+    #[test]
+    fn the_shares_add_up_to_the_budget() {
+        for (mem, inflight) in [
+            (1u64 << 20, 1 << 18),
+            (64 << 20, 16 << 20),
+            (8 << 30, 2 << 30),
+        ] {
+            let s = Shares::of(mem, inflight);
+            assert_eq!(s.objects + s.inflight + s.tags + s.removals, mem);
+            assert_eq!(s.inflight, inflight);
+            assert!(s.objects >= mem / 2 - mem / 16, "{s:?}");
+        }
+        // The objects' share is what the store fills: a quarter less for the fills.
+        let s = Store::new(
+            StoreConfig {
+                max_memory: 4 << 20,
+                max_inflight: 1 << 20,
+                max_object_size: 1 << 16,
+                max_variants: 4,
+                keep: Duration::from_secs(60),
+            },
+            Clock::wall(),
+        );
+        let body: &'static [u8] = Box::leak(vec![7u8; 10_000].into_boxed_slice());
+        for i in 0..1000 {
+            s.insert(
+                CacheKey::new("s", "h", &format!("/{i}")),
+                obj(body, VaryValues::default(), 60),
+            );
+        }
+        let objects = Shares::of(4 << 20, 1 << 20).objects;
+        let used = s.weighted_size();
+        assert!(
+            used <= objects && used > objects * 9 / 10,
+            "{used} of {objects}"
+        );
+    }
+
+    /// Bytes the entries in moka's map hold now, evicted or not yet.
+    fn held(s: &Store) -> u64 {
+        s.cache.iter().map(|(_, e)| u64::from(e.weight())).sum()
+    }
+
+    #[test]
+    fn a_flood_of_large_inserts_does_not_outrun_eviction() {
+        let s = store(4);
+        let body: &'static [u8] = Box::leak(vec![7u8; 60_000].into_boxed_slice());
+        let most = Shares::of(1 << 20, 0).objects + s.slack + 2 * 60_000;
+        for i in 0..200 {
+            s.insert(
+                CacheKey::new("s", "h", &format!("/{i}")),
+                obj(body, VaryValues::default(), 60),
+            );
+            assert!(held(&s) <= most, "{} bytes held after {i}", held(&s));
         }
     }
 

@@ -42,7 +42,7 @@ impl Tags {
         let f = floor.clone();
         let invalidated = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|k: &Arc<str>, _: &u64| u32::try_from(k.len() + 48).unwrap_or(u32::MAX))
+            .weigher(|k: &Arc<str>, _: &u64| super::store::record_weight(k.len()))
             .eviction_listener(move |_, epoch: u64, cause| {
                 if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
                     f.fetch_max(epoch, Ordering::AcqRel);

@@ -8,13 +8,17 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// Budget for stored objects (bodies + headers + bookkeeping). Default: 256MiB.
+    /// Budget of the whole cache: stored objects (bodies, headers, variants, hit-for-miss
+    /// marks, bookkeeping), bodies being filled (`max_inflight` is a share of it, not an
+    /// addition), tag and removal records. Default: 256MiB.
     pub max_memory: ByteSize,
     /// Larger responses stream through without being stored. Default: 32MiB, or an eighth of
     /// `max_memory` if that is less (see [`CacheConfig::object_limit`]).
     pub max_object_size: Option<ByteSize>,
-    /// Budget for bodies being filled from origins; when full, new misses pass through.
-    /// Default: 64MiB, or a quarter of `max_memory` if that is less.
+    /// The share of `max_memory` for bodies being filled from origins and the windows kept
+    /// ahead of slow readers of bodies streaming through; when full, new misses pass through
+    /// unstored, and a body streaming through is read from the origin no faster than its
+    /// clients take it. At most half of `max_memory`. Default: a quarter of `max_memory`.
     pub(crate) max_inflight: Option<ByteSize>,
     /// Cap on variants (Vary) kept per URL; the oldest goes first. Default: 16.
     pub(crate) max_variants: usize,
@@ -52,8 +56,7 @@ impl CacheConfig {
 
     /// The effective `max_inflight`.
     pub(crate) fn inflight_limit(&self) -> ByteSize {
-        self.max_inflight
-            .unwrap_or(ByteSize((64 << 20).min(self.max_memory.0 / 4)))
+        self.max_inflight.unwrap_or(ByteSize(self.max_memory.0 / 4))
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -71,6 +74,15 @@ impl CacheConfig {
         }
         if self.object_limit().0 > u32::MAX as u64 / 2 {
             return Err(invalid("cache.max_object_size", "must be below 2GiB"));
+        }
+        if self.inflight_limit().0 > self.max_memory.0 / 2 {
+            return Err(invalid(
+                "cache.max_inflight",
+                format!(
+                    "is a share of cache.max_memory ({}): at most half of it",
+                    self.max_memory
+                ),
+            ));
         }
         if self.max_variants == 0 {
             return Err(invalid("cache.max_variants", "must be at least 1"));

@@ -296,6 +296,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("server.threads: at most 1024"), "{e}");
+        for (toml, field) in [
+            (
+                "[server]\nmin_send_rate_window = \"0s\"",
+                "server.min_send_rate_window: ",
+            ),
+            (
+                "[server]\nmax_send_buffers = \"1KiB\"",
+                "server.max_send_buffers: ",
+            ),
+            (
+                "[server]\nmin_send_rate = \"fast\"",
+                "server.min_send_rate: ",
+            ),
+        ] {
+            let e = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(e.starts_with(field), "{toml}: {e}");
+        }
+    }
+
+    #[test]
+    fn max_inflight_is_a_share_of_max_memory() {
+        let c = Config::from_toml("[cache]\nmax_memory = \"64MiB\"").unwrap();
+        assert_eq!(
+            c.cache.inflight_limit(),
+            ByteSize(16 << 20),
+            "a quarter by default"
+        );
+        let c = Config::from_toml("[cache]\nmax_memory = \"1GiB\"").unwrap();
+        assert_eq!(
+            c.cache.inflight_limit(),
+            ByteSize(256 << 20),
+            "no longer capped at 64MiB"
+        );
+        let e = Config::from_toml("[cache]\nmax_memory = \"64MiB\"\nmax_inflight = \"40MiB\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cache.max_inflight: ") && e.contains("64MiB"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -37,6 +37,16 @@ pub struct ServerConfig {
     /// A response write that makes no progress for this long (the client stopped reading)
     /// closes the connection. Default: 60s.
     pub(crate) send_timeout: Secs,
+    /// The slowest a client may take a response, per second, averaged over the time writes
+    /// wait on it (`min_send_rate_window`); a slower one is dropped. `send_timeout` alone is
+    /// re-armed by every trickle. 0 turns it off. Default: 1KiB.
+    pub(crate) min_send_rate: ByteSize,
+    /// The time writes must have waited on a client before its rate is judged. Default: 30s.
+    pub(crate) min_send_rate_window: Secs,
+    /// Bytes of streamed response bodies queued for clients' sockets, all connections
+    /// together: once they reach it, a connection that still has bytes queued gets no more
+    /// until its client takes them (its fill then reads the origin no faster). Default: 32MiB.
+    pub(crate) max_send_buffers: ByteSize,
     /// Largest request body forwarded to an origin (POST/PUT/...); 413 beyond. Default: 16MiB.
     pub(crate) max_request_body: ByteSize,
     /// On SIGTERM / Ctrl-C, in-flight requests get this long to finish. Default: 10s.
@@ -58,6 +68,9 @@ impl Default for ServerConfig {
             max_headers: 100,
             header_read_timeout: Secs(Duration::from_secs(10)),
             send_timeout: Secs(Duration::from_secs(60)),
+            min_send_rate: ByteSize(1 << 10),
+            min_send_rate_window: Secs(Duration::from_secs(30)),
+            max_send_buffers: ByteSize(32 << 20),
             max_request_body: ByteSize(16 << 20),
             drain_timeout: Secs(Duration::from_secs(10)),
         }
@@ -81,7 +94,11 @@ impl ServerConfig {
         nonzero(&[
             ("server.header_read_timeout", self.header_read_timeout),
             ("server.send_timeout", self.send_timeout),
+            ("server.min_send_rate_window", self.min_send_rate_window),
         ])?;
+        if self.max_send_buffers.0 < 64 << 10 {
+            return Err(invalid("server.max_send_buffers", "must be at least 64KiB"));
+        }
         if !self.health_path.is_empty() && !self.health_path.starts_with('/') {
             return Err(invalid("server.health_path", "must start with /"));
         }

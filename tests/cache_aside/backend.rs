@@ -360,6 +360,7 @@ pub fn engine_on(clock: edgecache::clock::Clock) -> CacheAside {
     let store = Store::new(
         StoreConfig {
             max_memory: 16 << 20,
+            max_inflight: 0,
             max_object_size: 1 << 20,
             max_variants: 4,
             keep: Duration::from_secs(60),

@@ -442,10 +442,11 @@ async fn memory_stays_near_the_budget_however_many_objects_arrive() {
         "RSS {rss_kib} KiB for an 8 MiB budget"
     );
     assert_eq!(hits + unreachable, 800);
-    // 8 MiB holds at most 128 bodies of 64 KiB (fewer with their headers); a store that kept
-    // less than most of its budget busy would be wasting it.
+    // The objects' share of 8 MiB (less the quarter for fills and the records' shares) holds
+    // at most 87 bodies of 64 KiB with their headers; a store that kept less than most of it
+    // busy would be wasting it.
     assert!(
-        (110..=127).contains(&hits),
+        (75..=87).contains(&hits),
         "{hits} objects of 64 KiB stored in 8 MiB"
     );
     assert_eq!(
@@ -515,6 +516,93 @@ fn memory_stays_near_the_budget_with_small_objects() {
         rss_kib < (32 * 13 / 10 + 32) * 1024,
         "RSS {rss_kib} KiB for a 32 MiB budget"
     );
+}
+
+/// An origin that answers every request with a 64 MiB body no one may store, written as fast
+/// as the edge reads it (from one shared buffer, so the test itself stays small).
+async fn endless_origin() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        let chunk = bytes::Bytes::from(vec![b'x'; 64 << 10]);
+        while let Ok((mut s, _)) = l.accept().await {
+            let chunk = chunk.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = s.read(&mut head).await;
+                let h = "HTTP/1.1 200 OK\r\ncontent-length: 67108864\r\ncache-control: no-store\r\n\r\n";
+                if s.write_all(h.as_bytes()).await.is_err() {
+                    return;
+                }
+                for _ in 0..1024 {
+                    if s.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Clients that ask for large answers streaming through and then read nothing: the bytes the
+/// edge holds for them count against its limits (the fill's window, the send buffers), and
+/// their origin is read no faster than they take it.
+#[tokio::test]
+async fn clients_that_never_read_do_not_grow_memory_past_the_budget() {
+    let origin = endless_origin().await;
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--origin",
+            &origin,
+            "--max-memory",
+            "8MiB",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(port).await;
+    let idle = rss_kib(child.id());
+    let mut clients = Vec::new();
+    for i in 0..300 {
+        use tokio::io::AsyncWriteExt;
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let req = format!("GET /big?{i} HTTP/1.1\r\nhost: test\r\n\r\n");
+        c.write_all(req.as_bytes()).await.unwrap();
+        clients.push(c);
+    }
+    // Until the kernel's socket buffers are full and the edge holds what it holds.
+    let mut peak = 0;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(hwm_kib(child.id()));
+    }
+    drop(clients);
+    terminate(&mut child);
+    assert!(idle > 0 && peak > 0, "read VmRSS / VmHWM");
+    // The origin pool serves 256 of them at once. Before the limits each such fill cost the
+    // edge about 1.6 MB (500 clients at 8 MiB: 414 MB above idle, release build); what is left, about 0.9 MB, is
+    // reqwest's read buffer of the origin connection (see BENCHMARKS.md), so this allows 1.2.
+    assert!(
+        peak < idle + 300 * 1024,
+        "peak RSS {peak} KiB from {idle} KiB idle, 300 clients that never read"
+    );
+}
+
+fn hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn rss_kib(pid: u32) -> u64 {

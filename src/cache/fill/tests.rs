@@ -1,6 +1,10 @@
 //! The fill's guarantees, each forced deterministically.
 
-use super::{table::FillKey, writer::WINDOW_BYTES, *};
+use super::{
+    table::FillKey,
+    writer::{PIECE_BYTES, WINDOW_BYTES},
+    *,
+};
 use crate::cache::{CacheKey, key::VaryValues};
 
 fn fills(budget: u64) -> Arc<Fills<()>> {
@@ -103,7 +107,7 @@ async fn a_reader_that_read_from_a_held_back_fill_still_gets_every_byte() {
 }
 
 #[tokio::test]
-async fn an_unstored_fill_keeps_its_window_in_the_budget_or_a_small_one_outside() {
+async fn an_unstored_fill_keeps_its_window_in_the_budget_or_one_piece_outside() {
     let f = fills(4 << 20);
     let mut w = lead(&f, "/a");
     let _reader = w.fill().reader(T).unwrap();
@@ -119,25 +123,26 @@ async fn an_unstored_fill_keeps_its_window_in_the_budget_or_a_small_one_outside(
     w.finish(Ok(()));
     assert_eq!(f.budget().used(), 0);
 
-    // No room in the budget: a small window outside it, which a slow reader fills.
+    // No room in the budget: one piece at a time outside it, at the reader's pace, each an
+    // exact-size copy rather than a slice pinning the origin's read buffer.
     let f = fills(1000);
     let mut w = lead(&f, "/b");
     let mut r = w.fill().reader(T).unwrap();
     w.set_max_object_size(10);
-    w.set_head(head(true), None);
-    let chunk = Bytes::from(vec![0u8; 16 << 10]);
-    for _ in 0..4 {
-        w.push(chunk.clone(), T).await.unwrap();
-    }
-    assert_eq!(f.budget().used(), 0);
+    w.set_head(head(true), Some(1 << 20));
+    let chunk = Bytes::from(vec![0u8; 3 * PIECE_BYTES]);
     {
         let mut more = std::pin::pin!(w.push(chunk.clone(), T));
         assert!(
             pending(&mut more).await,
-            "a window ahead of the reader: it waits"
+            "a piece ahead of the reader: the next waits"
         );
+        assert_eq!(f.budget().used(), 0);
         r.head(T).await.unwrap();
-        r.next_chunk().await.unwrap().unwrap();
+        let first = r.next_chunk().await.unwrap().unwrap();
+        assert_eq!(first.len(), PIECE_BYTES);
+        assert_ne!(first.as_ptr(), chunk.as_ptr(), "a copy");
+        assert!(pending(&mut more).await, "the third piece waits its turn");
         r.next_chunk().await.unwrap().unwrap();
         tokio::time::timeout(T, more).await.unwrap().unwrap();
     }

@@ -7,9 +7,14 @@ use std::{collections::VecDeque, sync::Arc, time::Duration};
 /// Chunks kept for the slowest reader once a fill no longer retains its body, taken from the
 /// in-flight budget while it has room ...
 pub(super) const WINDOW_BYTES: usize = 1 << 20;
-/// ... and this much, outside it, once it has none: memory beyond the budget stays bounded by
-/// this per fill.
+/// ... or this much from it, once it has less ...
 const MIN_WINDOW_BYTES: usize = 64 << 10;
+/// ... or, once it has none, a single piece ahead of the slowest reader, outside it: the
+/// origin is then read no faster than that reader takes each piece, and what a fill holds
+/// beyond the budget is one piece. A fill that no longer retains copies the origin's chunks into pieces of at most this
+/// size: a chunk is a slice of the origin connection's read buffer (up to 400 KiB), which
+/// holding it for a slow reader would pin whole.
+pub(super) const PIECE_BYTES: usize = 8 << 10;
 
 /// The writing side of a fill. Dropping it unfinished ends the fill with an error.
 pub(crate) struct FillWriter<M> {
@@ -149,6 +154,28 @@ impl<M> FillWriter<M> {
         chunk: Bytes,
         idle_timeout: Duration,
     ) -> Result<(), FillError> {
+        if self.window.is_some() || !self.fill.lock().retain {
+            self.window();
+            // Not retaining: pieces of exact size, each waiting its turn. All are copied before
+            // the first waits, so the origin's buffer is free again at once (hyper reads into
+            // it in place rather than allocating another while this one is held).
+            let pieces: Vec<Bytes> = chunk
+                .chunks(PIECE_BYTES)
+                .map(Bytes::copy_from_slice)
+                .collect();
+            drop(chunk);
+            for piece in pieces {
+                self.push_one(piece, idle_timeout).await?;
+            }
+            return Ok(());
+        }
+        // Retained for storing: an exact-size copy too, for the same reason. The stored body
+        // is one copy either way (a single chunk is stored as it is, see `concat`).
+        self.push_one(Bytes::copy_from_slice(&chunk), idle_timeout)
+            .await
+    }
+
+    async fn push_one(&mut self, chunk: Bytes, idle_timeout: Duration) -> Result<(), FillError> {
         let n = chunk.len();
         let mut drop_retention = false;
         {
@@ -190,7 +217,9 @@ impl<M> FillWriter<M> {
                 if !st.readers.iter().any(Option::is_some) {
                     return Err(FillError::Abandoned);
                 }
-                if st.held <= window {
+                // No window: one piece outside the budget, so the origin is read at the
+                // reader's pace rather than not at all.
+                if st.held <= window.max(PIECE_BYTES) {
                     return Ok(());
                 }
             }
@@ -211,9 +240,10 @@ impl<M> FillWriter<M> {
         }
     }
 
-    /// The window of a fill that no longer retains its body: [`WINDOW_BYTES`] reserved from
-    /// the in-flight budget (released with the rest at the end), or [`MIN_WINDOW_BYTES`] when
-    /// the budget has no room. Irrelevant while retaining.
+    /// The window of a fill that no longer retains its body: [`WINDOW_BYTES`] or
+    /// [`MIN_WINDOW_BYTES`] reserved from the in-flight budget (released with the rest at the
+    /// end), or none when the budget has no room (one piece at a time, see [`PIECE_BYTES`]).
+    /// Irrelevant while retaining.
     fn window(&mut self) -> usize {
         if let Some(w) = self.window {
             return w;
@@ -222,12 +252,11 @@ impl<M> FillWriter<M> {
         if st.retain {
             return WINDOW_BYTES;
         }
-        let w = if self.fill.budget.try_reserve(WINDOW_BYTES as u64) {
-            st.reserved += WINDOW_BYTES as u64;
-            WINDOW_BYTES
-        } else {
-            MIN_WINDOW_BYTES
-        };
+        let w = [WINDOW_BYTES, MIN_WINDOW_BYTES]
+            .into_iter()
+            .find(|&w| self.fill.budget.try_reserve(w as u64))
+            .unwrap_or(0);
+        st.reserved += w as u64;
         self.window = Some(w);
         w
     }
@@ -301,11 +330,11 @@ fn trim<M>(st: &mut State<M>) {
     }
 }
 
-/// One contiguous buffer of exactly the body's size. A single chunk is copied too: it is a
-/// slice of the origin connection's read buffer, which storing it would pin.
+/// One contiguous buffer of exactly the body's size. A single chunk is one already: `push`
+/// copied it out of the origin connection's read buffer, which storing a slice would pin.
 fn concat(chunks: &VecDeque<Bytes>, len: usize) -> Bytes {
     if chunks.len() == 1 {
-        return Bytes::copy_from_slice(&chunks[0]);
+        return chunks[0].clone();
     }
     let mut b = BytesMut::with_capacity(len);
     for c in chunks {
