@@ -8,6 +8,8 @@
 //! own pool, chosen by `proxy::Client::event_loop`) stay on one thread, with no
 //! cross-thread wake-ups or work-stealing between them.
 
+pub(crate) mod tls;
+
 use crate::{config::ServerConfig, proxy::LiveEdge};
 use hyper::body::Incoming;
 use hyper_util::{
@@ -25,19 +27,70 @@ use tokio::{
 /// in-flight requests up to `drain_timeout` to finish. Requests go straight to
 /// [`crate::proxy::handle`]: every path is the edge's, so a router in front would only add
 /// work to every HIT.
+///
+/// With `tls`, its listener serves HTTPS beside: the same edge, the same cap on connections
+/// (`server.max_connections` counts both), the same drain.
 pub(crate) async fn serve(
     listener: TcpListener,
+    tls: Option<(TcpListener, Arc<tls::Certs>)>,
     edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     shutdown: impl Future<Output = ()>,
-) {
+) -> io::Result<()> {
+    use futures_util::FutureExt;
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
-    serve_with(listener, edge, cfg, permits, 0, shutdown).await;
+    let Some((tls_listener, certs)) = tls else {
+        serve_with(listener, None, edge, cfg, permits, 0, shutdown).await;
+        return Ok(());
+    };
+    let handshake = Handshake {
+        acceptor: tokio_rustls::TlsAcceptor::from(
+            tls::server_config(certs).map_err(io::Error::other)?,
+        ),
+        slots: Arc::new(Semaphore::new(cfg.max_tls_handshakes)),
+        timeout: cfg.tls_handshake_timeout.0,
+    };
+    let shutdown = shutdown.shared();
+    let plain = serve_with(
+        listener,
+        None,
+        edge.clone(),
+        cfg,
+        permits.clone(),
+        0,
+        shutdown.clone(),
+    );
+    let secure = serve_with(
+        tls_listener,
+        Some(handshake),
+        edge,
+        cfg,
+        permits,
+        0,
+        shutdown,
+    );
+    tokio::join!(plain, secure);
+    Ok(())
 }
 
-/// [`serve`], with the connection cap given (an event loop's share of it).
+/// How the TLS listener takes a connection: the handshake, bounded in time and in number.
+#[derive(Clone)]
+struct Handshake {
+    /// The rustls config: certificates by SNI, TLS 1.2 / 1.3, ALPN.
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// Handshakes in progress (`server.max_tls_handshakes`): each costs a public-key operation,
+    /// so a flood of them must queue in the kernel, not pile up in memory and CPU.
+    slots: Arc<Semaphore>,
+    /// A handshake not done within this (`server.tls_handshake_timeout`) closes the connection:
+    /// a client that opens one and sends nothing, or a byte a minute, holds no slot for long.
+    timeout: Duration,
+}
+
+/// [`serve`] of one listener, with the connection cap given (an event loop's share of it);
+/// `tls` when the listener speaks TLS.
 async fn serve_with(
     listener: TcpListener,
+    tls: Option<Handshake>,
     edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     permits: Arc<Semaphore>,
@@ -77,6 +130,15 @@ async fn serve_with(
             p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
             () = &mut shutdown => break,
         };
+        // A handshake slot is taken before the accept: beyond the cap, connections wait in the
+        // kernel's queue.
+        let slot = match &tls {
+            Some(h) => Some(tokio::select! {
+                p = h.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+                () = &mut shutdown => break,
+            }),
+            None => None,
+        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -94,7 +156,7 @@ async fn serve_with(
         // Whether the peer is a trusted proxy, by the config of now (a request checks again if a
         // reload changed the list).
         let trusted = edge.load().settings.trusts(peer.ip().to_canonical());
-        let client = crate::proxy::Client::new(peer, event_loop, trusted);
+        let client = crate::proxy::Client::new(peer, event_loop, trusted).over_tls(tls.is_some());
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             // Each request is served whole by the config current when it arrived.
             let edge = edge.load();
@@ -107,14 +169,41 @@ async fn serve_with(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         while connections.try_join_next().is_some() {}
+        let tls = tls.clone();
         connections.spawn(async move {
-            if !version_known(&stream, Instant::now() + head_timeout).await {
-                return drop(permit);
-            }
-            let io = TokioIo::new(SendTimeout::new(stream, send_timeout));
-            let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let stream = SendTimeout::new(stream, send_timeout);
+            match tls {
+                None => {
+                    if !version_known(stream.get_ref(), Instant::now() + head_timeout).await {
+                        return drop(permit);
+                    }
+                    serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
+                }
+                Some(h) => {
+                    let accepted = tokio::time::timeout(h.timeout, h.acceptor.accept(stream)).await;
+                    drop(slot);
+                    let stream = match accepted {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return drop(permit);
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return drop(permit);
+                        }
+                    };
+                    // ALPN decides the version, so hyper need not sniff for the HTTP/2 preface
+                    // (RFC 9113 section 3.2: over TLS, `h2` is negotiated, never guessed);
+                    // without ALPN, HTTP/1.1.
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let builder = if h2 {
+                        builder.http2_only()
+                    } else {
+                        builder.http1_only()
+                    };
+                    serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
+                }
             }
             drop(permit);
         });
@@ -127,6 +216,28 @@ async fn serve_with(
             tracing::warn!("drain timeout reached; closing remaining connections");
             connections.abort_all();
         }
+    }
+}
+
+/// Serves one connection's requests with `svc` until it closes or the drain ends it.
+async fn serve_connection<I, S>(
+    io: I,
+    builder: &auto::Builder<TokioExecutor>,
+    svc: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = http::Response<axum::body::Body>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 
@@ -173,6 +284,11 @@ pub(crate) struct SendTimeout<S> {
 }
 
 impl<S> SendTimeout<S> {
+    /// The connection underneath.
+    fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     pub(crate) fn new(inner: S, timeout: Duration) -> Self {
         Self {
             inner,
@@ -363,7 +479,7 @@ impl Loops {
                             let _ = stopped.wait_for(Option::is_some).await;
                         };
                         let permits = Arc::new(Semaphore::new(share));
-                        serve_with(listener, edge, &cfg, permits, i, shutdown).await;
+                        serve_with(listener, None, edge, &cfg, permits, i, shutdown).await;
                         drop(serving);
                         let deadline = stop.borrow().unwrap_or_else(Instant::now);
                         let _ =

@@ -12,6 +12,7 @@ mod origin;
 mod pool;
 mod server;
 mod site;
+pub(crate) mod tls;
 mod units;
 
 pub use admin::AdminConfig;
@@ -167,6 +168,18 @@ impl Config {
         }
         for (i, s) in self.sites.iter().enumerate() {
             s.validate(i)?;
+            if s.redirect_http && self.server.listen_tls.is_none() {
+                return Err(invalid(
+                    format!("site[{i}].redirect_http"),
+                    "needs server.listen_tls (there is no https to redirect to)",
+                ));
+            }
+        }
+        if self.server.listen_tls.is_some() && self.sites.iter().all(|s| s.tls_cert.is_none()) {
+            return Err(invalid(
+                "server.listen_tls",
+                "no site has a tls_cert to serve on it",
+            ));
         }
         Ok(())
     }

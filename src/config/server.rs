@@ -10,6 +10,16 @@ use std::{net::SocketAddr, time::Duration};
 pub struct ServerConfig {
     /// Where clients connect (default 127.0.0.1:8080).
     pub listen: SocketAddr,
+    /// Where clients connect over TLS (HTTPS, HTTP/2 by ALPN), with the certificates of the
+    /// sites' `tls_cert` / `tls_key`. Default: none (no TLS listener).
+    pub listen_tls: Option<SocketAddr>,
+    /// A client must finish its TLS handshake within this time, or its connection is closed
+    /// (a slowloris of the handshake). Default: 10s.
+    pub(crate) tls_handshake_timeout: Secs,
+    /// TLS handshakes in progress at once; further connections wait in the kernel's accept
+    /// queue until one finishes (a flood of handshakes costs CPU per connection, before any
+    /// request limit sees it). Default: 1024.
+    pub(crate) max_tls_handshakes: usize,
     /// 0: one work-stealing runtime serves every connection on all CPUs (the default: the best
     /// tail latency when the CPUs are shared with other busy processes). N: N event loops, one
     /// thread each with its own listening socket and `max_connections / N` (thread per core,
@@ -50,6 +60,9 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: ([127, 0, 0, 1], 8080).into(),
+            listen_tls: None,
+            tls_handshake_timeout: Secs(Duration::from_secs(10)),
+            max_tls_handshakes: 1024,
             threads: 0,
             health_path: "/healthz".into(),
             trusted_proxies: Vec::new(),
@@ -78,7 +91,17 @@ impl ServerConfig {
         if self.max_header_bytes.0 < 1024 {
             return Err(invalid("server.max_header_bytes", "must be at least 1KiB"));
         }
+        if self.max_tls_handshakes == 0 {
+            return Err(invalid("server.max_tls_handshakes", "must be at least 1"));
+        }
+        if self.listen_tls.is_some() && self.threads > 0 {
+            return Err(invalid(
+                "server.listen_tls",
+                "is served by the shared runtime only for now: set server.threads = 0",
+            ));
+        }
         nonzero(&[
+            ("server.tls_handshake_timeout", self.tls_handshake_timeout),
             ("server.header_read_timeout", self.header_read_timeout),
             ("server.send_timeout", self.send_timeout),
         ])?;

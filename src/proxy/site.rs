@@ -44,6 +44,8 @@ pub(crate) struct Site {
     pub(crate) access: Option<super::admission::SiteAccess>,
     /// Which storable misses are stored (`admission`): on their second miss, or always.
     pub(crate) admission: crate::cache::admission::Admission,
+    /// Plain-HTTP requests get a 308 to https (`redirect_http`).
+    pub(crate) redirect_http: bool,
 }
 
 pub(crate) enum HostPattern {
@@ -54,7 +56,7 @@ pub(crate) enum HostPattern {
 }
 
 impl HostPattern {
-    fn parse(p: &str) -> Self {
+    pub(crate) fn parse(p: &str) -> Self {
         let p = p.trim().to_ascii_lowercase();
         if p == "*" {
             HostPattern::Any
@@ -65,7 +67,7 @@ impl HostPattern {
         }
     }
 
-    fn matches(&self, host: &str) -> bool {
+    pub(crate) fn matches(&self, host: &str) -> bool {
         match self {
             HostPattern::Any => true,
             HostPattern::Exact(h) => h == host,
@@ -97,6 +99,7 @@ impl Site {
             stats,
             access: super::admission::SiteAccess::new(cfg, clock),
             admission: cfg.admission,
+            redirect_http: cfg.redirect_http,
         }
     }
 }

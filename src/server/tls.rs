@@ -1,0 +1,128 @@
+//! The TLS listener's certificates and handshakes: a certificate per site chosen by SNI among
+//! the sites' `hosts`, TLS 1.2 and 1.3 only with rustls' safe defaults, ALPN `h2` then
+//! `http/1.1`. The certificates live in a [`Certs`] a reload replaces whole: a handshake reads
+//! the map of the moment, a connection already up keeps the certificate it was served.
+
+use crate::{config::Config, config::tls::CertifiedKey, proxy::site::HostPattern};
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+use tokio_rustls::rustls::{
+    self,
+    server::{ClientHello, ResolvesServerCert},
+};
+
+/// The sites' certificates, in site order, each with the host patterns it answers for.
+pub(crate) struct CertMap {
+    /// `(the site's hosts, its certificate)` for every site with a `tls_cert`, in config order:
+    /// the first whose patterns match the SNI name serves it, as the first matching site
+    /// serves a request.
+    sites: Vec<(Vec<HostPattern>, Arc<CertifiedKey>)>,
+}
+
+impl CertMap {
+    /// The certificates `cfg`'s sites name, loaded and checked; the error names the field and
+    /// the file (as `check-config` does).
+    pub(crate) fn from_config(cfg: &Config) -> Result<Self, String> {
+        let mut sites = Vec::new();
+        for (i, s) in cfg.sites.iter().enumerate() {
+            if let Some(key) = s.certified_key(i).map_err(|e| e.to_string())? {
+                let hosts = s.hosts.iter().map(|h| HostPattern::parse(h)).collect();
+                sites.push((hosts, key));
+            }
+        }
+        Ok(Self { sites })
+    }
+
+    /// The certificate for SNI `name`: the first site whose hosts match it, else (no SNI, or a
+    /// name no site with a certificate lists) the first site's. `None` only with no
+    /// certificate at all, which ends the handshake.
+    pub(crate) fn pick(&self, name: Option<&str>) -> Option<&Arc<CertifiedKey>> {
+        let chosen = name.and_then(|n| {
+            let n = n.strip_suffix('.').unwrap_or(n).to_ascii_lowercase();
+            self.sites
+                .iter()
+                .find(|(hosts, _)| hosts.iter().any(|h| h.matches(&n)))
+        });
+        chosen.or(self.sites.first()).map(|(_, k)| k)
+    }
+}
+
+/// What the TLS listener's handshakes read their certificate from: the map of the config now
+/// served, replaced by a reload.
+pub(crate) struct Certs(ArcSwap<CertMap>);
+
+impl std::fmt::Debug for Certs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Certs({} site(s))", self.0.load().sites.len())
+    }
+}
+
+impl Certs {
+    pub(crate) fn new(map: CertMap) -> Self {
+        Self(ArcSwap::from_pointee(map))
+    }
+
+    /// New handshakes get `map`'s certificates from now on.
+    pub(crate) fn replace(&self, map: CertMap) {
+        self.0.store(Arc::new(map));
+    }
+}
+
+impl ResolvesServerCert for Certs {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.load().pick(hello.server_name()).cloned()
+    }
+}
+
+/// The rustls config of the TLS listener: TLS 1.3 and 1.2 with the provider's safe cipher
+/// suites, no client certificates, certificates from `certs`, ALPN `h2` before `http/1.1`.
+pub(crate) fn server_config(certs: Arc<Certs>) -> Result<Arc<rustls::ServerConfig>, String> {
+    let mut c = rustls::ServerConfig::builder_with_provider(crate::config::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_no_site_lists_gets_the_first_sites_certificate() {
+        let ca = rcgen::KeyPair::generate().unwrap();
+        let key = |name: &str| {
+            let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+                .unwrap()
+                .self_signed(&ca)
+                .unwrap();
+            let der =
+                tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(ca.serialize_der().into());
+            let signing = crate::config::tls::provider()
+                .key_provider
+                .load_private_key(der)
+                .unwrap();
+            Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing))
+        };
+        let (a, b) = (key("a.test"), key("x.b.test"));
+        let map = CertMap {
+            sites: vec![
+                (vec![HostPattern::parse("a.test")], a.clone()),
+                (vec![HostPattern::parse("*.b.test")], b.clone()),
+            ],
+        };
+        let pick = |n| map.pick(n).map(|k| k.cert[0].clone());
+        assert_eq!(pick(Some("a.test")), Some(a.cert[0].clone()));
+        assert_eq!(pick(Some("X.B.test.")), Some(b.cert[0].clone()));
+        assert_eq!(
+            pick(Some("b.test")),
+            Some(a.cert[0].clone()),
+            "*.b.test is not b.test"
+        );
+        assert_eq!(pick(Some("other.test")), Some(a.cert[0].clone()));
+        assert_eq!(pick(None), Some(a.cert[0].clone()));
+        assert!(CertMap { sites: Vec::new() }.pick(None).is_none());
+    }
+}

@@ -1,0 +1,125 @@
+//! HTTP/2 over TLS by ALPN, one cache for HTTP/1.1 and HTTP/2, https to the origin.
+
+use crate::common::{TestEdge, TestOrigin, free_port, tls::TestCa};
+use crate::{Conn, ca, cert_files};
+
+/// One site `a` (`a.test`) with a certificate, on a TLS listener at a free port; `extra` in
+/// the site.
+async fn edge(origin: &TestOrigin, ca: &TestCa, extra: &str) -> TestEdge {
+    let tls = cert_files(ca, &format!("h2-{}", free_port()), &["a.test"]);
+    TestEdge::from_toml_with_clock(
+        &format!(
+            "[server]\nlisten_tls = \"127.0.0.1:{}\"\n\
+             [[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"{}\"\n{tls}{extra}\n",
+            free_port(),
+            origin.url
+        ),
+        origin.clock(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn alpn_negotiates_http2_and_a_cached_object_is_a_hit_over_http1_and_http2() {
+    let origin = TestOrigin::start().await;
+    let ca = ca();
+    let edge = edge(&origin, &ca, "").await;
+    let addr = edge.tls_addr.unwrap();
+
+    let h2 = Conn::open(&ca, addr, "a.test", true, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(h2.alpn().as_deref(), Some(&b"h2"[..]));
+    let mut h2 = h2.client().await;
+    let h1 = Conn::open(&ca, addr, "a.test", true, &[b"http/1.1"]).await;
+    assert_eq!(h1.alpn().as_deref(), Some(&b"http/1.1"[..]));
+    let mut h1 = h1.client().await;
+
+    let path = "/obj?cc=max-age%3D600";
+    let first = h2.get("a.test", path).await;
+    assert_eq!((first.status, first.version), (200, http::Version::HTTP_2));
+    // Asked twice for the second-hit admission to store it.
+    let second = h1.get("a.test", path).await;
+    assert_eq!(
+        (second.status, second.version),
+        (200, http::Version::HTTP_11)
+    );
+    let asked = origin.count("/obj");
+    for (c, v) in [
+        (&mut h1, http::Version::HTTP_11),
+        (&mut h2, http::Version::HTTP_2),
+    ] {
+        let res = c.get("a.test", path).await;
+        assert_eq!(res.version, v);
+        assert_eq!(res.header("x-cache"), "HIT", "{v:?}");
+        assert_eq!(res.body, first.body);
+    }
+    assert_eq!(
+        origin.count("/obj"),
+        asked,
+        "the HITs did not reach the origin"
+    );
+
+    // Several requests at once on the one HTTP/2 connection.
+    let (mut a, mut b) = (
+        h2,
+        Conn::open(&ca, addr, "a.test", true, &[b"h2"])
+            .await
+            .client()
+            .await,
+    );
+    let (ra, rb) = tokio::join!(a.get("a.test", path), b.get("a.test", path));
+    assert_eq!((ra.status, rb.status), (200, 200));
+}
+
+#[tokio::test]
+async fn requests_over_tls_say_https_to_the_origin_and_are_cached_apart_from_http() {
+    let origin = TestOrigin::start().await;
+    let ca = ca();
+    let edge = edge(&origin, &ca, "").await;
+    let addr = edge.tls_addr.unwrap();
+    let mut tls = Conn::open(&ca, addr, "a.test", true, &[b"http/1.1"])
+        .await
+        .client()
+        .await;
+    let path = "/proto?echo=X-Forwarded-Proto&cc=max-age%3D600";
+    for _ in 0..3 {
+        let res = tls.get("a.test", path).await;
+        assert!(res.body.starts_with("https|"), "{}", res.body);
+    }
+    // Plain HTTP, same URL: its own answer, never the https one.
+    for _ in 0..3 {
+        let res = edge
+            .get(path)
+            .header("host", "a.test")
+            .send()
+            .await
+            .unwrap();
+        let body = res.text().await.unwrap();
+        assert!(body.starts_with("http|"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn redirect_http_sends_plain_requests_to_https_with_path_and_query() {
+    let origin = TestOrigin::start().await;
+    let ca = ca();
+    let edge = edge(&origin, &ca, "redirect_http = true").await;
+    let port = edge.tls_addr.unwrap().port();
+    let res = edge
+        .get("/a/b?c=1&d=2")
+        .header("host", "a.test:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 308);
+    assert_eq!(
+        crate::common::header(&res, "location"),
+        format!("https://a.test:{port}/a/b?c=1&d=2")
+    );
+    assert_eq!(origin.total(), 0, "a redirect does not reach the origin");
+    // Over TLS the site serves.
+    let mut tls = Conn::open(&ca, edge.tls_addr.unwrap(), "a.test", true, &[b"http/1.1"])
+        .await
+        .client()
+        .await;
+    assert_eq!(tls.get("a.test", "/a/b?c=1").await.status, 200);
+}

@@ -1,0 +1,192 @@
+//! The TLS listener's certificates: chosen by SNI, the first site's for no SNI, bad files
+//! refused naming them, renewed ones served after a reload while old connections go on.
+
+use crate::common::{TestEdge, TestOrigin, free_port};
+use crate::{Conn, ca, cert_files, write_temp};
+use std::time::Duration;
+
+/// Sites `a` (`a.test`) and `b` (`*.b.test`) in front of `origin`, each with its certificate
+/// lines, on a TLS listener at a free port.
+fn two_sites(origin: &TestOrigin, a_tls: &str, b_tls: &str) -> String {
+    format!(
+        "[server]\nlisten_tls = \"127.0.0.1:{}\"\n\
+         [[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"{url}\"\n{a_tls}\n\
+         [[site]]\nname = \"b\"\nhosts = [\"*.b.test\"]\norigin = \"{url}\"\n{b_tls}\n",
+        free_port(),
+        url = origin.url
+    )
+}
+
+#[tokio::test]
+async fn sni_picks_the_sites_certificate_and_no_sni_gets_the_first_sites() {
+    let origin = TestOrigin::start().await;
+    let ca = ca();
+    let (a, b) = (
+        cert_files(&ca, "sni-a", &["a.test"]),
+        cert_files(&ca, "sni-b", &["*.b.test"]),
+    );
+    let edge = TestEdge::from_toml(&two_sites(&origin, &a, &b)).await;
+    let addr = edge.tls_addr.unwrap();
+
+    let to_a = Conn::open(&ca, addr, "a.test", true, &[b"http/1.1"]).await;
+    let to_b = Conn::open(&ca, addr, "www.b.test", true, &[b"http/1.1"]).await;
+    assert_ne!(to_a.cert(), to_b.cert(), "each site its own certificate");
+    // Verified against each name by the client: the right certificate for each.
+    let mut client = to_b.client().await;
+    let res = client.get("www.b.test", "/x?cc=max-age%3D60").await;
+    assert_eq!(res.status, 200);
+
+    // No SNI at all: the first site's certificate (verified as a.test).
+    let bare = Conn::open(&ca, addr, "a.test", false, &[b"http/1.1"]).await;
+    assert_eq!(bare.cert(), to_a.cert());
+}
+
+#[tokio::test]
+async fn a_missing_or_mismatched_certificate_file_is_refused_naming_it() {
+    let ca = ca();
+    let site = |tls: &str| {
+        format!(
+            "[server]\nlisten_tls = \"127.0.0.1:0\"\n\
+             [[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"http://127.0.0.1:9\"\n{tls}"
+        )
+    };
+    let missing = "/nonexistent/edgecache-a.crt";
+    let e = edgecache::config::Config::from_toml(&site(&format!(
+        "tls_cert = \"{missing}\"\ntls_key = \"{missing}.key\"\n"
+    )))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("site[0].tls_cert: ") && e.contains(missing),
+        "{e}"
+    );
+
+    // A key that is another certificate's.
+    let (cert, _) = ca.issue(&["a.test"]);
+    let (_, other_key) = ca.issue(&["a.test"]);
+    let c = write_temp("mismatch.crt", &cert);
+    let k = write_temp("mismatch.key", &other_key);
+    let toml = site(&format!("tls_cert = {c:?}\ntls_key = {k:?}\n"));
+    let e = edgecache::config::Config::from_toml(&toml)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("site[0].tls_key: ") && e.contains(&k.display().to_string()),
+        "{e}"
+    );
+    // check-config says the same, naming the config file too.
+    let file = write_temp("mismatch.toml", &toml);
+    let e = edgecache::app::check_config(&file).unwrap_err();
+    assert!(
+        e.contains("site[0].tls_key") && e.contains(&k.display().to_string()),
+        "{e}"
+    );
+
+    // A file that is not a certificate at all.
+    let junk = write_temp("junk.crt", "not a certificate\n");
+    let e = edgecache::config::Config::from_toml(&site(&format!(
+        "tls_cert = {junk:?}\ntls_key = {k:?}\n"
+    )))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains(&junk.display().to_string()), "{e}");
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_after_reload_while_an_old_connection_keeps_working() {
+    let origin = TestOrigin::start().await;
+    let ca = ca();
+    let a = cert_files(&ca, "renew-a", &["a.test"]);
+    let b = cert_files(&ca, "renew-b", &["*.b.test"]);
+    let file = write_temp("renew.toml", &two_sites(&origin, &a, &b));
+    let edge = TestEdge::from_file(&file, origin.clock()).await;
+    let addr = edge.tls_addr.unwrap();
+    let old = Conn::open(&ca, addr, "a.test", true, &[b"http/1.1"]).await;
+    let old_cert = old.cert();
+    let mut old = old.client().await;
+    assert_eq!(old.get("a.test", "/r/1").await.status, 200);
+
+    // Renewed in place (same paths, as certbot does), then reloaded.
+    let renewed = cert_files(&ca, "renew-a", &["a.test"]);
+    assert_eq!(renewed, a, "same paths");
+    let reloader = edge.reloader.clone().unwrap();
+    reloader
+        .reload()
+        .await
+        .expect("reload takes the renewed certificate");
+    let new = Conn::open(&ca, addr, "a.test", true, &[b"http/1.1"]).await;
+    assert_ne!(
+        new.cert(),
+        old_cert,
+        "a new handshake gets the renewed certificate"
+    );
+    // The connection from before the reload goes on.
+    for i in 2..5 {
+        assert_eq!(old.get("a.test", &format!("/r/{i}")).await.status, 200);
+    }
+
+    // A reload whose certificate is gone is refused naming the file; the renewed one stays.
+    let gone = write_temp(
+        "renew-gone.toml",
+        &two_sites(
+            &origin,
+            "tls_cert = \"/nonexistent/renew.crt\"\ntls_key = \"/nonexistent/renew.key\"",
+            &b,
+        ),
+    );
+    std::fs::copy(&gone, &file).unwrap();
+    let e = reloader.reload().await.unwrap_err();
+    assert!(e.contains("/nonexistent/renew.crt"), "{e}");
+    let again = Conn::open(&ca, addr, "a.test", true, &[b"http/1.1"]).await;
+    assert_eq!(again.cert(), new.cert());
+}
+
+#[tokio::test]
+async fn a_stalled_handshake_is_cut_at_the_timeout_and_handshakes_beyond_the_cap_wait() {
+    use tokio::io::AsyncReadExt;
+    let origin = TestOrigin::start().await;
+    let ca = ca();
+    let a = cert_files(&ca, "stall-a", &["a.test"]);
+    let toml = two_sites(&origin, &a, "").replacen(
+        "[server]\n",
+        "[server]\ntls_handshake_timeout = \"1s\"\nmax_tls_handshakes = 1\n",
+        1,
+    );
+    let edge = TestEdge::from_toml(&toml).await;
+    let addr = edge.tls_addr.unwrap();
+    // Takes the one handshake slot and sends nothing.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = tokio::time::Instant::now();
+    let real = Conn::open(&ca, addr, "a.test", true, &[b"http/1.1"]).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700),
+        "the second handshake waited for the slot: {waited:?}"
+    );
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(3), idle.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    assert_eq!(real.client().await.get("a.test", "/r/x").await.status, 200);
+}
+
+#[test]
+fn check_config_refuses_a_missing_certificate_naming_the_file() {
+    let file = write_temp(
+        "check-missing.toml",
+        "[server]\nlisten_tls = \"127.0.0.1:8443\"\n\
+         [[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"http://127.0.0.1:9\"\n\
+         tls_cert = \"/nonexistent/check.crt\"\ntls_key = \"/nonexistent/check.key\"\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgecache"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("site[0].tls_cert") && err.contains("/nonexistent/check.crt"),
+        "{err}"
+    );
+}
