@@ -196,13 +196,17 @@ async fn serve_with(
                     // ALPN decides the version, so hyper need not sniff for the HTTP/2 preface
                     // (RFC 9113 section 3.2: over TLS, `h2` is negotiated, never guessed);
                     // without ALPN, HTTP/1.1.
-                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    let builder = if h2 {
-                        builder.http2_only()
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let deadline = Instant::now() + head_timeout;
+                        let Some(stream) = tls::read_preface(stream, deadline).await else {
+                            return drop(permit);
+                        };
+                        let builder = builder.http2_only();
+                        serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
                     } else {
-                        builder.http1_only()
-                    };
-                    serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
+                        let builder = builder.http1_only();
+                        serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
+                    }
                 }
             }
             drop(permit);

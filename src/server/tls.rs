@@ -86,6 +86,89 @@ pub(crate) fn server_config(certs: Arc<Certs>) -> Result<Arc<rustls::ServerConfi
     Ok(Arc::new(c))
 }
 
+/// A TLS stream whose HTTP/2 preface was already read (and checked) by [`read_preface`], which
+/// hands it to hyper as if unread. Over TLS the version is known from ALPN, but hyper's HTTP/2
+/// server waits for the preface without a timeout: a client that completes the handshake and
+/// then sends nothing would hold its connection slot forever.
+pub(crate) struct Preface<S> {
+    /// The connection.
+    inner: S,
+    /// Bytes of the preface not yet handed back, from the end of it.
+    pending: usize,
+}
+
+/// Reads the HTTP/2 connection preface from `stream` by `deadline` (`server.header_read_timeout`,
+/// the slowloris guard of the plain listener). `None` if it does not come in time, or something
+/// else comes instead.
+pub(crate) async fn read_preface<S: tokio::io::AsyncRead + Unpin>(
+    mut stream: S,
+    deadline: tokio::time::Instant,
+) -> Option<Preface<S>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; super::H2_PREFACE.len()];
+    match tokio::time::timeout_at(deadline, stream.read_exact(&mut buf)).await {
+        Ok(Ok(_)) if buf == super::H2_PREFACE => Some(Preface {
+            inner: stream,
+            pending: buf.len(),
+        }),
+        _ => None,
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Preface<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.pending > 0 {
+            let from = super::H2_PREFACE.len() - this.pending;
+            let n = this.pending.min(buf.remaining());
+            buf.put_slice(&super::H2_PREFACE[from..from + n]);
+            this.pending -= n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Preface<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -123,3 +123,41 @@ async fn redirect_http_sends_plain_requests_to_https_with_path_and_query() {
         .await;
     assert_eq!(tls.get("a.test", "/a/b?c=1").await.status, 200);
 }
+
+#[tokio::test]
+async fn an_http2_client_that_sends_no_preface_after_the_handshake_is_dropped() {
+    use tokio::io::AsyncReadExt;
+    let origin = TestOrigin::start().await;
+    let ca = ca();
+    let tls = cert_files(&ca, "h2-silent", &["a.test"]);
+    let edge = TestEdge::from_toml(&format!(
+        "[server]\nlisten_tls = \"127.0.0.1:{}\"\nheader_read_timeout = \"1s\"\n\
+         [[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"{}\"\n{tls}\n",
+        free_port(),
+        origin.url
+    ))
+    .await;
+    let mut silent = Conn::open(&ca, edge.tls_addr.unwrap(), "a.test", true, &[b"h2"]).await;
+    assert_eq!(silent.alpn().as_deref(), Some(&b"h2"[..]));
+    let started = tokio::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let mut closed = false;
+    // The server's SETTINGS never come before the preface: the next thing read is the close.
+    for _ in 0..10 {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            silent.stream.read(&mut buf),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => continue,
+            Err(_) => break,
+        }
+    }
+    assert!(closed, "closed by the head timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}
