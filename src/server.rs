@@ -111,7 +111,13 @@ async fn serve_with(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(cfg.max_header_bytes.0).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes.0).unwrap_or(u32::MAX))
+        // One client's share of the edge, and the rapid-reset flood (CVE-2023-44487): streams
+        // reset before they were taken up, or reset by the edge for the client's errors, close
+        // the connection past these.
+        .max_concurrent_streams(cfg.http2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(cfg.http2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(cfg.http2_max_local_error_reset_streams);
     // HTTP/2 connections are pinged when idle and dropped when the peer stops answering.
     builder
         .http2()

@@ -161,3 +161,77 @@ async fn an_http2_client_that_sends_no_preface_after_the_handshake_is_dropped() 
     assert!(closed, "closed by the head timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
+
+/// An HTTP/2 frame: length, type, flags, stream, payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test]
+async fn a_rapid_reset_client_is_cut_off_with_enhance_your_calm() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = TestOrigin::start().await;
+    let ca = ca();
+    let edge = edge(&origin, &ca, "").await;
+    let conn = Conn::open(&ca, edge.tls_addr.unwrap(), "a.test", true, &[b"h2"]).await;
+    let (mut rd, mut wr) = tokio::io::split(conn.stream);
+
+    // GET https://a.test/ (HPACK: static :method GET, :scheme https, :path /, literal
+    // :authority), each stream reset (CANCEL) right after it is opened.
+    let mut block = vec![0x82, 0x87, 0x84, 0x41, 6];
+    block.extend_from_slice(b"a.test");
+    let mut flood = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    flood.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+    let streams = 5_000u32;
+    for i in 0..streams {
+        let id = 2 * i + 1;
+        flood.extend(frame(0x1, 0x5, id, &block)); // HEADERS, END_STREAM | END_HEADERS
+        flood.extend(frame(0x3, 0, id, &8u32.to_be_bytes())); // RST_STREAM CANCEL
+    }
+    let writer = tokio::spawn(async move {
+        // The edge may close while this is still being written.
+        let _ = wr.write_all(&flood).await;
+        let _ = wr.flush().await;
+        wr
+    });
+
+    // Read what the edge sends until it closes, bounded.
+    let read_all = async {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        out
+    };
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), read_all)
+        .await
+        .expect("the edge closes the connection");
+    let _wr = writer.await.unwrap();
+    let mut at = 0;
+    let mut goaway = None;
+    while at + 9 <= out.len() {
+        let len = (usize::from(out[at]) << 16)
+            | (usize::from(out[at + 1]) << 8)
+            | usize::from(out[at + 2]);
+        let kind = out[at + 3];
+        let payload = &out[at + 9..(at + 9 + len).min(out.len())];
+        if kind == 0x7 && payload.len() >= 8 {
+            goaway = Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
+        }
+        at += 9 + len;
+    }
+    assert_eq!(goaway, Some(0xb), "GOAWAY with ENHANCE_YOUR_CALM");
+    assert!(
+        origin.total() < streams as usize / 10,
+        "most of the flood never reached the origin: {}",
+        origin.total()
+    );
+}
