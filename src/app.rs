@@ -414,11 +414,15 @@ impl App {
 
     /// Serves on one event loop per listener (see [`server::bind`]), each on its own thread,
     /// until [`server::Loops::shutdown`].
+    /// `tls_listeners`, from [`server::bind`] of `server.listen_tls` (as many, or none),
+    /// serve HTTPS beside them, one per loop.
     pub fn start_loops(
         self,
         listeners: Vec<std::net::TcpListener>,
+        tls_listeners: Option<Vec<std::net::TcpListener>>,
         cfg: &Config,
     ) -> std::io::Result<server::Loops> {
-        server::Loops::start(listeners, self.live, &cfg.server)
+        let tls = tls_listeners.map(|ls| (ls, self.shared.certs.clone()));
+        server::Loops::start(listeners, tls, self.live, &cfg.server)
     }
 }

@@ -166,10 +166,18 @@ async fn run(
         let ls = edgecache::server::bind(listen, threads)
             .await
             .with_context(cannot_listen)?;
+        let tls = match cfg.server.listen_tls {
+            Some(addr) => Some(
+                edgecache::server::bind(addr, threads)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (TLS)"))?,
+            ),
+            None => None,
+        };
         let loops = app
-            .start_loops(ls, &cfg)
+            .start_loops(ls, tls, &cfg)
             .context("cannot start the event loops")?;
-        tracing::info!(%listen, threads = loops.count(), max_memory = %cfg.cache.max_memory, "edgecache ready");
+        tracing::info!(%listen, listen_tls = ?cfg.server.listen_tls, threads = loops.count(), max_memory = %cfg.cache.max_memory, "edgecache ready");
         let failed = tokio::select! {
             () = shutdown_signal() => false,
             () = loops.failed() => true,

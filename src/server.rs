@@ -37,18 +37,29 @@ pub(crate) async fn serve(
     cfg: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    use futures_util::FutureExt;
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
-    let Some((tls_listener, certs)) = tls else {
-        serve_with(listener, None, edge, cfg, permits, 0, shutdown).await;
-        return Ok(());
+    let tls = match tls {
+        Some((l, certs)) => Some((l, Handshake::new(certs, cfg, cfg.max_tls_handshakes)?)),
+        None => None,
     };
-    let handshake = Handshake {
-        acceptor: tokio_rustls::TlsAcceptor::from(
-            tls::server_config(certs).map_err(io::Error::other)?,
-        ),
-        slots: Arc::new(Semaphore::new(cfg.max_tls_handshakes)),
-        timeout: cfg.tls_handshake_timeout.0,
+    serve_both(listener, tls, edge, cfg, permits, 0, shutdown).await;
+    Ok(())
+}
+
+/// Serves `listener` and, given one, a TLS listener beside it on the same event loop, under
+/// one connection cap and one shutdown.
+async fn serve_both(
+    listener: TcpListener,
+    tls: Option<(TcpListener, Handshake)>,
+    edge: Arc<LiveEdge>,
+    cfg: &ServerConfig,
+    permits: Arc<Semaphore>,
+    event_loop: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    use futures_util::FutureExt;
+    let Some((tls_listener, handshake)) = tls else {
+        return serve_with(listener, None, edge, cfg, permits, event_loop, shutdown).await;
     };
     let shutdown = shutdown.shared();
     let plain = serve_with(
@@ -57,7 +68,7 @@ pub(crate) async fn serve(
         edge.clone(),
         cfg,
         permits.clone(),
-        0,
+        event_loop,
         shutdown.clone(),
     );
     let secure = serve_with(
@@ -66,11 +77,10 @@ pub(crate) async fn serve(
         edge,
         cfg,
         permits,
-        0,
+        event_loop,
         shutdown,
     );
     tokio::join!(plain, secure);
-    Ok(())
 }
 
 /// How the TLS listener takes a connection: the handshake, bounded in time and in number.
@@ -84,6 +94,20 @@ struct Handshake {
     /// A handshake not done within this (`server.tls_handshake_timeout`) closes the connection:
     /// a client that opens one and sends nothing, or a byte a minute, holds no slot for long.
     timeout: Duration,
+}
+
+impl Handshake {
+    /// Handshakes with `certs`, at most `slots` at once (`server.max_tls_handshakes`, or an
+    /// event loop's share of it).
+    fn new(certs: Arc<tls::Certs>, cfg: &ServerConfig, slots: usize) -> io::Result<Self> {
+        Ok(Self {
+            acceptor: tokio_rustls::TlsAcceptor::from(
+                tls::server_config(certs).map_err(io::Error::other)?,
+            ),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+            timeout: cfg.tls_handshake_timeout.0,
+        })
+    }
 }
 
 /// [`serve`] of one listener, with the connection cap given (an event loop's share of it);
@@ -443,12 +467,29 @@ impl Drop for Counted {
 
 impl Loops {
     /// Starts one loop per listener (from [`bind`]).
+    ///
+    /// With `tls` (listeners from [`bind`] of `server.listen_tls`, as many, and the
+    /// certificates), each loop serves one of them too, with its share of
+    /// `max_tls_handshakes`.
     pub(crate) fn start(
         listeners: Vec<std::net::TcpListener>,
+        tls: Option<(Vec<std::net::TcpListener>, Arc<tls::Certs>)>,
         edge: Arc<LiveEdge>,
         cfg: &ServerConfig,
     ) -> io::Result<Self> {
         let n = listeners.len();
+        let mut tls_listeners: Vec<Option<(std::net::TcpListener, Handshake)>> = match tls {
+            Some((ls, certs)) => {
+                if ls.len() != n {
+                    return Err(io::Error::other("as many TLS listeners as plain ones"));
+                }
+                let slots = cfg.max_tls_handshakes.div_ceil(n.max(1));
+                ls.into_iter()
+                    .map(|l| Ok(Some((l, Handshake::new(certs.clone(), cfg, slots)?))))
+                    .collect::<io::Result<_>>()?
+            }
+            None => (0..n).map(|_| None).collect(),
+        };
         let (stop, _) = watch::channel(None);
         let running = Arc::new(watch::Sender::new(n));
         let ended = Arc::new(watch::Sender::new(0));
@@ -462,6 +503,7 @@ impl Loops {
         let share = cfg.max_connections.div_ceil(n.max(1));
         for (i, l) in listeners.into_iter().enumerate() {
             let (edge, cfg) = (edge.clone(), cfg.clone());
+            let tls = tls_listeners[i].take();
             let stop = loops.stop.subscribe();
             let mut others = loops.running.subscribe();
             let serving = Counted(loops.running.clone(), -1);
@@ -484,12 +526,19 @@ impl Loops {
                             Ok(l) => l,
                             Err(e) => return tracing::error!(error = %e, "cannot adopt listener"),
                         };
+                        let tls = match tls.map(|(l, h)| TcpListener::from_std(l).map(|l| (l, h))) {
+                            None => None,
+                            Some(Ok(pair)) => Some(pair),
+                            Some(Err(e)) => {
+                                return tracing::error!(error = %e, "cannot adopt TLS listener");
+                            }
+                        };
                         let mut stopped = stop.clone();
                         let shutdown = async move {
                             let _ = stopped.wait_for(Option::is_some).await;
                         };
                         let permits = Arc::new(Semaphore::new(share));
-                        serve_with(listener, None, edge, &cfg, permits, i, shutdown).await;
+                        serve_both(listener, tls, edge, &cfg, permits, i, shutdown).await;
                         drop(serving);
                         let deadline = stop.borrow().unwrap_or_else(Instant::now);
                         let _ =

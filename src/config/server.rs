@@ -126,12 +126,6 @@ impl ServerConfig {
         if self.max_tls_handshakes == 0 {
             return Err(invalid("server.max_tls_handshakes", "must be at least 1"));
         }
-        if self.listen_tls.is_some() && self.threads > 0 {
-            return Err(invalid(
-                "server.listen_tls",
-                "is served by the shared runtime only for now: set server.threads = 0",
-            ));
-        }
         nonzero(&[
             ("server.tls_handshake_timeout", self.tls_handshake_timeout),
             ("server.header_read_timeout", self.header_read_timeout),

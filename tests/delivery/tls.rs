@@ -190,3 +190,61 @@ fn check_config_refuses_a_missing_certificate_naming_the_file() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn event_loops_serve_the_tls_listener_too() {
+    let origin = TestOrigin::start().await;
+    let ca = ca();
+    let a = cert_files(&ca, "loops-a", &["a.test"]);
+    let (port, tls_port, admin) = (free_port(), free_port(), free_port());
+    let file = write_temp(
+        "loops.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nlisten_tls = \"127.0.0.1:{tls_port}\"\nthreads = 2\n\
+             [admin]\nlisten = \"127.0.0.1:{admin}\"\n\
+             [[site]]\nname = \"a\"\nhosts = [\"a.test\"]\norigin = \"{}\"\n{a}\n",
+            origin.url
+        ),
+    );
+    let _child = Kill(
+        std::process::Command::new(env!("CARGO_BIN_EXE_edgecache"))
+            .arg("--config")
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the TLS listener came up");
+    {
+        // Several connections, spread by the kernel over both loops' sockets.
+        for alpn in [&b"h2"[..], b"http/1.1", b"h2", b"http/1.1"] {
+            let mut c = Conn::open(&ca, addr, "a.test", true, &[alpn])
+                .await
+                .client()
+                .await;
+            let res = c.get("a.test", "/r/loop?echo=X-Forwarded-Proto").await;
+            assert_eq!(res.status, 200);
+            assert!(res.body.starts_with("https|"), "{}", res.body);
+        }
+    }
+}
+
+/// The edge process of a test, killed when the test ends, however it ends.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
