@@ -322,11 +322,10 @@ fn keys_of(edge: &Edge, url: &str) -> Result<[CacheKey; 2], Refusal> {
                 format!("no site serves {}{}", authority.host, uri.path()),
             )
         })?;
-    Ok(CacheKey::both_schemes(
-        site.name,
-        &authority.canonical(),
-        target,
-    ))
+    Ok([
+        CacheKey::with_scheme(false, site.name, &authority.canonical_for(false), target),
+        CacheKey::with_scheme(true, site.name, &authority.canonical_for(true), target),
+    ])
 }
 
 #[derive(Debug, Deserialize)]

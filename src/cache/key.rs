@@ -12,7 +12,7 @@ pub struct CacheKey(Arc<str>);
 
 impl CacheKey {
     /// `site` is the config's site name, `host` the request's authority already in canonical
-    /// form (`proxy::site::Authority::canonical`: lower-case, no trailing dot, no port 80),
+    /// form (`proxy::site::Authority::canonical_for`: lower-case, no trailing dot, no default port),
     /// `target` the path and query. The site name is length-prefixed, so no choice of names can
     /// make two different (site, host, target) triples spell the same key.
     pub fn new(site: &str, host: &str, target: &str) -> Self {

@@ -312,6 +312,42 @@ mod tests {
     }
 
     #[test]
+    fn tls_keys_name_the_field() {
+        let site = "[[site]]\nname='a'\nhosts=['a.test']\norigin='http://127.0.0.1:9'\n";
+        for (toml, field) in [
+            (
+                format!("{site}redirect_http = true"),
+                "site[0].redirect_http: ",
+            ),
+            (
+                format!("[server]\nlisten_tls = '127.0.0.1:8443'\n{site}"),
+                "server.listen_tls: ",
+            ),
+            (format!("{site}tls_cert = '/x.crt'"), "site[0].tls_key: "),
+            (format!("{site}tls_key = '/x.key'"), "site[0].tls_cert: "),
+            (
+                "[server]\nmax_tls_handshakes = 0".to_string(),
+                "server.max_tls_handshakes: ",
+            ),
+            (
+                "[server]\ntls_handshake_timeout = '0s'".to_string(),
+                "server.tls_handshake_timeout: ",
+            ),
+            (
+                "[server]\nhttp2_max_concurrent_streams = 0".to_string(),
+                "server.http2_max_concurrent_streams: ",
+            ),
+            (
+                "[server]\nhttp2_max_pending_accept_reset_streams = 0".to_string(),
+                "server.http2_max_pending_accept_reset_streams: ",
+            ),
+        ] {
+            let e = Config::from_toml(&toml).unwrap_err().to_string();
+            assert!(e.starts_with(field), "{toml}: {e}");
+        }
+    }
+
+    #[test]
     fn overrides_win() {
         let o = Overrides {
             origin: Some("http://127.0.0.1:9".into()),

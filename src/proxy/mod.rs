@@ -474,7 +474,7 @@ async fn route(
     let Some(authority) = host_value.to_str().ok().and_then(Authority::parse) else {
         return ProxyError::BadHost.into_response(None);
     };
-    ctx.authority = authority.canonical();
+    ctx.authority = authority.canonical_for(ctx.https);
     ctx.host = authority.host;
     let Some((index, site)) = edge.sites.find_at(&ctx.host, path) else {
         return ProxyError::NoSite.into_response(None);

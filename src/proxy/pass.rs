@@ -100,7 +100,7 @@ fn invalidate(edge: &Edge, site: &Site, ctx: &RequestCtx, res: &HeaderMap) {
             continue;
         };
         if uri.authority().is_some_and(|a| {
-            Authority::parse(a.as_str()).is_none_or(|a| a.canonical() != ctx.authority)
+            Authority::parse(a.as_str()).is_none_or(|a| a.canonical_for(ctx.https) != ctx.authority)
         }) {
             continue; // another host's cache is not ours to touch
         }

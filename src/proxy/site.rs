@@ -211,11 +211,13 @@ impl Authority {
         Some(Self { host, port })
     }
 
-    /// `host` or `host:port` (port 80 left out): what the cache key records and what the
+    /// `host` or `host:port` (the default port, 80, or 443 for `https`, left out): what the cache key records and what the
     /// origin is sent as Host, so the two never disagree.
-    pub(crate) fn canonical(&self) -> String {
+    /// `a.test:443` and `a.test` are one https URL, as they are to browsers.
+    pub(crate) fn canonical_for(&self, https: bool) -> String {
+        let default = if https { 443 } else { 80 };
         match self.port {
-            Some(p) if p != 80 => {
+            Some(p) if p != default => {
                 let mut s = String::with_capacity(self.host.len() + 6);
                 s.push_str(&self.host);
                 s.push(':');
@@ -243,7 +245,11 @@ mod tests {
 
     #[test]
     fn authorities_are_parsed_strictly() {
-        let a = |s| Authority::parse(s).map(|a| (a.host.clone(), a.canonical()));
+        let a = |s| Authority::parse(s).map(|a| (a.host.clone(), a.canonical_for(false)));
+        let tls = |s| Authority::parse(s).map(|a| a.canonical_for(true));
+        assert_eq!(tls("a.test:443").as_deref(), Some("a.test"));
+        assert_eq!(tls("a.test:80").as_deref(), Some("a.test:80"));
+        assert_eq!(tls("a.test:8443").as_deref(), Some("a.test:8443"));
         assert_eq!(
             a("Example.COM:8080"),
             Some(("example.com".into(), "example.com:8080".into()))
