@@ -10,7 +10,7 @@
 
 pub(crate) mod tls;
 
-use crate::{config::ServerConfig, proxy::LiveEdge};
+use crate::{config::ServerConfig, proxy::LiveEdge, telemetry::metrics::Handshake};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -39,7 +39,7 @@ pub(crate) async fn serve(
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
     let tls = match tls {
-        Some((l, certs)) => Some((l, Handshake::new(certs, cfg, cfg.max_tls_handshakes)?)),
+        Some((l, certs)) => Some((l, TlsAccept::new(certs, cfg, cfg.max_tls_handshakes)?)),
         None => None,
     };
     serve_both(listener, tls, edge, cfg, permits, 0, shutdown).await;
@@ -50,7 +50,7 @@ pub(crate) async fn serve(
 /// one connection cap and one shutdown.
 async fn serve_both(
     listener: TcpListener,
-    tls: Option<(TcpListener, Handshake)>,
+    tls: Option<(TcpListener, TlsAccept)>,
     edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     permits: Arc<Semaphore>,
@@ -85,7 +85,7 @@ async fn serve_both(
 
 /// How the TLS listener takes a connection: the handshake, bounded in time and in number.
 #[derive(Clone)]
-struct Handshake {
+struct TlsAccept {
     /// The rustls config: certificates by SNI, TLS 1.2 / 1.3, ALPN.
     acceptor: tokio_rustls::TlsAcceptor,
     /// Handshakes in progress (`server.max_tls_handshakes`): each costs a public-key operation,
@@ -96,7 +96,7 @@ struct Handshake {
     timeout: Duration,
 }
 
-impl Handshake {
+impl TlsAccept {
     /// Handshakes with `certs`, at most `slots` at once (`server.max_tls_handshakes`, or an
     /// event loop's share of it).
     fn new(certs: Arc<tls::Certs>, cfg: &ServerConfig, slots: usize) -> io::Result<Self> {
@@ -114,7 +114,7 @@ impl Handshake {
 /// `tls` when the listener speaks TLS.
 async fn serve_with(
     listener: TcpListener,
-    tls: Option<Handshake>,
+    tls: Option<TlsAccept>,
     edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     permits: Arc<Semaphore>,
@@ -187,6 +187,8 @@ async fn serve_with(
         // reload changed the list).
         let trusted = edge.load().settings.trusts(peer.ip().to_canonical());
         let client = crate::proxy::Client::new(peer, event_loop, trusted).over_tls(tls.is_some());
+        // Kept across reloads: the counters of this connection's handshake.
+        let metrics = tls.as_ref().map(|_| edge.load().metrics.clone());
         let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
             // Each request is served whole by the config current when it arrived.
             let edge = edge.load();
@@ -212,13 +214,23 @@ async fn serve_with(
                 Some(h) => {
                     let accepted = tokio::time::timeout(h.timeout, h.acceptor.accept(stream)).await;
                     drop(slot);
+                    let count = |how| {
+                        if let Some(m) = &metrics {
+                            m.counts.handshake(how);
+                        }
+                    };
                     let stream = match accepted {
-                        Ok(Ok(s)) => s,
+                        Ok(Ok(s)) => {
+                            count(Handshake::Done);
+                            s
+                        }
                         Ok(Err(e)) => {
+                            count(Handshake::Failed);
                             tracing::debug!(error = %e, "TLS handshake failed");
                             return drop(permit);
                         }
                         Err(_) => {
+                            count(Handshake::TimedOut);
                             tracing::debug!("TLS handshake timed out");
                             return drop(permit);
                         }
@@ -478,14 +490,14 @@ impl Loops {
         cfg: &ServerConfig,
     ) -> io::Result<Self> {
         let n = listeners.len();
-        let mut tls_listeners: Vec<Option<(std::net::TcpListener, Handshake)>> = match tls {
+        let mut tls_listeners: Vec<Option<(std::net::TcpListener, TlsAccept)>> = match tls {
             Some((ls, certs)) => {
                 if ls.len() != n {
                     return Err(io::Error::other("as many TLS listeners as plain ones"));
                 }
                 let slots = cfg.max_tls_handshakes.div_ceil(n.max(1));
                 ls.into_iter()
-                    .map(|l| Ok(Some((l, Handshake::new(certs.clone(), cfg, slots)?))))
+                    .map(|l| Ok(Some((l, TlsAccept::new(certs.clone(), cfg, slots)?))))
                     .collect::<io::Result<_>>()?
             }
             None => (0..n).map(|_| None).collect(),

@@ -35,7 +35,7 @@ use crate::{
         admission::{AccessCounts, Acl},
         site::Authority,
     },
-    telemetry::metrics::{SAMPLE_EVERY, SiteStats, TOP_SAMPLE, TopUrl},
+    telemetry::metrics::{Handshake, SAMPLE_EVERY, SiteStats, TOP_SAMPLE, TopUrl},
 };
 use arc_swap::ArcSwap;
 use axum::{
@@ -407,6 +407,12 @@ async fn stats(State(st): State<AdminState>) -> Response {
     body["admin_acl_refused"] = json!(st.acl_refused());
     body["rate_limited"] = json!(st.edge().access_counts.rate_limited());
     body["admission_refused"] = json!(st.edge().doorkeeper.refused());
+    let counts = &st.edge().metrics.counts;
+    body["tls_handshakes"] = json!({
+        "done": counts.handshakes(Handshake::Done),
+        "failed": counts.handshakes(Handshake::Failed),
+        "timed_out": counts.handshakes(Handshake::TimedOut),
+    });
     Json(body).into_response()
 }
 
@@ -565,6 +571,18 @@ async fn metrics(State(st): State<AdminState>) -> Response {
                 (
                     "edgecache_admission_refused_total",
                     edge.doorkeeper.refused(),
+                ),
+                (
+                    "edgecache_tls_handshakes_total",
+                    edge.metrics.counts.handshakes(Handshake::Done),
+                ),
+                (
+                    "edgecache_tls_handshake_failures_total",
+                    edge.metrics.counts.handshakes(Handshake::Failed),
+                ),
+                (
+                    "edgecache_tls_handshake_timeouts_total",
+                    edge.metrics.counts.handshakes(Handshake::TimedOut),
                 ),
             ],
         )

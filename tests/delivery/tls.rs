@@ -168,6 +168,44 @@ async fn a_stalled_handshake_is_cut_at_the_timeout_and_handshakes_beyond_the_cap
     let closed = tokio::time::timeout(Duration::from_secs(3), idle.read(&mut buf)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
     assert_eq!(real.client().await.get("a.test", "/r/x").await.status, 200);
+
+    // Not TLS at all: a failed handshake. All three are counted in /stats and /metrics.
+    let mut junk = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut junk, b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(3), junk.read(&mut buf)).await;
+    let stats = admin_get(&edge, "/stats").await;
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(
+        stats["tls_handshakes"],
+        serde_json::json!({"done": 1, "failed": 1, "timed_out": 1}),
+        "{stats}"
+    );
+    let metrics = admin_get(&edge, "/metrics").await;
+    assert!(
+        metrics.contains("edgecache_tls_handshake_timeouts_total 1"),
+        "{metrics}"
+    );
+}
+
+/// `GET path` of the edge's admin API, as text.
+async fn admin_get(edge: &TestEdge, path: &str) -> String {
+    use tower::ServiceExt;
+    const TOKEN: &str = "test-token-0123456789";
+    let api = edgecache::admin::app(edgecache::admin::AdminState::new(
+        edge.state.clone(),
+        Some(TOKEN),
+    ));
+    let req = http::Request::get(path)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = api.oneshot(req).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[test]
