@@ -10,7 +10,7 @@
 
 pub(crate) mod tls;
 
-use crate::{config::ServerConfig, proxy::LiveEdge, telemetry::metrics::Handshake};
+use crate::{config::ServerConfig, proxy::LiveEdge};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -39,7 +39,7 @@ pub(crate) async fn serve(
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
     let tls = match tls {
-        Some((l, certs)) => Some((l, TlsAccept::new(certs, cfg, cfg.max_tls_handshakes)?)),
+        Some((l, certs)) => Some((l, tls::Accept::new(certs, cfg, cfg.max_tls_handshakes)?)),
         None => None,
     };
     serve_both(listener, tls, edge, cfg, permits, 0, shutdown).await;
@@ -50,7 +50,7 @@ pub(crate) async fn serve(
 /// one connection cap and one shutdown.
 async fn serve_both(
     listener: TcpListener,
-    tls: Option<(TcpListener, TlsAccept)>,
+    tls: Option<(TcpListener, tls::Accept)>,
     edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     permits: Arc<Semaphore>,
@@ -83,38 +83,11 @@ async fn serve_both(
     tokio::join!(plain, secure);
 }
 
-/// How the TLS listener takes a connection: the handshake, bounded in time and in number.
-#[derive(Clone)]
-struct TlsAccept {
-    /// The rustls config: certificates by SNI, TLS 1.2 / 1.3, ALPN.
-    acceptor: tokio_rustls::TlsAcceptor,
-    /// Handshakes in progress (`server.max_tls_handshakes`): each costs a public-key operation,
-    /// so a flood of them must queue in the kernel, not pile up in memory and CPU.
-    slots: Arc<Semaphore>,
-    /// A handshake not done within this (`server.tls_handshake_timeout`) closes the connection:
-    /// a client that opens one and sends nothing, or a byte a minute, holds no slot for long.
-    timeout: Duration,
-}
-
-impl TlsAccept {
-    /// Handshakes with `certs`, at most `slots` at once (`server.max_tls_handshakes`, or an
-    /// event loop's share of it).
-    fn new(certs: Arc<tls::Certs>, cfg: &ServerConfig, slots: usize) -> io::Result<Self> {
-        Ok(Self {
-            acceptor: tokio_rustls::TlsAcceptor::from(
-                tls::server_config(certs).map_err(io::Error::other)?,
-            ),
-            slots: Arc::new(Semaphore::new(slots.max(1))),
-            timeout: cfg.tls_handshake_timeout.0,
-        })
-    }
-}
-
 /// [`serve`] of one listener, with the connection cap given (an event loop's share of it);
 /// `tls` when the listener speaks TLS.
 async fn serve_with(
     listener: TcpListener,
-    tls: Option<TlsAccept>,
+    tls: Option<tls::Accept>,
     edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     permits: Arc<Semaphore>,
@@ -212,28 +185,8 @@ async fn serve_with(
                     serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
                 }
                 Some(h) => {
-                    let accepted = tokio::time::timeout(h.timeout, h.acceptor.accept(stream)).await;
-                    drop(slot);
-                    let count = |how| {
-                        if let Some(m) = &metrics {
-                            m.counts.handshake(how);
-                        }
-                    };
-                    let stream = match accepted {
-                        Ok(Ok(s)) => {
-                            count(Handshake::Done);
-                            s
-                        }
-                        Ok(Err(e)) => {
-                            count(Handshake::Failed);
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return drop(permit);
-                        }
-                        Err(_) => {
-                            count(Handshake::TimedOut);
-                            tracing::debug!("TLS handshake timed out");
-                            return drop(permit);
-                        }
+                    let Some(stream) = h.handshake(stream, slot, metrics.as_deref()).await else {
+                        return drop(permit);
                     };
                     // ALPN decides the version, so hyper need not sniff for the HTTP/2 preface
                     // (RFC 9113 section 3.2: over TLS, `h2` is negotiated, never guessed);
@@ -490,14 +443,14 @@ impl Loops {
         cfg: &ServerConfig,
     ) -> io::Result<Self> {
         let n = listeners.len();
-        let mut tls_listeners: Vec<Option<(std::net::TcpListener, TlsAccept)>> = match tls {
+        let mut tls_listeners: Vec<Option<(std::net::TcpListener, tls::Accept)>> = match tls {
             Some((ls, certs)) => {
                 if ls.len() != n {
                     return Err(io::Error::other("as many TLS listeners as plain ones"));
                 }
                 let slots = cfg.max_tls_handshakes.div_ceil(n.max(1));
                 ls.into_iter()
-                    .map(|l| Ok(Some((l, TlsAccept::new(certs.clone(), cfg, slots)?))))
+                    .map(|l| Ok(Some((l, tls::Accept::new(certs.clone(), cfg, slots)?))))
                     .collect::<io::Result<_>>()?
             }
             None => (0..n).map(|_| None).collect(),

@@ -3,9 +3,14 @@
 //! `http/1.1`. The certificates live in a [`Certs`] a reload replaces whole: a handshake reads
 //! the map of the moment, a connection already up keeps the certificate it was served.
 
-use crate::{config::Config, config::tls::CertifiedKey, proxy::site::HostPattern};
+use crate::{
+    config::{Config, ServerConfig, tls::CertifiedKey},
+    proxy::site::HostPattern,
+    telemetry::metrics::{Handshake, Metrics},
+};
 use arc_swap::ArcSwap;
-use std::sync::Arc;
+use std::{io, sync::Arc, time::Duration};
+use tokio::sync::Semaphore;
 use tokio_rustls::rustls::{
     self,
     server::{ClientHello, ResolvesServerCert},
@@ -84,6 +89,64 @@ pub(crate) fn server_config(certs: Arc<Certs>) -> Result<Arc<rustls::ServerConfi
         .with_cert_resolver(certs);
     c.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(c))
+}
+
+/// How the TLS listener takes a connection: the handshake, bounded in time and in number.
+#[derive(Clone)]
+pub(super) struct Accept {
+    /// The rustls config: certificates by SNI, TLS 1.2 / 1.3, ALPN.
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// Handshakes in progress (`server.max_tls_handshakes`): each costs a public-key operation,
+    /// so a flood of them must queue in the kernel, not pile up in memory and CPU.
+    pub(super) slots: Arc<Semaphore>,
+    /// A handshake not done within this (`server.tls_handshake_timeout`) closes the connection:
+    /// a client that opens one and sends nothing, or a byte a minute, holds no slot for long.
+    timeout: Duration,
+}
+
+impl Accept {
+    /// Handshakes with `certs`, at most `slots` at once (`server.max_tls_handshakes`, or an
+    /// event loop's share of it).
+    pub(super) fn new(certs: Arc<Certs>, cfg: &ServerConfig, slots: usize) -> io::Result<Self> {
+        Ok(Self {
+            acceptor: tokio_rustls::TlsAcceptor::from(
+                server_config(certs).map_err(io::Error::other)?,
+            ),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+            timeout: cfg.tls_handshake_timeout.0,
+        })
+    }
+
+    /// The handshake of `stream`, within the timeout, counted in `metrics`; `slot` (the
+    /// handshake's place among `max_tls_handshakes`) is given back as soon as it ends. `None`
+    /// when it failed or timed out.
+    pub(super) async fn handshake<S>(
+        &self,
+        stream: S,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+        metrics: Option<&Metrics>,
+    ) -> Option<tokio_rustls::server::TlsStream<S>>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let accepted = tokio::time::timeout(self.timeout, self.acceptor.accept(stream)).await;
+        drop(slot);
+        let (how, stream) = match accepted {
+            Ok(Ok(s)) => (Handshake::Done, Some(s)),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                (Handshake::Failed, None)
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                (Handshake::TimedOut, None)
+            }
+        };
+        if let Some(m) = metrics {
+            m.counts.handshake(how);
+        }
+        stream
+    }
 }
 
 /// A TLS stream whose HTTP/2 preface was already read (and checked) by [`read_preface`], which
