@@ -162,15 +162,6 @@ async fn serve_with(
         let client = crate::proxy::Client::new(peer, event_loop, trusted).over_tls(tls.is_some());
         // Kept across reloads: the counters of this connection's handshake.
         let metrics = tls.as_ref().map(|_| edge.load().metrics.clone());
-        let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-            // Each request is served whole by the config current when it arrived.
-            let edge = edge.load();
-            let client = client.clone();
-            async move {
-                let req = req.map(axum::body::Body::new);
-                Ok::<_, Infallible>(crate::proxy::handle(edge, Some(client), req).await)
-            }
-        });
         let builder = builder.clone();
         let watcher = graceful.watcher();
         while connections.try_join_next().is_some() {}
@@ -182,12 +173,14 @@ async fn serve_with(
                     if !version_known(stream.get_ref(), Instant::now() + head_timeout).await {
                         return drop(permit);
                     }
+                    let svc = service(edge, client);
                     serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
                 }
                 Some(h) => {
                     let Some(stream) = h.handshake(stream, slot, metrics.as_deref()).await else {
                         return drop(permit);
                     };
+                    let svc = service(edge, client.with_sni(stream.get_ref().1.server_name()));
                     // ALPN decides the version, so hyper need not sniff for the HTTP/2 preface
                     // (RFC 9113 section 3.2: over TLS, `h2` is negotiated, never guessed);
                     // without ALPN, HTTP/1.1.
@@ -216,6 +209,28 @@ async fn serve_with(
             connections.abort_all();
         }
     }
+}
+
+/// What serves the requests of `client`'s connection: [`crate::proxy::handle`], each request
+/// whole by the config current when it arrived.
+fn service(
+    edge: Arc<LiveEdge>,
+    client: crate::proxy::Client,
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = http::Response<axum::body::Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<axum::body::Body>, Infallible>> + Send,
+> + Send
++ 'static {
+    hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let edge = edge.load();
+        let client = client.clone();
+        async move {
+            let req = req.map(axum::body::Body::new);
+            Ok::<_, Infallible>(crate::proxy::handle(edge, Some(client), req).await)
+        }
+    })
 }
 
 /// Serves one connection's requests with `svc` until it closes or the drain ends it.

@@ -179,6 +179,9 @@ pub(crate) struct Client {
     peer: std::net::IpAddr,
     /// The connection came in on the TLS listener: its requests are https.
     pub(crate) tls: bool,
+    /// The SNI name of its TLS handshake, lower case: its requests must be for a site that
+    /// name belongs to. `None` over plain HTTP or without SNI.
+    pub(crate) sni: Option<Arc<str>>,
 }
 
 impl Client {
@@ -192,12 +195,19 @@ impl Client {
             event_loop,
             peer: canonical,
             tls: false,
+            sni: None,
         }
     }
 
     /// The same client, on a connection of the TLS listener when `tls`.
     pub(crate) fn over_tls(self, tls: bool) -> Self {
         Self { tls, ..self }
+    }
+
+    /// The same client, whose TLS handshake sent SNI `name`.
+    pub(crate) fn with_sni(self, name: Option<&str>) -> Self {
+        let sni = name.map(|n| Arc::from(n.strip_suffix('.').unwrap_or(n).to_ascii_lowercase()));
+        Self { sni, ..self }
     }
 
     /// The same connection under `settings`' list of trusted proxies, which a reload may have
@@ -480,6 +490,11 @@ async fn route(
         return ProxyError::NoSite.into_response(None);
     };
     ctx.counted = Counted::Site(index);
+    if let Some(name) = ctx.client.as_ref().and_then(|c| c.sni.as_deref())
+        && !site.hosts.iter().any(|h| h.matches(name))
+    {
+        return ProxyError::OtherName.into_response(None);
+    }
     // The site's lists come before anything else it does.
     if let Some(rules) = &site.access {
         let client = ctx.client.as_ref().and_then(Client::addr);

@@ -31,14 +31,28 @@ async fn sni_picks_the_sites_certificate_and_no_sni_gets_the_first_sites() {
     let to_a = Conn::open(&ca, addr, "a.test", true, &[b"http/1.1"]).await;
     let to_b = Conn::open(&ca, addr, "www.b.test", true, &[b"http/1.1"]).await;
     assert_ne!(to_a.cert(), to_b.cert(), "each site its own certificate");
+    let a_cert = to_a.cert();
     // Verified against each name by the client: the right certificate for each.
     let mut client = to_b.client().await;
     let res = client.get("www.b.test", "/x?cc=max-age%3D60").await;
     assert_eq!(res.status, 200);
 
-    // No SNI at all: the first site's certificate (verified as a.test).
+    // A connection made for one site does not serve another's requests (domain fronting):
+    // 421, for the client to retry on a connection of its own.
+    let mut fronted = to_a.client().await;
+    assert_eq!(fronted.get("www.b.test", "/x").await.status, 421);
+    assert_eq!(fronted.get("a.test", "/x").await.status, 200);
+    assert_eq!(
+        client.get("other.b.test", "/x").await.status,
+        200,
+        "same site"
+    );
+
+    // No SNI at all: the first site's certificate (verified as a.test), and any site's host.
     let bare = Conn::open(&ca, addr, "a.test", false, &[b"http/1.1"]).await;
-    assert_eq!(bare.cert(), to_a.cert());
+    assert_eq!(bare.cert(), a_cert);
+    let mut bare = bare.client().await;
+    assert_eq!(bare.get("www.b.test", "/x").await.status, 200);
 }
 
 #[tokio::test]
