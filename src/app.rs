@@ -120,6 +120,9 @@ struct Shared {
     access_counts: Arc<crate::proxy::admission::AccessCounts>,
     /// `[admin] allow` / `deny`, which a reload changes too.
     admin_acl: Arc<arc_swap::ArcSwap<crate::proxy::admission::Acl>>,
+    /// The sites' certificates the TLS listener's handshakes pick from; a reload replaces the
+    /// map (renewed certificates), connections already up keep theirs.
+    certs: Arc<server::tls::Certs>,
 }
 
 /// The reloadable part of an edge built from `cfg` over `shared`. `old` is the edge it
@@ -209,6 +212,12 @@ macro_rules! keys {
 /// size, the log's sink), each with how to print it for [`same`].
 const RESTART_ONLY: &[(&str, ShowKey)] = keys![
     server.listen,
+    server.listen_tls,
+    server.max_tls_handshakes,
+    server.tls_handshake_timeout,
+    server.http2_max_concurrent_streams,
+    server.http2_max_pending_accept_reset_streams,
+    server.http2_max_local_error_reset_streams,
     server.threads,
     server.max_connections,
     server.max_header_bytes,
@@ -281,6 +290,7 @@ impl Reloader {
         // What cannot change now stays as it runs: the file's new value waits for a restart.
         cfg.server.threads = current.server.threads;
         let old = self.live.load();
+        let certs = server::tls::CertMap::from_config(&cfg)?;
         let edge = build_edge(&cfg, &self.shared, Some((&old, &current)))
             .await
             .map_err(|e| e.to_string())?;
@@ -290,6 +300,7 @@ impl Reloader {
             restart_needed,
         };
         self.live.replace(Arc::new(edge));
+        self.shared.certs.replace(certs);
         self.shared
             .admin_acl
             .store(Arc::new(crate::proxy::admission::Acl::new(
@@ -321,6 +332,10 @@ impl App {
             clock.clone(),
         );
         let budget = Arc::new(InflightBudget::new(cfg.cache.inflight_limit().0));
+        let certs = server::tls::CertMap::from_config(cfg).map_err(|reason| BuildError {
+            part: "tls".into(),
+            reason,
+        })?;
         let shared = Shared {
             clock: clock.clone(),
             store,
@@ -338,6 +353,7 @@ impl App {
             admin_acl: Arc::new(arc_swap::ArcSwap::from_pointee(
                 crate::proxy::admission::Acl::new(cfg.admin.allow.clone(), cfg.admin.deny.clone()),
             )),
+            certs: Arc::new(server::tls::Certs::new(certs)),
         };
         let edge = build_edge(cfg, &shared, None).await?;
         spawn_upkeep(&shared.metrics, clock);
@@ -381,16 +397,36 @@ impl App {
         cfg: &Config,
         shutdown: impl Future<Output = ()>,
     ) {
-        server::serve(listener, self.live, &cfg.server, shutdown).await;
+        // Without a TLS listener nothing here can fail.
+        let _ = self.serve_tls(listener, None, cfg, shutdown).await;
+    }
+
+    /// Serves plain HTTP on `listener` and, given `tls_listener` (bound to
+    /// `server.listen_tls`), HTTPS beside it, until `shutdown` completes, then drains both.
+    /// Errs at once if the TLS listener cannot be set up.
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        tls_listener: Option<TcpListener>,
+        cfg: &Config,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let certs = self.shared.certs.clone();
+        let tls = tls_listener.map(|l| (l, certs));
+        server::serve(listener, tls, self.live, &cfg.server, shutdown).await
     }
 
     /// Serves on one event loop per listener (see [`server::bind`]), each on its own thread,
     /// until [`server::Loops::shutdown`].
+    /// `tls_listeners`, from [`server::bind`] of `server.listen_tls` (as many, or none),
+    /// serve HTTPS beside them, one per loop.
     pub fn start_loops(
         self,
         listeners: Vec<std::net::TcpListener>,
+        tls_listeners: Option<Vec<std::net::TcpListener>>,
         cfg: &Config,
     ) -> std::io::Result<server::Loops> {
-        server::Loops::start(listeners, self.live, &cfg.server)
+        let tls = tls_listeners.map(|ls| (ls, self.shared.certs.clone()));
+        server::Loops::start(listeners, tls, self.live, &cfg.server)
     }
 }

@@ -6,7 +6,8 @@
 //! - [`app`]: composition root; builds the clock, store, origins, sites and data layer from a
 //!   [`config::Config`] and serves them.
 //! - [`admin`]: the admin API (an axum `Router` on its own listener): purge, inspect, stats.
-//! - [`server`]: the accept loop (hyper), connection limits, graceful drain.
+//! - [`server`]: the accept loop (hyper), connection limits, graceful drain; `server/tls.rs`:
+//!   the TLS listener's certificates by SNI (replaced by a reload) and its rustls config.
 //! - `sendbuf`: bytes queued for clients' sockets, within `server.max_send_buffers`.
 //! - [`proxy`]: the request path: site selection, the I/O of lookups and fills, pass-through,
 //!   responses, and the one conversion of failures into responses (`proxy/error.rs`).

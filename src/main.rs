@@ -150,16 +150,34 @@ async fn run(
         let l = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(cannot_listen)?;
-        tracing::info!(%listen, max_memory = %cfg.cache.max_memory, "edgecache ready");
-        app.serve(l, &cfg, shutdown_signal()).await;
+        let tls = match cfg.server.listen_tls {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (TLS)"))?,
+            ),
+            None => None,
+        };
+        tracing::info!(%listen, listen_tls = ?cfg.server.listen_tls, max_memory = %cfg.cache.max_memory, "edgecache ready");
+        app.serve_tls(l, tls, &cfg, shutdown_signal())
+            .await
+            .context("cannot serve TLS")?;
     } else {
         let ls = edgecache::server::bind(listen, threads)
             .await
             .with_context(cannot_listen)?;
+        let tls = match cfg.server.listen_tls {
+            Some(addr) => Some(
+                edgecache::server::bind(addr, threads)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (TLS)"))?,
+            ),
+            None => None,
+        };
         let loops = app
-            .start_loops(ls, &cfg)
+            .start_loops(ls, tls, &cfg)
             .context("cannot start the event loops")?;
-        tracing::info!(%listen, threads = loops.count(), max_memory = %cfg.cache.max_memory, "edgecache ready");
+        tracing::info!(%listen, listen_tls = ?cfg.server.listen_tls, threads = loops.count(), max_memory = %cfg.cache.max_memory, "edgecache ready");
         let failed = tokio::select! {
             () = shutdown_signal() => false,
             () = loops.failed() => true,

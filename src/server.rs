@@ -8,6 +8,8 @@
 //! own pool, chosen by `proxy::Client::event_loop`) stay on one thread, with no
 //! cross-thread wake-ups or work-stealing between them.
 
+pub(crate) mod tls;
+
 use crate::{
     config::ServerConfig,
     proxy::LiveEdge,
@@ -29,21 +31,68 @@ use tokio::{
 /// in-flight requests up to `drain_timeout` to finish. Requests go straight to
 /// [`crate::proxy::handle`]: every path is the edge's, so a router in front would only add
 /// work to every HIT.
+///
+/// With `tls`, its listener serves HTTPS beside: the same edge, the same cap on connections
+/// (`server.max_connections` counts both), the same drain.
 pub(crate) async fn serve(
     listener: TcpListener,
+    tls: Option<(TcpListener, Arc<tls::Certs>)>,
     edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     shutdown: impl Future<Output = ()>,
-) {
+) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
+    let tls = match tls {
+        Some((l, certs)) => Some((l, tls::Accept::new(certs, cfg, cfg.max_tls_handshakes)?)),
+        None => None,
+    };
     let buffers = SendBuffers::new(cfg.max_send_buffers.0);
-    serve_with(listener, edge, cfg, (permits, buffers), 0, shutdown).await;
+    serve_both(listener, tls, edge, cfg, (permits, buffers), 0, shutdown).await;
+    Ok(())
 }
 
-/// [`serve`], with the connection cap and the send buffers' limit given (an event loop's
-/// share of them).
+/// Serves `listener` and, given one, a TLS listener beside it on the same event loop, under
+/// one connection cap, one limit of send buffers and one shutdown.
+async fn serve_both(
+    listener: TcpListener,
+    tls: Option<(TcpListener, tls::Accept)>,
+    edge: Arc<LiveEdge>,
+    cfg: &ServerConfig,
+    limits: (Arc<Semaphore>, Arc<SendBuffers>),
+    event_loop: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    use futures_util::FutureExt;
+    let Some((tls_listener, handshake)) = tls else {
+        return serve_with(listener, None, edge, cfg, limits, event_loop, shutdown).await;
+    };
+    let shutdown = shutdown.shared();
+    let plain = serve_with(
+        listener,
+        None,
+        edge.clone(),
+        cfg,
+        limits.clone(),
+        event_loop,
+        shutdown.clone(),
+    );
+    let secure = serve_with(
+        tls_listener,
+        Some(handshake),
+        edge,
+        cfg,
+        limits,
+        event_loop,
+        shutdown,
+    );
+    tokio::join!(plain, secure);
+}
+
+/// [`serve`] of one listener, with the connection cap and the send buffers' limit given (an
+/// event loop's share of them); `tls` when the listener speaks TLS.
 async fn serve_with(
     listener: TcpListener,
+    tls: Option<tls::Accept>,
     edge: Arc<LiveEdge>,
     cfg: &ServerConfig,
     (permits, buffers): (Arc<Semaphore>, Arc<SendBuffers>),
@@ -64,7 +113,13 @@ async fn serve_with(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(cfg.max_header_bytes.0).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes.0).unwrap_or(u32::MAX))
+        // One client's share of the edge, and the rapid-reset flood (CVE-2023-44487): streams
+        // reset before they were taken up, or reset by the edge for the client's errors, close
+        // the connection past these.
+        .max_concurrent_streams(cfg.http2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(cfg.http2_max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(cfg.http2_max_local_error_reset_streams);
     // HTTP/2 connections are pinged when idle and dropped when the peer stops answering.
     builder
         .http2()
@@ -84,6 +139,15 @@ async fn serve_with(
             p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
             () = &mut shutdown => break,
         };
+        // A handshake slot is taken before the accept: beyond the cap, connections wait in the
+        // kernel's queue.
+        let slot = match &tls {
+            Some(h) => Some(tokio::select! {
+                p = h.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+                () = &mut shutdown => break,
+            }),
+            None => None,
+        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -101,41 +165,47 @@ async fn serve_with(
         // Whether the peer is a trusted proxy, by the config of now (a request checks again if a
         // reload changed the list).
         let trusted = edge.load().settings.trusts(peer.ip().to_canonical());
-        let client = crate::proxy::Client::new(peer, event_loop, trusted);
+        let client = crate::proxy::Client::new(peer, event_loop, trusted).over_tls(tls.is_some());
+        // Kept across reloads: the counters of this connection's handshake.
+        let metrics = tls.as_ref().map(|_| edge.load().metrics.clone());
         let meter = SendMeter::new(buffers.clone());
-        let body_meter = meter.clone();
-        let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-            // Each request is served whole by the config current when it arrived.
-            let edge = edge.load();
-            let client = client.clone();
-            let meter = body_meter.clone();
-            // HTTP/1 only: one response at a time, so one body waits on the meter. HTTP/2's
-            // streams are held to their flow-control windows instead.
-            let meter = (req.version() < http::Version::HTTP_2).then_some(meter);
-            async move {
-                let req = req.map(axum::body::Body::new);
-                let res = crate::proxy::handle(edge, Some(client), req).await;
-                Ok::<_, Infallible>(match meter {
-                    Some(m) => metered(res, m),
-                    None => res,
-                })
-            }
-        });
         let builder = builder.clone();
         let watcher = graceful.watcher();
         while connections.try_join_next().is_some() {}
+        let tls = tls.clone();
         connections.spawn(async move {
-            if !version_known(&stream, Instant::now() + head_timeout).await {
-                return drop(permit);
-            }
-            let io = TokioIo::new(
-                SendTimeout::new(stream, send_timeout)
-                    .min_rate(min_rate)
-                    .meter(meter),
-            );
-            let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let stream = SendTimeout::new(stream, send_timeout)
+                .min_rate(min_rate)
+                .meter(meter.clone());
+            match tls {
+                None => {
+                    if !version_known(stream.get_ref(), Instant::now() + head_timeout).await {
+                        return drop(permit);
+                    }
+                    let svc = service(edge, client, meter);
+                    serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
+                }
+                Some(h) => {
+                    let Some(stream) = h.handshake(stream, slot, metrics.as_deref()).await else {
+                        return drop(permit);
+                    };
+                    let client = client.with_sni(stream.get_ref().1.server_name());
+                    let svc = service(edge, client, meter);
+                    // ALPN decides the version, so hyper need not sniff for the HTTP/2 preface
+                    // (RFC 9113 section 3.2: over TLS, `h2` is negotiated, never guessed);
+                    // without ALPN, HTTP/1.1.
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        let deadline = Instant::now() + head_timeout;
+                        let Some(stream) = tls::read_preface(stream, deadline).await else {
+                            return drop(permit);
+                        };
+                        let builder = builder.http2_only();
+                        serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
+                    } else {
+                        let builder = builder.http1_only();
+                        serve_connection(TokioIo::new(stream), &builder, svc, watcher).await;
+                    }
+                }
             }
             drop(permit);
         });
@@ -163,6 +233,58 @@ fn metered(
         return res;
     }
     res.map(|b| axum::body::Body::new(Metered::new(b, meter)))
+}
+
+/// What serves the requests of `client`'s connection: [`crate::proxy::handle`], each request
+/// whole by the config current when it arrived, its streamed bodies metered by `meter`.
+fn service(
+    edge: Arc<LiveEdge>,
+    client: crate::proxy::Client,
+    meter: Arc<SendMeter>,
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = http::Response<axum::body::Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<axum::body::Body>, Infallible>> + Send,
+> + Send
++ 'static {
+    hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let edge = edge.load();
+        let client = client.clone();
+        // HTTP/1 only: one response at a time, so one body waits on the meter. HTTP/2's
+        // streams are held to their flow-control windows instead.
+        let meter = (req.version() < http::Version::HTTP_2).then(|| meter.clone());
+        async move {
+            let req = req.map(axum::body::Body::new);
+            let res = crate::proxy::handle(edge, Some(client), req).await;
+            Ok::<_, Infallible>(match meter {
+                Some(m) => metered(res, m),
+                None => res,
+            })
+        }
+    })
+}
+
+/// Serves one connection's requests with `svc` until it closes or the drain ends it.
+async fn serve_connection<I, S>(
+    io: I,
+    builder: &auto::Builder<TokioExecutor>,
+    svc: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<Incoming>,
+            Response = http::Response<axum::body::Body>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// The HTTP/2 connection preface (RFC 9113 section 3.4).
@@ -244,6 +366,11 @@ impl MinRate {
 }
 
 impl<S> SendTimeout<S> {
+    /// The connection underneath.
+    fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     pub(crate) fn new(inner: S, timeout: Duration) -> Self {
         Self {
             inner,
@@ -464,12 +591,29 @@ impl Drop for Counted {
 
 impl Loops {
     /// Starts one loop per listener (from [`bind`]).
+    ///
+    /// With `tls` (listeners from [`bind`] of `server.listen_tls`, as many, and the
+    /// certificates), each loop serves one of them too, with its share of
+    /// `max_tls_handshakes`.
     pub(crate) fn start(
         listeners: Vec<std::net::TcpListener>,
+        tls: Option<(Vec<std::net::TcpListener>, Arc<tls::Certs>)>,
         edge: Arc<LiveEdge>,
         cfg: &ServerConfig,
     ) -> io::Result<Self> {
         let n = listeners.len();
+        let mut tls_listeners: Vec<Option<(std::net::TcpListener, tls::Accept)>> = match tls {
+            Some((ls, certs)) => {
+                if ls.len() != n {
+                    return Err(io::Error::other("as many TLS listeners as plain ones"));
+                }
+                let slots = cfg.max_tls_handshakes.div_ceil(n.max(1));
+                ls.into_iter()
+                    .map(|l| Ok(Some((l, tls::Accept::new(certs.clone(), cfg, slots)?))))
+                    .collect::<io::Result<_>>()?
+            }
+            None => (0..n).map(|_| None).collect(),
+        };
         let (stop, _) = watch::channel(None);
         let running = Arc::new(watch::Sender::new(n));
         let ended = Arc::new(watch::Sender::new(0));
@@ -484,6 +628,7 @@ impl Loops {
         let buffers_share = cfg.max_send_buffers.0.div_ceil(n.max(1) as u64);
         for (i, l) in listeners.into_iter().enumerate() {
             let (edge, cfg) = (edge.clone(), cfg.clone());
+            let tls = tls_listeners[i].take();
             let stop = loops.stop.subscribe();
             let mut others = loops.running.subscribe();
             let serving = Counted(loops.running.clone(), -1);
@@ -506,13 +651,21 @@ impl Loops {
                             Ok(l) => l,
                             Err(e) => return tracing::error!(error = %e, "cannot adopt listener"),
                         };
+                        let tls = match tls.map(|(l, h)| TcpListener::from_std(l).map(|l| (l, h))) {
+                            None => None,
+                            Some(Ok(pair)) => Some(pair),
+                            Some(Err(e)) => {
+                                return tracing::error!(error = %e, "cannot adopt TLS listener");
+                            }
+                        };
                         let mut stopped = stop.clone();
                         let shutdown = async move {
                             let _ = stopped.wait_for(Option::is_some).await;
                         };
                         let permits = Arc::new(Semaphore::new(share));
                         let buffers = SendBuffers::new(buffers_share);
-                        serve_with(listener, edge, &cfg, (permits, buffers), i, shutdown).await;
+                        serve_both(listener, tls, edge, &cfg, (permits, buffers), i, shutdown)
+                            .await;
                         drop(serving);
                         let deadline = stop.borrow().unwrap_or_else(Instant::now);
                         let _ =

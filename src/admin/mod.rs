@@ -35,7 +35,7 @@ use crate::{
         admission::{AccessCounts, Acl},
         site::Authority,
     },
-    telemetry::metrics::{SAMPLE_EVERY, SiteStats, TOP_SAMPLE, TopUrl},
+    telemetry::metrics::{Handshake, SAMPLE_EVERY, SiteStats, TOP_SAMPLE, TopUrl},
 };
 use arc_swap::ArcSwap;
 use axum::{
@@ -246,12 +246,19 @@ async fn purge(State(st): State<AdminState>, headers: HeaderMap, body: Bytes) ->
         .cloned();
     let (kind, work): (usize, Box<dyn FnOnce() -> usize + Send>) =
         match (req.url, req.prefix, req.tag) {
-            (Some(url), None, None) => match key_of(&st.edge(), &url) {
-                Ok(key) => (0, Box::new(move || store.purge(&key, soft, now))),
+            // A URL or prefix is purged under both schemes: the content changed for both.
+            (Some(url), None, None) => match keys_of(&st.edge(), &url) {
+                Ok(keys) => (
+                    0,
+                    Box::new(move || keys.iter().map(|k| store.purge(k, soft, now)).sum()),
+                ),
                 Err(r) => return r.into_response(),
             },
-            (None, Some(prefix), None) => match key_of(&st.edge(), &prefix) {
-                Ok(key) => (1, Box::new(move || store.purge_prefix(&key, soft, now))),
+            (None, Some(prefix), None) => match keys_of(&st.edge(), &prefix) {
+                Ok(keys) => (
+                    1,
+                    Box::new(move || keys.iter().map(|k| store.purge_prefix(k, soft, now)).sum()),
+                ),
                 Err(r) => return r.into_response(),
             },
             (None, None, Some(tag)) if !tag.is_empty() => {
@@ -290,6 +297,12 @@ fn is_json(h: &HeaderMap) -> bool {
 /// The cache key of an absolute URL, as a request for it would have: its site (by host and
 /// path), its canonical authority, its path and query.
 fn key_of(edge: &Edge, url: &str) -> Result<CacheKey, Refusal> {
+    let https = url.starts_with("https://");
+    keys_of(edge, url).map(|[plain, secure]| if https { secure } else { plain })
+}
+
+/// The keys of an absolute URL under both schemes (see [`CacheKey::with_scheme`]).
+fn keys_of(edge: &Edge, url: &str) -> Result<[CacheKey; 2], Refusal> {
     let bad = |why: &str| Refusal(StatusCode::UNPROCESSABLE_ENTITY, format!("url: {why}"));
     let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
@@ -309,7 +322,10 @@ fn key_of(edge: &Edge, url: &str) -> Result<CacheKey, Refusal> {
                 format!("no site serves {}{}", authority.host, uri.path()),
             )
         })?;
-    Ok(CacheKey::new(site.name, &authority.canonical(), target))
+    Ok([
+        CacheKey::with_scheme(false, site.name, &authority.canonical_for(false), target),
+        CacheKey::with_scheme(true, site.name, &authority.canonical_for(true), target),
+    ])
 }
 
 #[derive(Debug, Deserialize)]
@@ -391,6 +407,12 @@ async fn stats(State(st): State<AdminState>) -> Response {
     body["admin_acl_refused"] = json!(st.acl_refused());
     body["rate_limited"] = json!(st.edge().access_counts.rate_limited());
     body["admission_refused"] = json!(st.edge().doorkeeper.refused());
+    let counts = &st.edge().metrics.counts;
+    body["tls_handshakes"] = json!({
+        "done": counts.handshakes(Handshake::Done),
+        "failed": counts.handshakes(Handshake::Failed),
+        "timed_out": counts.handshakes(Handshake::TimedOut),
+    });
     Json(body).into_response()
 }
 
@@ -549,6 +571,18 @@ async fn metrics(State(st): State<AdminState>) -> Response {
                 (
                     "edgecache_admission_refused_total",
                     edge.doorkeeper.refused(),
+                ),
+                (
+                    "edgecache_tls_handshakes_total",
+                    edge.metrics.counts.handshakes(Handshake::Done),
+                ),
+                (
+                    "edgecache_tls_handshake_failures_total",
+                    edge.metrics.counts.handshakes(Handshake::Failed),
+                ),
+                (
+                    "edgecache_tls_handshake_timeouts_total",
+                    edge.metrics.counts.handshakes(Handshake::TimedOut),
                 ),
             ],
         )

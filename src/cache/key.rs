@@ -12,18 +12,38 @@ pub struct CacheKey(Arc<str>);
 
 impl CacheKey {
     /// `site` is the config's site name, `host` the request's authority already in canonical
-    /// form (`proxy::site::Authority::canonical`: lower-case, no trailing dot, no port 80),
+    /// form (`proxy::site::Authority::canonical_for`: lower-case, no trailing dot, no default port),
     /// `target` the path and query. The site name is length-prefixed, so no choice of names can
     /// make two different (site, host, target) triples spell the same key.
     pub fn new(site: &str, host: &str, target: &str) -> Self {
-        let mut s = String::with_capacity(site.len() + host.len() + target.len() + 8);
+        Self::with_scheme(false, site, host, target)
+    }
+
+    /// The key of the URL as asked over `https` (or plain HTTP): an https request's key has
+    /// `https://` before the host, a plain one's is [`CacheKey::new`]'s, so the two never share
+    /// an entry (an origin told `X-Forwarded-Proto: https` may answer otherwise: absolute
+    /// links, a redirect to https) and keys of plain HTTP stay as they were. No host has `/`
+    /// in it, so no host spells the other scheme's key.
+    pub fn with_scheme(https: bool, site: &str, host: &str, target: &str) -> Self {
+        let mut s = String::with_capacity(site.len() + host.len() + target.len() + 16);
         crate::numfmt::push_u64(&mut s, site.len() as u64);
         s.push(':');
         s.push_str(site);
         s.push(' ');
+        if https {
+            s.push_str("https://");
+        }
         s.push_str(host);
         s.push_str(target);
         CacheKey(s.into())
+    }
+
+    /// The keys of one URL under both schemes, plain first: what a purge of the URL removes.
+    pub fn both_schemes(site: &str, host: &str, target: &str) -> [Self; 2] {
+        [
+            Self::with_scheme(false, site, host, target),
+            Self::with_scheme(true, site, host, target),
+        ]
     }
 
     pub(crate) fn as_str(&self) -> &str {

@@ -12,6 +12,7 @@ mod origin;
 mod pool;
 mod server;
 mod site;
+pub(crate) mod tls;
 mod units;
 
 pub use admin::AdminConfig;
@@ -167,6 +168,18 @@ impl Config {
         }
         for (i, s) in self.sites.iter().enumerate() {
             s.validate(i)?;
+            if s.redirect_http && self.server.listen_tls.is_none() {
+                return Err(invalid(
+                    format!("site[{i}].redirect_http"),
+                    "needs server.listen_tls (there is no https to redirect to)",
+                ));
+            }
+        }
+        if self.server.listen_tls.is_some() && self.sites.iter().all(|s| s.tls_cert.is_none()) {
+            return Err(invalid(
+                "server.listen_tls",
+                "no site has a tls_cert to serve on it",
+            ));
         }
         Ok(())
     }
@@ -336,6 +349,42 @@ mod tests {
             e.starts_with("cache.max_inflight: ") && e.contains("64MiB"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn tls_keys_name_the_field() {
+        let site = "[[site]]\nname='a'\nhosts=['a.test']\norigin='http://127.0.0.1:9'\n";
+        for (toml, field) in [
+            (
+                format!("{site}redirect_http = true"),
+                "site[0].redirect_http: ",
+            ),
+            (
+                format!("[server]\nlisten_tls = '127.0.0.1:8443'\n{site}"),
+                "server.listen_tls: ",
+            ),
+            (format!("{site}tls_cert = '/x.crt'"), "site[0].tls_key: "),
+            (format!("{site}tls_key = '/x.key'"), "site[0].tls_cert: "),
+            (
+                "[server]\nmax_tls_handshakes = 0".to_string(),
+                "server.max_tls_handshakes: ",
+            ),
+            (
+                "[server]\ntls_handshake_timeout = '0s'".to_string(),
+                "server.tls_handshake_timeout: ",
+            ),
+            (
+                "[server]\nhttp2_max_concurrent_streams = 0".to_string(),
+                "server.http2_max_concurrent_streams: ",
+            ),
+            (
+                "[server]\nhttp2_max_pending_accept_reset_streams = 0".to_string(),
+                "server.http2_max_pending_accept_reset_streams: ",
+            ),
+        ] {
+            let e = Config::from_toml(&toml).unwrap_err().to_string();
+            assert!(e.starts_with(field), "{toml}: {e}");
+        }
     }
 
     #[test]

@@ -10,6 +10,27 @@ use std::{net::SocketAddr, time::Duration};
 pub struct ServerConfig {
     /// Where clients connect (default 127.0.0.1:8080).
     pub listen: SocketAddr,
+    /// Where clients connect over TLS (HTTPS, HTTP/2 by ALPN), with the certificates of the
+    /// sites' `tls_cert` / `tls_key`. Default: none (no TLS listener).
+    pub listen_tls: Option<SocketAddr>,
+    /// A client must finish its TLS handshake within this time, or its connection is closed
+    /// (a slowloris of the handshake). Default: 10s.
+    pub(crate) tls_handshake_timeout: Secs,
+    /// TLS handshakes in progress at once; further connections wait in the kernel's accept
+    /// queue until one finishes (a flood of handshakes costs CPU per connection, before any
+    /// request limit sees it). Default: 1024.
+    pub(crate) max_tls_handshakes: usize,
+    /// Requests one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS):
+    /// one client's share of the edge. Default: 128.
+    pub(crate) http2_max_concurrent_streams: u32,
+    /// Streams an HTTP/2 client may open and reset before the edge took them up, after which
+    /// the connection is closed with ENHANCE_YOUR_CALM: the "rapid reset" flood
+    /// (CVE-2023-44487), where requests cancelled at once cost the server work but never
+    /// count against the stream limit. Default: 20.
+    pub(crate) http2_max_pending_accept_reset_streams: usize,
+    /// Streams the edge itself may reset for a client's protocol errors before the connection
+    /// is closed (the same attack, provoked by bad frames instead). Default: 1024.
+    pub(crate) http2_max_local_error_reset_streams: usize,
     /// 0: one work-stealing runtime serves every connection on all CPUs (the default: the best
     /// tail latency when the CPUs are shared with other busy processes). N: N event loops, one
     /// thread each with its own listening socket and `max_connections / N` (thread per core,
@@ -60,6 +81,12 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: ([127, 0, 0, 1], 8080).into(),
+            listen_tls: None,
+            tls_handshake_timeout: Secs(Duration::from_secs(10)),
+            max_tls_handshakes: 1024,
+            http2_max_concurrent_streams: 128,
+            http2_max_pending_accept_reset_streams: 20,
+            http2_max_local_error_reset_streams: 1024,
             threads: 0,
             health_path: "/healthz".into(),
             trusted_proxies: Vec::new(),
@@ -91,7 +118,29 @@ impl ServerConfig {
         if self.max_header_bytes.0 < 1024 {
             return Err(invalid("server.max_header_bytes", "must be at least 1KiB"));
         }
+        for (field, v) in [
+            (
+                "server.http2_max_concurrent_streams",
+                self.http2_max_concurrent_streams as usize,
+            ),
+            (
+                "server.http2_max_pending_accept_reset_streams",
+                self.http2_max_pending_accept_reset_streams,
+            ),
+            (
+                "server.http2_max_local_error_reset_streams",
+                self.http2_max_local_error_reset_streams,
+            ),
+        ] {
+            if v == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
+        }
+        if self.max_tls_handshakes == 0 {
+            return Err(invalid("server.max_tls_handshakes", "must be at least 1"));
+        }
         nonzero(&[
+            ("server.tls_handshake_timeout", self.tls_handshake_timeout),
             ("server.header_read_timeout", self.header_read_timeout),
             ("server.send_timeout", self.send_timeout),
             ("server.min_send_rate_window", self.min_send_rate_window),

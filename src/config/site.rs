@@ -126,6 +126,18 @@ pub struct SiteConfig {
     /// (every storable miss, moka's TinyLFU alone deciding what stays). Default: second-hit.
     #[serde(default)]
     pub(crate) admission: crate::cache::admission::Admission,
+    /// The site's certificate chain for the TLS listener (`server.listen_tls`): a PEM file,
+    /// the site's certificate first. Chosen by SNI among the site's `hosts`; the first site
+    /// with one also answers clients that send no SNI or a name no site lists. Default: none.
+    #[serde(default)]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM: PKCS#8, PKCS#1 or SEC1). Default: none.
+    #[serde(default)]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Answer plain-HTTP requests with a 308 to the same URL over https (the port of
+    /// `server.listen_tls` unless it is 443). Default: off.
+    #[serde(default)]
+    pub(crate) redirect_http: bool,
 }
 
 /// `[[site]] rate_limit`: a token bucket per client address.
@@ -275,6 +287,9 @@ impl SiteConfig {
             deny: Vec::new(),
             rate_limit: None,
             admission: Default::default(),
+            tls_cert: None,
+            tls_key: None,
+            redirect_http: false,
         }
     }
 }
@@ -331,6 +346,7 @@ impl SiteConfig {
         }
         self.pool_keys().validate(i)?;
         self.validate_tls(i)?;
+        self.validate_listener_tls(i)?;
         for (j, h) in self.tag_headers.iter().enumerate() {
             if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 return Err(invalid(
@@ -412,6 +428,39 @@ impl SiteConfig {
             check_host(name).map_err(|_| invalid(f("origin_sni"), "must be a host name"))?;
         }
         Ok(())
+    }
+
+    /// `tls_cert` and `tls_key`: both or neither, readable, and the key the certificate's.
+    fn validate_listener_tls(&self, i: usize) -> Result<(), ConfigError> {
+        self.certified_key(i).map(|_| ())
+    }
+
+    /// The site's certificate and key, loaded and checked, or `None` without `tls_cert`; the
+    /// error names the field and the file.
+    pub(crate) fn certified_key(
+        &self,
+        i: usize,
+    ) -> Result<Option<std::sync::Arc<super::tls::CertifiedKey>>, ConfigError> {
+        let f = |k: &str| format!("site[{i}].{k}");
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(invalid(f("tls_key"), "tls_cert needs its tls_key")),
+            (None, Some(_)) => Err(invalid(f("tls_cert"), "tls_key needs its tls_cert")),
+            (Some(cert), Some(key)) => {
+                super::tls::load_certified_key(cert, key)
+                    .map(Some)
+                    .map_err(|(which, why)| {
+                        invalid(
+                            f(if which == super::tls::Part::Key {
+                                "tls_key"
+                            } else {
+                                "tls_cert"
+                            }),
+                            why,
+                        )
+                    })
+            }
+        }
     }
 
     /// The servers of an upstream site: its `origins`, or its one `origin` as a pool of one;

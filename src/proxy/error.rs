@@ -21,6 +21,11 @@ pub(crate) enum ProxyError {
     BadHost,
     #[error("this edge serves no site for that host")]
     NoSite,
+    /// Over TLS, the request's host is not one the connection's SNI name was for (domain
+    /// fronting: a certificate for one site, requests for another); the client may retry on a
+    /// connection of its own (RFC 9110 section 15.5.20).
+    #[error("this connection's TLS server name is not for that host")]
+    OtherName,
     /// The site's `allow` / `deny` lists do not admit the client's address.
     #[error("not allowed from this address")]
     Forbidden,
@@ -48,7 +53,7 @@ impl ProxyError {
             | ProxyError::DotSegment
             | ProxyError::NoHost
             | ProxyError::BadHost => StatusCode::BAD_REQUEST,
-            ProxyError::NoSite => StatusCode::MISDIRECTED_REQUEST,
+            ProxyError::NoSite | ProxyError::OtherName => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::Forbidden => StatusCode::FORBIDDEN,
             ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

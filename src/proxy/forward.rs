@@ -162,7 +162,7 @@ fn join_cookies(h: &mut HeaderMap) {
 
 /// `Host`, `Via` and the `X-Forwarded-*` fields. A trusted proxy's `X-Forwarded-For` is
 /// extended with its address and its `X-Forwarded-Proto` passed on; anyone else's are replaced
-/// by the connection's own address and `http`, so an origin that believes the left-most
+/// by the connection's own address and its scheme (`https` on the TLS listener), so an origin that believes the left-most
 /// address cannot be told another.
 fn add_proxy_headers(
     h: &mut HeaderMap,
@@ -198,15 +198,30 @@ fn add_proxy_headers(
     } else {
         h.remove(X_FORWARDED_FOR);
     }
-    let proto = match client.get(X_FORWARDED_PROTO) {
-        Some(p) => Some(p.clone()),
-        None if trusted => forwarded_proto(client),
-        None => None,
-    }
-    .filter(|p| trusted && matches!(p.as_bytes(), b"http" | b"https"))
-    .unwrap_or(HeaderValue::from_static("http"));
+    let proto = if is_https(client, from) {
+        HeaderValue::from_static("https")
+    } else {
+        HeaderValue::from_static("http")
+    };
     h.insert(X_FORWARDED_PROTO, proto);
     h.insert(X_FORWARDED_HOST, host.clone());
+}
+
+/// Did the client speak https? A trusted proxy's `X-Forwarded-Proto` (or `Forwarded`'s
+/// `proto=`) says so when it says `http` or `https`; otherwise the connection does (the TLS
+/// listener's are https). What the origin is told, and what splits the cache key.
+pub(crate) fn is_https(client: &HeaderMap, from: Option<&Client>) -> bool {
+    let trusted = from.is_some_and(|c| c.proxy.is_some());
+    let said = match client.get(X_FORWARDED_PROTO) {
+        Some(p) if trusted => Some(p.clone()),
+        None if trusted => forwarded_proto(client),
+        _ => None,
+    };
+    match said.as_ref().map(HeaderValue::as_bytes) {
+        Some(b"https") => true,
+        Some(b"http") => false,
+        _ => from.is_some_and(|c| c.tls),
+    }
 }
 
 /// The `for=` nodes of RFC 7239 `Forwarded` fields, first hop first, as an `X-Forwarded-For`
@@ -301,6 +316,7 @@ mod tests {
             stats: crate::telemetry::metrics::Metrics::new().site("s"),
             access: None,
             admission: Default::default(),
+            redirect_http: false,
         }
     }
 
@@ -400,6 +416,30 @@ mod tests {
         assert_eq!(h["x-original-url"], "/admin");
         let h = fill(RequestHeaders::All, &vary);
         assert_eq!(h["x-original-url"], "/admin");
+    }
+
+    #[test]
+    fn the_scheme_is_the_connections_unless_a_trusted_proxy_says_otherwise() {
+        let said = |v: &str| {
+            let mut c = HeaderMap::new();
+            c.insert("x-forwarded-proto", HeaderValue::from_str(v).unwrap());
+            c
+        };
+        let (none, tls) = (HeaderMap::new(), |trusted| peer(trusted).over_tls(true));
+        assert!(is_https(&none, Some(&tls(false))));
+        assert!(!is_https(&none, Some(&peer(false))));
+        assert!(!is_https(&none, None));
+        // A client's own word is not believed, either way.
+        assert!(is_https(&said("http"), Some(&tls(false))));
+        assert!(!is_https(&said("https"), Some(&peer(false))));
+        // A trusted proxy's is, either way; one that says nothing usable leaves the connection's.
+        assert!(!is_https(&said("http"), Some(&tls(true))));
+        assert!(is_https(&said("https"), Some(&peer(true))));
+        assert!(is_https(&said("gopher"), Some(&tls(true))));
+        let s = site(RequestHeaders::All);
+        let host = HeaderValue::from_static("site.example");
+        let h = fill_headers(&s, &none, &host, Some(&tls(false)), &[]);
+        assert_eq!(h["x-forwarded-proto"], "https");
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub(crate) struct Settings {
     pub(crate) purge_from: Vec<crate::config::Cidr>,
     /// Whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
     pub(crate) trusted_proxies: Vec<crate::config::Cidr>,
+    /// The port of `server.listen_tls`, which `redirect_http` sends clients to (left out of
+    /// the URL when 443).
+    pub(crate) https_port: Option<u16>,
 }
 
 impl Settings {
@@ -70,6 +73,7 @@ impl Settings {
             access_format: access::LineFormat::of(&cfg.log),
             purge_from: cfg.admin.purge_from.clone(),
             trusted_proxies: cfg.server.trusted_proxies.clone(),
+            https_port: cfg.server.listen_tls.map(|a| a.port()),
         }
     }
 
@@ -173,6 +177,11 @@ pub(crate) struct Client {
     pub(crate) event_loop: usize,
     /// The connection's own address, for a reload that changes `trusted_proxies`.
     peer: std::net::IpAddr,
+    /// The connection came in on the TLS listener: its requests are https.
+    pub(crate) tls: bool,
+    /// The SNI name of its TLS handshake, lower case: its requests must be for a site that
+    /// name belongs to. `None` over plain HTTP or without SNI.
+    pub(crate) sni: Option<Arc<str>>,
 }
 
 impl Client {
@@ -185,7 +194,20 @@ impl Client {
             ip,
             event_loop,
             peer: canonical,
+            tls: false,
+            sni: None,
         }
+    }
+
+    /// The same client, on a connection of the TLS listener when `tls`.
+    pub(crate) fn over_tls(self, tls: bool) -> Self {
+        Self { tls, ..self }
+    }
+
+    /// The same client, whose TLS handshake sent SNI `name`.
+    pub(crate) fn with_sni(self, name: Option<&str>) -> Self {
+        let sni = name.map(|n| Arc::from(n.strip_suffix('.').unwrap_or(n).to_ascii_lowercase()));
+        Self { sni, ..self }
     }
 
     /// The same connection under `settings`' list of trusted proxies, which a reload may have
@@ -263,6 +285,9 @@ pub(crate) struct RequestCtx {
     pub(crate) host_value: HeaderValue,
     /// Path and query as received.
     pub(crate) target: String,
+    /// The client spoke https (to the TLS listener, or to a trusted proxy that says so): the
+    /// origin is told `X-Forwarded-Proto: https` and the cache key says https.
+    pub(crate) https: bool,
     /// What the cache did, once known: the access log's `cache` word.
     pub(crate) cache: Option<CacheStatus>,
     /// Time to the origin's response head, when this request asked the origin itself (a follower of
@@ -288,7 +313,13 @@ pub(crate) enum Counted {
 impl RequestCtx {
     /// The cache key of this request's URL at `site`.
     pub(crate) fn cache_key(&self, site: &Site) -> crate::cache::CacheKey {
-        crate::cache::CacheKey::new(site.name, &self.authority, &self.target)
+        crate::cache::CacheKey::with_scheme(self.https, site.name, &self.authority, &self.target)
+    }
+
+    /// The keys of this request's URL under both schemes: what a purge or an invalidation
+    /// removes (the content changed for https and plain HTTP alike).
+    pub(crate) fn url_keys(&self, site: &Site) -> [crate::cache::CacheKey; 2] {
+        crate::cache::CacheKey::both_schemes(site.name, &self.authority, &self.target)
     }
 
     /// The client connection, for the forwarding headers.
@@ -323,7 +354,9 @@ pub(crate) async fn handle(
             Some(_) => c.behind_proxy(&parts.headers, &edge.settings),
             None => c,
         });
+    let https = forward::is_https(&parts.headers, client.as_ref());
     let mut ctx = RequestCtx {
+        https,
         client,
         host: String::new(),
         authority: String::new(),
@@ -451,12 +484,17 @@ async fn route(
     let Some(authority) = host_value.to_str().ok().and_then(Authority::parse) else {
         return ProxyError::BadHost.into_response(None);
     };
-    ctx.authority = authority.canonical();
+    ctx.authority = authority.canonical_for(ctx.https);
     ctx.host = authority.host;
     let Some((index, site)) = edge.sites.find_at(&ctx.host, path) else {
         return ProxyError::NoSite.into_response(None);
     };
     ctx.counted = Counted::Site(index);
+    if let Some(name) = ctx.client.as_ref().and_then(|c| c.sni.as_deref())
+        && !site.hosts.iter().any(|h| h.matches(name))
+    {
+        return ProxyError::OtherName.into_response(None);
+    }
     // The site's lists come before anything else it does.
     if let Some(rules) = &site.access {
         let client = ctx.client.as_ref().and_then(Client::addr);
@@ -473,6 +511,9 @@ async fn route(
     if parts.method.as_str() == "PURGE" {
         return purge(edge, site, ctx);
     }
+    if site.redirect_http && !ctx.https {
+        return to_https(&ctx.host, edge.settings.https_port, &ctx.target);
+    }
     match parts.method {
         Method::GET | Method::HEAD => cached::serve(edge, site, parts, ctx).await,
         _ => {
@@ -485,6 +526,30 @@ async fn route(
     }
 }
 
+/// `308 Permanent Redirect` to the same URL over https (`redirect_http`): same host, the TLS
+/// listener's port unless it is 443, path and query kept. 308 rather than 301: the method and
+/// body are kept too.
+fn to_https(host: &str, port: Option<u16>, target: &str) -> Response<Body> {
+    let mut url = String::with_capacity(host.len() + target.len() + 14);
+    url.push_str("https://");
+    url.push_str(host);
+    if let Some(p) = port.filter(|p| *p != 443) {
+        url.push(':');
+        crate::numfmt::push_u64(&mut url, u64::from(p));
+    }
+    url.push_str(target);
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    match HeaderValue::try_from(url) {
+        Ok(v) => r.headers_mut().insert(header::LOCATION, v),
+        // Host and target were header values already: not reached.
+        Err(_) => return ProxyError::BadHost.into_response(None),
+    };
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
 /// `PURGE` of one URL (every variant), from the addresses of `admin.purge_from` only; 405 for
 /// anyone else, as for a method the edge does not take. Answers `{"purged": N}`.
 fn purge(edge: &Arc<Edge>, site: &Site, ctx: &RequestCtx) -> Response<Body> {
@@ -494,9 +559,12 @@ fn purge(edge: &Arc<Edge>, site: &Site, ctx: &RequestCtx) -> Response<Body> {
         .and_then(Client::addr)
         .is_some_and(|a| edge.settings.purge_from.iter().any(|r| r.contains(a)));
     let (status, body) = if allowed {
-        let n = edge
-            .store
-            .purge(&ctx.cache_key(site), false, edge.store.clock().now());
+        let now = edge.store.clock().now();
+        let n = ctx
+            .url_keys(site)
+            .iter()
+            .map(|k| edge.store.purge(k, false, now))
+            .sum::<usize>();
         tracing::info!(purged = n, url = %ctx.target, "PURGE");
         let url = format!("http://{}{}", ctx.authority, ctx.target);
         edge.metrics

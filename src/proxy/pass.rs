@@ -89,7 +89,9 @@ fn is_safe(m: &Method) -> bool {
 
 /// Removes the target URI and the same-host URIs named by Location / Content-Location.
 fn invalidate(edge: &Edge, site: &Site, ctx: &RequestCtx, res: &HeaderMap) {
-    edge.store.remove(&ctx.cache_key(site));
+    for k in ctx.url_keys(site) {
+        edge.store.remove(&k);
+    }
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         let Some(loc) = res.get(&name).and_then(|v| v.to_str().ok()) else {
             continue;
@@ -98,7 +100,7 @@ fn invalidate(edge: &Edge, site: &Site, ctx: &RequestCtx, res: &HeaderMap) {
             continue;
         };
         if uri.authority().is_some_and(|a| {
-            Authority::parse(a.as_str()).is_none_or(|a| a.canonical() != ctx.authority)
+            Authority::parse(a.as_str()).is_none_or(|a| a.canonical_for(ctx.https) != ctx.authority)
         }) {
             continue; // another host's cache is not ours to touch
         }
@@ -109,8 +111,9 @@ fn invalidate(edge: &Edge, site: &Site, ctx: &RequestCtx, res: &HeaderMap) {
         else {
             continue;
         };
-        edge.store
-            .remove(&CacheKey::new(site.name, &ctx.authority, pq));
+        for k in CacheKey::both_schemes(site.name, &ctx.authority, pq) {
+            edge.store.remove(&k);
+        }
     }
 }
 

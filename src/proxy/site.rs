@@ -44,6 +44,8 @@ pub(crate) struct Site {
     pub(crate) access: Option<super::admission::SiteAccess>,
     /// Which storable misses are stored (`admission`): on their second miss, or always.
     pub(crate) admission: crate::cache::admission::Admission,
+    /// Plain-HTTP requests get a 308 to https (`redirect_http`).
+    pub(crate) redirect_http: bool,
 }
 
 pub(crate) enum HostPattern {
@@ -54,7 +56,7 @@ pub(crate) enum HostPattern {
 }
 
 impl HostPattern {
-    fn parse(p: &str) -> Self {
+    pub(crate) fn parse(p: &str) -> Self {
         let p = p.trim().to_ascii_lowercase();
         if p == "*" {
             HostPattern::Any
@@ -65,7 +67,7 @@ impl HostPattern {
         }
     }
 
-    fn matches(&self, host: &str) -> bool {
+    pub(crate) fn matches(&self, host: &str) -> bool {
         match self {
             HostPattern::Any => true,
             HostPattern::Exact(h) => h == host,
@@ -97,6 +99,7 @@ impl Site {
             stats,
             access: super::admission::SiteAccess::new(cfg, clock),
             admission: cfg.admission,
+            redirect_http: cfg.redirect_http,
         }
     }
 }
@@ -208,11 +211,13 @@ impl Authority {
         Some(Self { host, port })
     }
 
-    /// `host` or `host:port` (port 80 left out): what the cache key records and what the
+    /// `host` or `host:port` (the default port, 80, or 443 for `https`, left out): what the cache key records and what the
     /// origin is sent as Host, so the two never disagree.
-    pub(crate) fn canonical(&self) -> String {
+    /// `a.test:443` and `a.test` are one https URL, as they are to browsers.
+    pub(crate) fn canonical_for(&self, https: bool) -> String {
+        let default = if https { 443 } else { 80 };
         match self.port {
-            Some(p) if p != 80 => {
+            Some(p) if p != default => {
                 let mut s = String::with_capacity(self.host.len() + 6);
                 s.push_str(&self.host);
                 s.push(':');
@@ -240,7 +245,11 @@ mod tests {
 
     #[test]
     fn authorities_are_parsed_strictly() {
-        let a = |s| Authority::parse(s).map(|a| (a.host.clone(), a.canonical()));
+        let a = |s| Authority::parse(s).map(|a| (a.host.clone(), a.canonical_for(false)));
+        let tls = |s| Authority::parse(s).map(|a| a.canonical_for(true));
+        assert_eq!(tls("a.test:443").as_deref(), Some("a.test"));
+        assert_eq!(tls("a.test:80").as_deref(), Some("a.test:80"));
+        assert_eq!(tls("a.test:8443").as_deref(), Some("a.test:8443"));
         assert_eq!(
             a("Example.COM:8080"),
             Some(("example.com".into(), "example.com:8080".into()))

@@ -201,6 +201,30 @@ pub(crate) struct EdgeCounts {
     pub(crate) purges: [AtomicU64; 4],
     /// Stored objects those purges removed or marked stale.
     pub(crate) purged_objects: AtomicU64,
+    /// TLS handshakes on the TLS listener: completed, failed (a client that does not trust the
+    /// certificate, no common version or cipher, not TLS at all), timed out
+    /// (`server.tls_handshake_timeout`).
+    pub(crate) tls_handshakes: [AtomicU64; 3],
+}
+
+/// What became of TLS handshakes, in the order of [`EdgeCounts::tls_handshakes`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Handshake {
+    Done = 0,
+    Failed = 1,
+    TimedOut = 2,
+}
+
+impl EdgeCounts {
+    /// Counts a handshake that ended as `how`.
+    pub(crate) fn handshake(&self, how: Handshake) {
+        self.tls_handshakes[how as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Handshakes that ended as `how` since start.
+    pub(crate) fn handshakes(&self, how: Handshake) -> u64 {
+        self.tls_handshakes[how as usize].load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The kinds of purge, in the order of [`EdgeCounts::purges`].

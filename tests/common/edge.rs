@@ -14,6 +14,9 @@ pub struct TestEdge {
     /// Reloads the edge from the file it was started from ([`TestEdge::from_file`]).
     pub reloader: Option<std::sync::Arc<edgecache::app::Reloader>>,
     pub addr: SocketAddr,
+    /// The TLS listener's address, when the config has `server.listen_tls` (bound there:
+    /// give it a free port).
+    pub tls_addr: Option<SocketAddr>,
     pub url: String,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -75,12 +78,18 @@ impl TestEdge {
         let reloader = source.map(|s| app.reloader(s));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let tls_listener = match cfg.server.listen_tls {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.unwrap()),
+            None => None,
+        };
+        let tls_addr = tls_listener.as_ref().map(|l| l.local_addr().unwrap());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
-            app.serve(listener, &cfg, async {
+            app.serve_tls(listener, tls_listener, &cfg, async {
                 let _ = rx.await;
             })
-            .await;
+            .await
+            .expect("TLS listener set up");
         });
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -94,6 +103,7 @@ impl TestEdge {
             state,
             reloader,
             addr,
+            tls_addr,
             url: format!("http://{addr}"),
             client,
             stop: Some(tx),

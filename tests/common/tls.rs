@@ -33,6 +33,33 @@ impl TestCa {
         self.issuer.pem()
     }
 
+    /// A certificate for `names` signed by this CA and its key, both PEM.
+    pub fn issue(&self, names: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A client configuration that trusts this CA alone, offering `alpn`; `sni` off sends no
+    /// server name.
+    pub fn client_config(&self, alpn: &[&[u8]], sni: bool) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        cfg.enable_sni = sni;
+        Arc::new(cfg)
+    }
+
     /// A server configuration with a certificate for `names`, signed by this CA.
     pub fn server_config(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
         let key = KeyPair::generate().unwrap();
