@@ -212,10 +212,13 @@ fn add_proxy_headers(
 /// listener's are https). What the origin is told, and what splits the cache key.
 pub(crate) fn is_https(client: &HeaderMap, from: Option<&Client>) -> bool {
     let trusted = from.is_some_and(|c| c.proxy.is_some());
+    if !trusted {
+        // Nobody's word but the connection's: no header to look up (most requests).
+        return from.is_some_and(|c| c.tls);
+    }
     let said = match client.get(X_FORWARDED_PROTO) {
-        Some(p) if trusted => Some(p.clone()),
-        None if trusted => forwarded_proto(client),
-        _ => None,
+        Some(p) => Some(p.clone()),
+        None => forwarded_proto(client),
     };
     match said.as_ref().map(HeaderValue::as_bytes) {
         Some(b"https") => true,
