@@ -368,7 +368,12 @@ pub(crate) async fn handle(
         counted: Counted::Unmatched,
     };
     let res = route(&edge, &parts, body, &mut ctx).await;
-    let expected = access::expected_body_len(&parts.method, res.status(), res.headers());
+    let expected = access::expected_body_len(
+        &parts.method,
+        res.status(),
+        res.headers(),
+        http_body::Body::size_hint(res.body()).exact(),
+    );
     let stats = match ctx.counted {
         Counted::Site(i) => edge.sites.get(i).map(|s| &s.stats),
         Counted::Data => Some(&edge.metrics.data),

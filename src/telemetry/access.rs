@@ -133,15 +133,24 @@ pub(crate) struct LoggedBody {
 }
 
 /// The body length a response promises: none for HEAD, 1xx, 204 and 304 (RFC 9110 section
-/// 6.4.1, whatever their `Content-Length` says of the representation), else its
-/// `Content-Length` if it has one.
-pub(crate) fn expected_body_len(method: &Method, status: StatusCode, h: &HeaderMap) -> Option<u64> {
+/// 6.4.1, whatever their `Content-Length` says of the representation), else the body's own
+/// exact size when it knows it (a stored object's: no header to look up and parse on a HIT),
+/// else its `Content-Length` if it has one.
+pub(crate) fn expected_body_len(
+    method: &Method,
+    status: StatusCode,
+    h: &HeaderMap,
+    exact: Option<u64>,
+) -> Option<u64> {
     let bodiless = *method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     if bodiless {
         return Some(0);
+    }
+    if exact.is_some() {
+        return exact;
     }
     h.get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -348,7 +357,8 @@ mod tests {
     #[test]
     fn bodiless_answers_promise_no_bytes_whatever_their_content_length() {
         let cl = crate::test_util::headers(&[("content-length", "500")]);
-        let len = |m: Method, s: u16| expected_body_len(&m, StatusCode::from_u16(s).unwrap(), &cl);
+        let len =
+            |m: Method, s: u16| expected_body_len(&m, StatusCode::from_u16(s).unwrap(), &cl, None);
         assert_eq!(len(Method::GET, 200), Some(500));
         assert_eq!(len(Method::GET, 404), Some(500));
         assert_eq!(len(Method::HEAD, 200), Some(0));
@@ -356,7 +366,19 @@ mod tests {
         assert_eq!(len(Method::GET, 204), Some(0));
         assert_eq!(len(Method::GET, 103), Some(0));
         let none = HeaderMap::new();
-        assert_eq!(expected_body_len(&Method::GET, StatusCode::OK, &none), None);
+        assert_eq!(
+            expected_body_len(&Method::GET, StatusCode::OK, &none, None),
+            None
+        );
+        // A body that knows its size says it, before any header; HEAD still sends none.
+        assert_eq!(
+            expected_body_len(&Method::GET, StatusCode::OK, &cl, Some(7)),
+            Some(7)
+        );
+        assert_eq!(
+            expected_body_len(&Method::HEAD, StatusCode::OK, &cl, Some(7)),
+            Some(0)
+        );
     }
     use http_body_util::BodyExt;
 
