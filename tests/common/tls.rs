@@ -35,13 +35,19 @@ impl TestCa {
 
     /// A certificate for `names` signed by this CA and its key, both PEM.
     pub fn issue(&self, names: &[&str]) -> (String, String) {
+        let (cert, key) = self.signed(names);
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A certificate for `names` signed by this CA, and its key.
+    fn signed(&self, names: &[&str]) -> (rcgen::Certificate, KeyPair) {
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let cert = CertificateParams::new(names)
             .unwrap()
             .signed_by(&key, &self.issuer)
             .unwrap();
-        (cert.pem(), key.serialize_pem())
+        (cert, key)
     }
 
     /// A client configuration that trusts this CA alone, offering `alpn`; `sni` off sends no
@@ -62,12 +68,7 @@ impl TestCa {
 
     /// A server configuration with a certificate for `names`, signed by this CA.
     pub fn server_config(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
+        let (cert, key) = self.signed(names);
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let cfg = rustls::ServerConfig::builder_with_provider(provider)
