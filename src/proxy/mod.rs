@@ -374,12 +374,15 @@ pub(crate) async fn handle(
         res.headers(),
         http_body::Body::size_hint(res.body()).exact(),
     );
-    let stats = match ctx.counted {
-        Counted::Site(i) => edge.sites.get(i).map(|s| &s.stats),
-        Counted::Data => Some(&edge.metrics.data),
-        Counted::Unmatched => None,
-    }
-    .unwrap_or(&edge.metrics.unmatched);
+    let site = match ctx.counted {
+        Counted::Site(i) => edge.sites.get(i),
+        _ => None,
+    };
+    let stats = match (ctx.counted, site) {
+        (_, Some(s)) => &s.stats,
+        (Counted::Data, _) => &edge.metrics.data,
+        _ => &edge.metrics.unmatched,
+    };
     stats.record(
         res.status().as_u16(),
         ctx.cache.as_ref(),
@@ -398,17 +401,12 @@ pub(crate) async fn handle(
     if !edge.settings.access_log && late_bytes.is_none() {
         return res;
     }
-    let (site, fwd_status, not_stored) = match (&ctx.counted, &ctx.cache) {
-        (Counted::Site(i), c) => (
-            edge.sites.get(*i).map(|s| s.name),
-            c.as_ref().and_then(|c| c.fwd_status),
-            // Why an answer the origin gave was not stored; a hit's detail is another story.
-            c.as_ref()
-                .filter(|c| !c.stored && c.fwd_status.is_some())
-                .and_then(|c| c.detail),
-        ),
-        (_, c) => (None, c.as_ref().and_then(|c| c.fwd_status), None),
-    };
+    let fwd_status = ctx.cache.as_ref().and_then(|c| c.fwd_status);
+    // Why an answer a site's origin gave was not stored; a hit's detail is another story.
+    let not_stored = site
+        .and(ctx.cache.as_ref())
+        .filter(|c| !c.stored && c.fwd_status.is_some())
+        .and_then(|c| c.detail);
     // The client's own words for the log, in one pass over its headers (two lookups cost a
     // HIT more), and only when there is a line to write.
     let (user_agent, referer) = if edge.settings.access_log {
@@ -425,7 +423,7 @@ pub(crate) async fn handle(
         version: parts.version,
         target: ctx.target,
         host: ctx.host,
-        site,
+        site: site.map(|s| s.name),
         status: res.status().as_u16(),
         cache: ctx.cache.map(|c| c.outcome.x_cache()),
         fwd_status,
